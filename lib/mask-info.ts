@@ -1,0 +1,462 @@
+// MaskInfo: a mask cut into blocks, classified, deduplicated and turned into the
+// schedules the kernels iterate. Computable masks are classified analytically per block and never
+// materialised; partial blocks of dense masks are stored once per distinct content.
+
+import { Mask, MultiHeadMask, describeValue } from './mask';
+
+// Block classes (mask.ts's BlockClass), kept local so hot loops read no imported bindings.
+const BLOCK_EMPTY = 0;
+const BLOCK_PARTIAL = 1;
+const BLOCK_FULL = 2;
+
+/** Opcodes of the postfix mask program. Each instruction is [op, ...args] in an Int32Array. */
+export enum MaskOp {
+  /** push true. args: none */
+  FULL = 1,
+  /** push (q + offset >= kv). args: offset */
+  CAUSAL = 2,
+  /** push local window test. args: hasLeft(0/1), left, hasRight(0/1), right, offset */
+  LOCAL = 3,
+  /** push (floor(q/c) == floor(kv/c) && q >= kv). args: chunk */
+  CHUNKED = 4,
+  /** pop b, pop a, push a && b. args: none */
+  AND = 5,
+  /** pop b, pop a, push a || b. args: none */
+  OR = 6,
+}
+
+export interface MaskInfoStats {
+  empty: number;
+  partial: number;
+  full: number;
+  uniquePartial: number;
+  density: number;
+}
+
+export interface MaskInfo {
+  heads: number;
+  qBlocks: number;
+  kvBlocks: number;
+  blockQ: number;
+  blockKv: number;
+  qSeqLen: number;
+  kvSeqLen: number;
+  isDkv: boolean;
+  /** [heads, qBlocks, kvBlocks]: 0 empty, 1 partial, 2 full (q-major, also for isDkv). */
+  blockMask: Uint8Array;
+  /** [numPartial, blockQ, blockKv] stored (dense) partial blocks, zero-padded; null when none. */
+  partialMaskBlocks: Uint8Array | null;
+  /** [heads, qBlocks, kvBlocks]: index into partialMaskBlocks, -1 where not a stored partial block. */
+  maskNext: Int32Array;
+  stats: MaskInfoStats;
+
+  // ---- schedule consumed by the kernels --------------------------------------
+  /** Number of distinct schedules (heads with identical masks share one). */
+  numSchedules: number;
+  /** [heads] → schedule index. */
+  headSchedule: Int32Array;
+  /**
+   * CSR over rows. Rows are q-blocks when !isDkv, kv-blocks when isDkv.
+   * Row r of schedule s is row index s * rowsPerSchedule + r; rowPtr has numSchedules*rows + 1 entries.
+   */
+  rowsPerSchedule: number;
+  rowPtr: Int32Array;
+  /** [nnz] block index along the other axis (kv-block for fwd/dq, q-block for dkv), ascending. */
+  colIdx: Int32Array;
+  /** [nnz] 1 partial, 2 full. */
+  colKind: Uint8Array;
+  /** [nnz] index into partialMaskBlocks for stored partial blocks; -1 when the program is evaluated (or full). */
+  colMaskRef: Int32Array;
+  /** Postfix programs of the schedules, concatenated; programPtr has numSchedules + 1 entries. An empty
+   *  program (ptr[s] == ptr[s+1]) means the schedule's partial blocks are all stored (dense masks). */
+  programs: Int32Array;
+  programPtr: Int32Array;
+  /** q-block boundaries of the qSeqShards shards: [qSeqShards + 1], first 0, last qBlocks. */
+  qShardBounds: Int32Array;
+}
+
+export interface ProcessMaskOptions {
+  isDkv?: boolean;
+  qSeqShards?: number;
+}
+
+
+// ---- processMask -------------------------------------------------------------------------------
+
+/** Cuts `mask` into [blockQ, blockKv] blocks (the last ones ragged), classifies them and builds the
+ *  kernels' schedules. `heads` is 1 for a 2-D mask and the head count for a MultiHeadMask. */
+export function processMask(
+  mask: Mask | MultiHeadMask,
+  blockShape: [number, number],
+  opts: ProcessMaskOptions = {},
+): MaskInfo {
+  const headMasks = headMasksOf(mask);
+  const [blockQ, blockKv] = checkBlockShape(blockShape);
+  const isDkv = checkOptions(opts);
+  const [qSeqLen, kvSeqLen] = headMasks[0].shape;
+  const grid: BlockGrid = {
+    blockQ, blockKv, qSeqLen, kvSeqLen,
+    qBlocks: Math.ceil(qSeqLen / blockQ),
+    kvBlocks: Math.ceil(kvSeqLen / blockKv),
+  };
+  const qShardBounds = shardBounds(opts.qSeqShards, grid.qBlocks);
+  const heads = headMasks.length;
+  const blocksPerHead = grid.qBlocks * grid.kvBlocks;
+  const blockMask = new Uint8Array(heads * blocksPerHead);
+  const maskNext = new Int32Array(heads * blocksPerHead).fill(-1);
+  const store = new PartialBlockStore(blockQ * blockKv);
+  const { headSchedule, scheduleHeads, schedulePrograms } = classifyHeads(headMasks, grid, blockMask, maskNext, store);
+  const csr = buildSchedules(grid, isDkv, scheduleHeads, blockMask, maskNext);
+  const { programs, programPtr } = concatPrograms(schedulePrograms);
+  return {
+    heads,
+    qBlocks: grid.qBlocks,
+    kvBlocks: grid.kvBlocks,
+    blockQ,
+    blockKv,
+    qSeqLen,
+    kvSeqLen,
+    isDkv,
+    blockMask,
+    partialMaskBlocks: store.blocks(),
+    maskNext,
+    stats: countBlocks(blockMask, store.count),
+    numSchedules: scheduleHeads.length,
+    headSchedule,
+    rowsPerSchedule: isDkv ? grid.kvBlocks : grid.qBlocks,
+    ...csr,
+    programs,
+    programPtr,
+    qShardBounds,
+  };
+}
+
+interface BlockGrid {
+  blockQ: number;
+  blockKv: number;
+  qSeqLen: number;
+  kvSeqLen: number;
+  qBlocks: number;
+  kvBlocks: number;
+}
+
+function headMasksOf(mask: unknown): readonly Mask[] {
+  if (mask instanceof MultiHeadMask) return mask.masks;
+  if (mask instanceof Mask) return [mask];
+  throw new TypeError(`mask: expected a Mask or MultiHeadMask, got ${describeValue(mask)}`);
+}
+
+function checkBlockShape(blockShape: unknown): [number, number] {
+  if (!Array.isArray(blockShape)) {
+    throw new TypeError(`blockShape: expected [blockQ, blockKv] of positive integers, got ${describeValue(blockShape)}`);
+  }
+  if (blockShape.length !== 2) throw new RangeError(`blockShape: expected 2 entries [blockQ, blockKv], got ${blockShape.length}`);
+  blockShape.forEach((b, i) => {
+    if (typeof b !== 'number') throw new TypeError(`blockShape[${i}]: expected a positive integer, got ${describeValue(b)}`);
+    if (!Number.isInteger(b) || b < 1) throw new RangeError(`blockShape[${i}]: expected a positive integer, got ${b}`);
+  });
+  return [blockShape[0], blockShape[1]];
+}
+
+/** Checks opts and returns isDkv. */
+function checkOptions(opts: unknown): boolean {
+  if (typeof opts !== 'object' || opts === null) throw new TypeError(`opts: expected an object, got ${describeValue(opts)}`);
+  const isDkv = (opts as ProcessMaskOptions).isDkv ?? false;
+  if (typeof isDkv !== 'boolean') throw new TypeError(`opts.isDkv: expected a boolean, got ${describeValue(isDkv)}`);
+  return isDkv;
+}
+
+/** qSeqShards contiguous, as even as possible ranges of q-blocks. */
+function shardBounds(qSeqShards: unknown, qBlocks: number): Int32Array {
+  const shards = qSeqShards ?? 1;
+  if (typeof shards !== 'number') throw new TypeError(`qSeqShards: expected a positive integer, got ${describeValue(shards)}`);
+  if (!Number.isInteger(shards) || shards < 1 || shards > qBlocks) {
+    throw new RangeError(`qSeqShards: expected an integer in [1, ${qBlocks}] (the number of q-blocks), got ${shards}`);
+  }
+  const bounds = new Int32Array(shards + 1);
+  for (let i = 0; i <= shards; i++) bounds[i] = Math.floor((i * qBlocks) / shards);
+  return bounds;
+}
+
+// ---- classification and head sharing -----------------------------------------------------------
+
+/**
+ * Classifies every head into blockMask/maskNext. Heads share a schedule when they are the same
+ * object, have equal programs, or (dense parts) have equal blockMask and maskNext; a head that
+ * shares with an earlier one is copied rather than classified again.
+ */
+function classifyHeads(
+  headMasks: readonly Mask[], grid: BlockGrid, blockMask: Uint8Array, maskNext: Int32Array, store: PartialBlockStore,
+): { headSchedule: Int32Array; scheduleHeads: number[]; schedulePrograms: (Int32Array | null)[] } {
+  const blocksPerHead = grid.qBlocks * grid.kvBlocks;
+  const headSchedule = new Int32Array(headMasks.length);
+  const scheduleHeads: number[] = []; // the first head of each schedule
+  const schedulePrograms: (Int32Array | null)[] = [];
+  const byObject = new Map<Mask, number>();
+  const byProgram = new Map<string, number>();
+  const denseByHash = new Map<number, number[]>();
+
+  headMasks.forEach((mask, head) => {
+    const base = head * blocksPerHead;
+    const program = mask.program();
+    const programKey = program === null ? null : program.join(',');
+    let schedule = byObject.get(mask) ?? (programKey === null ? undefined : byProgram.get(programKey));
+    if (schedule !== undefined) {
+      const from = scheduleHeads[schedule] * blocksPerHead;
+      blockMask.copyWithin(base, from, from + blocksPerHead);
+      maskNext.copyWithin(base, from, from + blocksPerHead);
+    } else {
+      classifyHead(mask, grid, blockMask, maskNext, base, program === null ? store : null);
+      if (programKey !== null) {
+        schedule = scheduleHeads.length;
+        byProgram.set(programKey, schedule);
+      } else {
+        const hash = hashHead(blockMask, maskNext, base, blocksPerHead);
+        const sameHash = denseByHash.get(hash) ?? [];
+        schedule = sameHash.find((s) => sameHead(blockMask, maskNext, scheduleHeads[s] * blocksPerHead, base, blocksPerHead));
+        if (schedule === undefined) {
+          schedule = scheduleHeads.length;
+          sameHash.push(schedule);
+          denseByHash.set(hash, sameHash);
+        }
+      }
+      if (schedule === scheduleHeads.length) {
+        scheduleHeads.push(head);
+        schedulePrograms.push(program);
+      }
+    }
+    byObject.set(mask, schedule);
+    headSchedule[head] = schedule;
+  });
+  return { headSchedule, scheduleHeads, schedulePrograms };
+}
+
+/** Classifies one head's blocks by their real extent; with a store, partial blocks are
+ *  materialised zero-padded to [blockQ, blockKv] and their store index goes to maskNext. */
+function classifyHead(
+  mask: Mask, grid: BlockGrid, blockMask: Uint8Array, maskNext: Int32Array, base: number, store: PartialBlockStore | null,
+): void {
+  const { blockQ, blockKv, qSeqLen, kvSeqLen, qBlocks, kvBlocks } = grid;
+  const scratch = store === null ? null : new Uint8Array(blockQ * blockKv);
+  for (let qb = 0; qb < qBlocks; qb++) {
+    const q0 = qb * blockQ;
+    const q1 = Math.min(q0 + blockQ, qSeqLen);
+    for (let kb = 0; kb < kvBlocks; kb++) {
+      const kv0 = kb * blockKv;
+      const kv1 = Math.min(kv0 + blockKv, kvSeqLen);
+      const at = base + qb * kvBlocks + kb;
+      const kind = mask.classifyBlock(q0, q1, kv0, kv1);
+      blockMask[at] = kind;
+      if (kind === BLOCK_PARTIAL && store !== null && scratch !== null) {
+        if (q1 - q0 < blockQ || kv1 - kv0 < blockKv) scratch.fill(0); // ragged: keep the padding zero
+        mask.fillWindow(q0, q1, kv0, kv1, scratch, 0, blockKv);
+        maskNext[at] = store.add(scratch);
+      }
+    }
+  }
+}
+
+function hashHead(blockMask: Uint8Array, maskNext: Int32Array, base: number, length: number): number {
+  let h = 0x811c9dc5;
+  for (let i = base; i < base + length; i++) {
+    h = Math.imul(h ^ blockMask[i], 0x01000193);
+    h = Math.imul(h ^ maskNext[i], 0x01000193);
+  }
+  return h >>> 0;
+}
+
+function sameHead(blockMask: Uint8Array, maskNext: Int32Array, a: number, b: number, length: number): boolean {
+  for (let i = 0; i < length; i++) {
+    if (blockMask[a + i] !== blockMask[b + i] || maskNext[a + i] !== maskNext[b + i]) return false;
+  }
+  return true;
+}
+
+/** Partial blocks of dense masks, each distinct content stored once (hash, then byte comparison). */
+class PartialBlockStore {
+  count = 0;
+  private pool: Uint8Array;
+  private readonly byHash = new Map<number, number[]>();
+
+  constructor(private readonly blockSize: number) {
+    this.pool = new Uint8Array(0);
+  }
+
+  /** Index of `block`'s content in the store, adding a copy when it is new. */
+  add(block: Uint8Array): number {
+    const hash = hashBytes(block);
+    const sameHash = this.byHash.get(hash);
+    if (sameHash !== undefined) {
+      for (const index of sameHash) if (this.holds(index, block)) return index;
+    }
+    const needed = (this.count + 1) * this.blockSize;
+    if (needed > this.pool.length) {
+      const grown = new Uint8Array(Math.max(needed, this.pool.length * 2));
+      grown.set(this.pool);
+      this.pool = grown;
+    }
+    this.pool.set(block, this.count * this.blockSize);
+    if (sameHash === undefined) this.byHash.set(hash, [this.count]);
+    else sameHash.push(this.count);
+    return this.count++;
+  }
+
+  /** The stored blocks [count, blockQ, blockKv], or null when there are none. */
+  blocks(): Uint8Array | null {
+    return this.count === 0 ? null : this.pool.slice(0, this.count * this.blockSize);
+  }
+
+  private holds(index: number, block: Uint8Array): boolean {
+    const start = index * this.blockSize;
+    for (let i = 0; i < this.blockSize; i++) if (this.pool[start + i] !== block[i]) return false;
+    return true;
+  }
+}
+
+/** FNV-1a over 32-bit words where the length allows, bytes for the tail. */
+function hashBytes(bytes: Uint8Array): number {
+  let h = 0x811c9dc5;
+  const words = bytes.byteOffset % 4 === 0 ? bytes.length >>> 2 : 0;
+  if (words > 0) {
+    const view = new Int32Array(bytes.buffer, bytes.byteOffset, words);
+    for (let i = 0; i < words; i++) h = Math.imul(h ^ view[i], 0x01000193);
+  }
+  for (let i = words * 4; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
+  return h >>> 0;
+}
+
+function countBlocks(blockMask: Uint8Array, uniquePartial: number): MaskInfoStats {
+  let empty = 0;
+  let partial = 0;
+  let full = 0;
+  for (let i = 0; i < blockMask.length; i++) {
+    const kind = blockMask[i];
+    if (kind === BLOCK_EMPTY) empty++;
+    else if (kind === BLOCK_FULL) full++;
+    else partial++;
+  }
+  return { empty, partial, full, uniquePartial, density: (full + partial) / blockMask.length };
+}
+
+// ---- schedules ---------------------------------------------------------------------------------
+
+/** CSR of the active blocks of each schedule: rows are q-blocks (kv-blocks for dkv), entries the
+ *  active blocks along the other axis, ascending. Built in two passes: count, then place. */
+function buildSchedules(
+  grid: BlockGrid, isDkv: boolean, scheduleHeads: readonly number[], blockMask: Uint8Array, maskNext: Int32Array,
+): Pick<MaskInfo, 'rowPtr' | 'colIdx' | 'colKind' | 'colMaskRef'> {
+  const { qBlocks, kvBlocks } = grid;
+  const rows = isDkv ? kvBlocks : qBlocks;
+  const rowPtr = new Int32Array(scheduleHeads.length * rows + 1);
+  scheduleHeads.forEach((head, s) => {
+    const base = head * qBlocks * kvBlocks;
+    for (let qb = 0; qb < qBlocks; qb++) {
+      for (let kb = 0; kb < kvBlocks; kb++) {
+        if (blockMask[base + qb * kvBlocks + kb] !== BLOCK_EMPTY) rowPtr[s * rows + (isDkv ? kb : qb) + 1]++;
+      }
+    }
+  });
+  for (let r = 0; r < rows * scheduleHeads.length; r++) rowPtr[r + 1] += rowPtr[r];
+
+  const nnz = rowPtr[rowPtr.length - 1];
+  const colIdx = new Int32Array(nnz);
+  const colKind = new Uint8Array(nnz);
+  const colMaskRef = new Int32Array(nnz);
+  const cursor = rowPtr.slice(0, rowPtr.length - 1);
+  scheduleHeads.forEach((head, s) => {
+    const base = head * qBlocks * kvBlocks;
+    // q-major order visits each kv row's q-blocks ascending too, so dkv rows come out sorted.
+    for (let qb = 0; qb < qBlocks; qb++) {
+      for (let kb = 0; kb < kvBlocks; kb++) {
+        const at = base + qb * kvBlocks + kb;
+        if (blockMask[at] === BLOCK_EMPTY) continue;
+        const entry = cursor[s * rows + (isDkv ? kb : qb)]++;
+        colIdx[entry] = isDkv ? qb : kb;
+        colKind[entry] = blockMask[at];
+        colMaskRef[entry] = maskNext[at];
+      }
+    }
+  });
+  return { rowPtr, colIdx, colKind, colMaskRef };
+}
+
+function concatPrograms(schedulePrograms: readonly (Int32Array | null)[]): { programs: Int32Array; programPtr: Int32Array } {
+  const programPtr = new Int32Array(schedulePrograms.length + 1);
+  schedulePrograms.forEach((p, s) => {
+    programPtr[s + 1] = programPtr[s] + (p === null ? 0 : p.length);
+  });
+  const programs = new Int32Array(programPtr[schedulePrograms.length]);
+  schedulePrograms.forEach((p, s) => {
+    if (p !== null) programs.set(p, programPtr[s]);
+  });
+  return { programs, programPtr };
+}
+
+// ---- mask programs -----------------------------------------------------------------------------
+
+/** Evaluation stack, reused across calls; grown when a program is longer than it (a program of n
+ *  words never needs more than n entries). */
+let evalStack = new Uint8Array(64);
+
+/** Evaluates the postfix program program[start, end) at one (q, kv) position. */
+export function evalMaskProgram(program: Int32Array, start: number, end: number, q: number, kv: number): boolean {
+  if (end - start > evalStack.length) evalStack = new Uint8Array(2 * (end - start));
+  const stack = evalStack;
+  let sp = 0;
+  let pc = start;
+  while (pc < end) {
+    switch (program[pc]) {
+      case MaskOp.FULL:
+        stack[sp++] = 1;
+        pc += 1;
+        break;
+      case MaskOp.CAUSAL:
+        stack[sp++] = q + program[pc + 1] >= kv ? 1 : 0;
+        pc += 2;
+        break;
+      case MaskOp.LOCAL: {
+        const shifted = q + program[pc + 5];
+        const leftOk = program[pc + 1] === 0 || shifted - program[pc + 2] <= kv;
+        const rightOk = program[pc + 3] === 0 || shifted + program[pc + 4] >= kv;
+        stack[sp++] = leftOk && rightOk ? 1 : 0;
+        pc += 6;
+        break;
+      }
+      case MaskOp.CHUNKED: {
+        const chunk = program[pc + 1];
+        stack[sp++] = q - (q % chunk) === kv - (kv % chunk) && q >= kv ? 1 : 0;
+        pc += 2;
+        break;
+      }
+      case MaskOp.AND:
+        sp--;
+        stack[sp - 1] &= stack[sp];
+        pc += 1;
+        break;
+      case MaskOp.OR:
+        sp--;
+        stack[sp - 1] |= stack[sp];
+        pc += 1;
+        break;
+      default:
+        throw new RangeError(`program[${pc}]: expected a MaskOp opcode, got ${program[pc]}`);
+    }
+  }
+  if (sp !== 1) throw new RangeError(`program: expected a program leaving 1 value on the stack, got ${sp}`);
+  return stack[0] === 1;
+}
+
+/**
+ * Writes the block [q0, q1) × [kv0, kv1) of the mask program program[start, end) into out as 0/1,
+ * row r at outOffset + r * outStride (default: densely packed). Used by kernels on partial blocks.
+ */
+export function fillBlockFromProgram(
+  program: Int32Array, start: number, end: number,
+  q0: number, q1: number, kv0: number, kv1: number,
+  out: Uint8Array, outOffset = 0, outStride = kv1 - kv0,
+): void {
+  for (let q = q0; q < q1; q++) {
+    const row = outOffset + (q - q0) * outStride;
+    for (let kv = kv0; kv < kv1; kv++) out[row + kv - kv0] = evalMaskProgram(program, start, end, q, kv) ? 1 : 0;
+  }
+}
