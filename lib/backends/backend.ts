@@ -1,0 +1,95 @@
+// The contract every backend implements: the same plan in, the same tensors out.
+
+import type { Mask, MultiHeadMask } from '../mask';
+import type { MaskInfo } from '../mask-info';
+import type { DType, Tensor } from '../tensor';
+
+export enum QKVLayout {
+  HEAD_DIM_MINOR = 1,
+  SEQ_MINOR = 2,
+}
+
+/** Block sizes with every default filled in (see API.md BlockSizes). */
+export interface ResolvedBlockSizes {
+  blockQ: number;
+  blockKv: number;
+  blockKvCompute: number;
+  blockQDkv: number;
+  blockKvDkv: number;
+  blockKvDkvCompute: number;
+  /** Split backward only; null for the fused backward. */
+  blockQDq: number | null;
+  blockKvDq: number | null;
+  useFusedBwdKernel: boolean;
+  qLayout: QKVLayout;
+  kLayout: QKVLayout;
+  vLayout: QKVLayout;
+}
+
+/** Everything fixed when a kernel object is made. */
+export interface KernelConfig {
+  mask: Mask | MultiHeadMask;
+  isMqa: boolean;
+  blockSizes: ResolvedBlockSizes;
+  maskValue: number;
+  attnLogitsSoftCap: number | null;
+  headShards: number;
+  qSeqShards: number;
+  fwdMaskInfo: MaskInfo;
+  /** null when the fused backward is used. */
+  dqMaskInfo: MaskInfo | null;
+  dkvMaskInfo: MaskInfo;
+}
+
+/** Sizes of one validated call. Tensors are [batch, heads, seq, dim] logically (batch = 1 without a batch dim). */
+export interface CallShape {
+  batch: number;
+  hasBatch: boolean;
+  heads: number;
+  /** kv heads (1 for MQA). */
+  kvHeads: number;
+  qSeqLen: number;
+  kvSeqLen: number;
+  headDim: number;
+  headDimV: number;
+  dtype: DType;
+}
+
+export interface ForwardArgs {
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  /** Batch-major segment ids, length batch*qSeqLen / batch*kvSeqLen; null when not given. */
+  segQ: Int32Array | null;
+  segKv: Int32Array | null;
+}
+
+export interface ForwardResult {
+  /** [.., H, Sq, Dv] in q's dtype. */
+  out: Tensor;
+  /** [.., H, Sq] float32. */
+  logsumexp: Tensor;
+}
+
+export interface BackwardArgs extends ForwardArgs {
+  out: Tensor;
+  logsumexp: Tensor;
+  dout: Tensor;
+}
+
+export interface BackwardResult {
+  dq: Tensor;
+  dk: Tensor;
+  dv: Tensor;
+}
+
+export interface Backend {
+  readonly name: 'cuda' | 'rocm' | 'cpu' | 'js' | 'reference';
+  /** Block size used for a field the user left unset. */
+  defaultBlockSize(seqLen: number): number;
+  forwardSync(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): ForwardResult;
+  backwardSync(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): BackwardResult;
+  /** Off-thread variants; backends without a thread of their own resolve the sync result. */
+  forward(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): Promise<ForwardResult>;
+  backward(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): Promise<BackwardResult>;
+}
