@@ -1,0 +1,25 @@
+// Public exports of splash-attention (see API.md).
+
+export { tensor, fromFloat32, toFloat32 } from './tensor';
+export type { DType, Tensor } from './tensor';
+export {
+  Mask,
+  FullMask,
+  CausalMask,
+  LocalMask,
+  ChunkedCausalMask,
+  DenseMask,
+  LogicalOr,
+  LogicalAnd,
+  MultiHeadMask,
+  makeRandomMask,
+} from './mask';
+export { processMask } from './mask-info';
+export type { MaskInfo, MaskInfoStats, ProcessMaskOptions } from './mask-info';
+export { QKVLayout } from './backends/backend';
+export type { BlockSizes, SplashOptions, SegmentIds } from './validate';
+export { makeSplashMHA, makeSplashMQA, SplashAttentionKernel } from './kernel';
+export type { BackwardInputs, ForwardWithResiduals, Gradients, VjpResult } from './kernel';
+export { backends } from './backends/registry';
+export type { BackendStatus, DeviceInfo } from './backends/registry';
+export { toDevice, DeviceTensor } from './backends/device';

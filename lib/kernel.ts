@@ -1,0 +1,185 @@
+// The kernel object: a mask and options fixed once (MaskInfo built here), then
+// forward / backward / vjp calls that validate and hand one plan to a backend.
+
+import type { Backend, CallShape, ForwardArgs, KernelConfig, ResolvedBlockSizes } from './backends/backend';
+import { QKVLayout } from './backends/backend';
+import { resolveBackend } from './backends/registry';
+import { Mask, MultiHeadMask } from './mask';
+import { processMask, type MaskInfo } from './mask-info';
+import type { Tensor } from './tensor';
+import { describeValue } from './tensor';
+import { checkBackwardExtras, checkCall, checkOptions, type BlockSizes, type SegmentIds, type SplashOptions } from './validate';
+
+export interface ForwardWithResiduals {
+  out: Tensor;
+  logsumexp: Tensor;
+}
+
+export interface Gradients {
+  dq: Tensor;
+  dk: Tensor;
+  dv: Tensor;
+}
+
+export interface BackwardInputs {
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  segmentIds?: SegmentIds;
+  out: Tensor;
+  logsumexp: Tensor;
+  dout: Tensor;
+}
+
+export interface VjpResult extends ForwardWithResiduals {
+  backward(dout: Tensor): Promise<Gradients>;
+}
+
+function resolveBlockSizes(bs: BlockSizes, backend: Backend, qSeqLen: number, kvSeqLen: number): ResolvedBlockSizes {
+  const blockQ = bs.blockQ ?? backend.defaultBlockSize(qSeqLen);
+  const blockKv = bs.blockKv ?? backend.defaultBlockSize(kvSeqLen);
+  const blockKvDkv = bs.blockKvDkv ?? blockKv;
+  const fused = bs.useFusedBwdKernel ?? false;
+  const resolved: ResolvedBlockSizes = {
+    blockQ,
+    blockKv,
+    blockKvCompute: bs.blockKvCompute ?? blockKv,
+    blockQDkv: bs.blockQDkv ?? blockQ,
+    blockKvDkv,
+    blockKvDkvCompute: bs.blockKvDkvCompute ?? blockKvDkv,
+    blockQDq: fused ? null : bs.blockQDq ?? blockQ,
+    blockKvDq: fused ? null : bs.blockKvDq ?? blockKv,
+    useFusedBwdKernel: fused,
+    qLayout: bs.qLayout ?? QKVLayout.HEAD_DIM_MINOR,
+    kLayout: bs.kLayout ?? QKVLayout.HEAD_DIM_MINOR,
+    vLayout: bs.vLayout ?? QKVLayout.HEAD_DIM_MINOR,
+  };
+  const divides = (inner: 'blockKvCompute' | 'blockKvDkvCompute', outer: 'blockKv' | 'blockKvDkv'): void => {
+    if (resolved[outer] % resolved[inner] !== 0) {
+      throw new RangeError(
+        `blockSizes.${inner}: expected a divisor of blockSizes.${outer} (${resolved[outer]}), got ${resolved[inner]}`,
+      );
+    }
+  };
+  divides('blockKvCompute', 'blockKv');
+  divides('blockKvDkvCompute', 'blockKvDkv');
+  return resolved;
+}
+
+export class SplashAttentionKernel {
+  readonly backend: string;
+  readonly fwdMaskInfo: MaskInfo;
+  readonly dqMaskInfo: MaskInfo | null;
+  readonly dkvMaskInfo: MaskInfo;
+  private readonly impl: Backend;
+  private readonly cfg: KernelConfig;
+  private readonly saveResiduals: boolean;
+
+  /** Use makeSplashMHA / makeSplashMQA. */
+  constructor(mask: Mask | MultiHeadMask, opts: SplashOptions | undefined, isMqa: boolean) {
+    if (!(mask instanceof Mask) && !(mask instanceof MultiHeadMask)) {
+      throw new TypeError(`mask: expected a Mask or MultiHeadMask, got ${describeValue(mask)}`);
+    }
+    const o = checkOptions(opts);
+    this.impl = resolveBackend(o.backend);
+    this.backend = this.impl.name;
+    const [qSeqLen, kvSeqLen] = mask.shape.slice(-2);
+    const bs = resolveBlockSizes(o.blockSizes, this.impl, qSeqLen, kvSeqLen);
+    this.fwdMaskInfo = processMask(mask, [bs.blockQ, bs.blockKv], { qSeqShards: o.qSeqShards });
+    const dqSameAsFwd = bs.blockQDq === bs.blockQ && bs.blockKvDq === bs.blockKv;
+    this.dqMaskInfo =
+      bs.blockQDq === null || bs.blockKvDq === null
+        ? null
+        : dqSameAsFwd
+          ? this.fwdMaskInfo
+          : processMask(mask, [bs.blockQDq, bs.blockKvDq], { qSeqShards: o.qSeqShards });
+    this.dkvMaskInfo = processMask(mask, [bs.blockQDkv, bs.blockKvDkv], { isDkv: true });
+    this.saveResiduals = o.saveResiduals;
+    this.cfg = {
+      mask,
+      isMqa,
+      blockSizes: bs,
+      maskValue: o.maskValue,
+      attnLogitsSoftCap: o.attnLogitsSoftCap,
+      headShards: o.headShards,
+      qSeqShards: o.qSeqShards,
+      fwdMaskInfo: this.fwdMaskInfo,
+      dqMaskInfo: this.dqMaskInfo,
+      dkvMaskInfo: this.dkvMaskInfo,
+    };
+  }
+
+  private prepare(q: unknown, k: unknown, v: unknown, segmentIds: unknown): { shape: CallShape; args: ForwardArgs } {
+    const mask = this.cfg.mask;
+    const heads = mask instanceof MultiHeadMask ? mask.masks.length : 1;
+    const [sq, skv] = mask.shape.slice(-2);
+    const c = checkCall(this.cfg.isMqa, [sq, skv], heads, q, k, v, segmentIds);
+    return { shape: c.shape, args: { q: q as Tensor, k: k as Tensor, v: v as Tensor, segQ: c.segQ, segKv: c.segKv } };
+  }
+
+  private shapeResult(r: ForwardWithResiduals): Tensor | ForwardWithResiduals {
+    return this.saveResiduals ? r : r.out;
+  }
+
+  forwardSync(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds): Tensor | ForwardWithResiduals {
+    const { shape, args } = this.prepare(q, k, v, segmentIds);
+    return this.shapeResult(this.impl.forwardSync(this.cfg, shape, args));
+  }
+
+  async forward(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds): Promise<Tensor | ForwardWithResiduals> {
+    const { shape, args } = this.prepare(q, k, v, segmentIds);
+    return this.shapeResult(await this.impl.forward(this.cfg, shape, args));
+  }
+
+  private prepareBackward(a: BackwardInputs): { shape: CallShape; args: ForwardArgs & ForwardWithResiduals & { dout: Tensor } } {
+    if (a === null || typeof a !== 'object') {
+      throw new TypeError(`backward: expected an object { q, k, v, segmentIds?, out, logsumexp, dout }, got ${describeValue(a)}`);
+    }
+    const { shape, args } = this.prepare(a.q, a.k, a.v, a.segmentIds);
+    const extras = checkBackwardExtras(shape, a.out, a.logsumexp, a.dout);
+    return { shape, args: { ...args, ...extras } };
+  }
+
+  backwardSync(a: BackwardInputs): Gradients {
+    const { shape, args } = this.prepareBackward(a);
+    return this.impl.backwardSync(this.cfg, shape, args);
+  }
+
+  async backward(a: BackwardInputs): Promise<Gradients> {
+    const { shape, args } = this.prepareBackward(a);
+    return this.impl.backward(this.cfg, shape, args);
+  }
+
+  /** Forward with residuals, and a backward closure over the same inputs. */
+  async vjp(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds): Promise<VjpResult> {
+    const { shape, args } = this.prepare(q, k, v, segmentIds);
+    const { out, logsumexp } = await this.impl.forward(this.cfg, shape, args);
+    return {
+      out,
+      logsumexp,
+      backward: (dout: Tensor) => this.backward({ q, k, v, segmentIds, out, logsumexp, dout }),
+    };
+  }
+}
+
+// Overloads so TypeScript users get the right result type from saveResiduals.
+export interface SplashKernelWithResiduals extends SplashAttentionKernel {
+  forward(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds): Promise<ForwardWithResiduals>;
+  forwardSync(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds): ForwardWithResiduals;
+}
+export interface SplashKernelOutOnly extends SplashAttentionKernel {
+  forward(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds): Promise<Tensor>;
+  forwardSync(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds): Tensor;
+}
+
+export function makeSplashMHA(mask: Mask | MultiHeadMask, opts: SplashOptions & { saveResiduals: true }): SplashKernelWithResiduals;
+export function makeSplashMHA(mask: Mask | MultiHeadMask, opts?: SplashOptions): SplashKernelOutOnly;
+export function makeSplashMHA(mask: Mask | MultiHeadMask, opts?: SplashOptions): SplashAttentionKernel {
+  return new SplashAttentionKernel(mask, opts, false);
+}
+
+export function makeSplashMQA(mask: Mask | MultiHeadMask, opts: SplashOptions & { saveResiduals: true }): SplashKernelWithResiduals;
+export function makeSplashMQA(mask: Mask | MultiHeadMask, opts?: SplashOptions): SplashKernelOutOnly;
+export function makeSplashMQA(mask: Mask | MultiHeadMask, opts?: SplashOptions): SplashAttentionKernel {
+  return new SplashAttentionKernel(mask, opts, true);
+}

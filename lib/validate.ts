@@ -1,0 +1,267 @@
+// Every user-facing check of the kernel API. Messages name the argument, the
+// expected value and the actual one; types → TypeError, numbers → RangeError.
+
+import { QKVLayout, type CallShape } from './backends/backend';
+import { describeValue as describe, isDType, shapeSize, type DType, type Tensor } from './tensor';
+
+export const BACKEND_NAMES = ['auto', 'cuda', 'rocm', 'cpu', 'js', 'reference'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+export interface BlockSizes {
+  blockQ?: number;
+  blockKv?: number;
+  blockKvCompute?: number;
+  blockQDkv?: number;
+  blockKvDkv?: number;
+  blockKvDkvCompute?: number;
+  blockQDq?: number;
+  blockKvDq?: number;
+  useFusedBwdKernel?: boolean;
+  qLayout?: QKVLayout;
+  kLayout?: QKVLayout;
+  vLayout?: QKVLayout;
+}
+
+export interface SplashOptions {
+  blockSizes?: BlockSizes;
+  saveResiduals?: boolean;
+  maskValue?: number;
+  attnLogitsSoftCap?: number | null;
+  backend?: BackendName;
+  headShards?: number;
+  qSeqShards?: number;
+}
+
+export interface SegmentIds {
+  q: Int32Array;
+  kv: Int32Array;
+}
+
+/** -0.7 × float32 max, splash's DEFAULT_MASK_VALUE. */
+export const DEFAULT_MASK_VALUE = -0.7 * 3.4028234663852886e38;
+
+const BLOCK_FIELDS = [
+  'blockQ', 'blockKv', 'blockKvCompute', 'blockQDkv', 'blockKvDkv', 'blockKvDkvCompute', 'blockQDq', 'blockKvDq',
+] as const;
+const LAYOUT_FIELDS = ['qLayout', 'kLayout', 'vLayout'] as const;
+
+export function checkPositiveInteger(x: unknown, name: string): number {
+  if (typeof x !== 'number') throw new TypeError(`${name}: expected a positive integer, got ${describe(x)}`);
+  if (!Number.isInteger(x) || x <= 0) throw new RangeError(`${name}: expected a positive integer, got ${x}`);
+  return x;
+}
+
+function checkObject(x: unknown, name: string): Record<string, unknown> {
+  if (x === null || typeof x !== 'object' || Array.isArray(x)) {
+    throw new TypeError(`${name}: expected an object, got ${describe(x)}`);
+  }
+  return x as Record<string, unknown>;
+}
+
+export interface CheckedOptions {
+  blockSizes: BlockSizes;
+  saveResiduals: boolean;
+  maskValue: number;
+  attnLogitsSoftCap: number | null;
+  backend: BackendName;
+  headShards: number;
+  qSeqShards: number;
+}
+
+export function checkOptions(opts: unknown): CheckedOptions {
+  const o = opts === undefined ? {} : checkObject(opts, 'opts');
+  const bs = o.blockSizes === undefined ? {} : checkObject(o.blockSizes, 'blockSizes');
+  const blockSizes: BlockSizes = {};
+  for (const f of BLOCK_FIELDS) {
+    if (bs[f] !== undefined) blockSizes[f] = checkPositiveInteger(bs[f], `blockSizes.${f}`);
+  }
+  for (const f of LAYOUT_FIELDS) {
+    const v = bs[f];
+    if (v === undefined) continue;
+    if (v !== QKVLayout.HEAD_DIM_MINOR && v !== QKVLayout.SEQ_MINOR) {
+      throw new TypeError(`blockSizes.${f}: expected QKVLayout.HEAD_DIM_MINOR (1) or QKVLayout.SEQ_MINOR (2), got ${describe(v)}`);
+    }
+    blockSizes[f] = v;
+  }
+  if (bs.useFusedBwdKernel !== undefined) {
+    if (typeof bs.useFusedBwdKernel !== 'boolean') {
+      throw new TypeError(`blockSizes.useFusedBwdKernel: expected a boolean, got ${describe(bs.useFusedBwdKernel)}`);
+    }
+    blockSizes.useFusedBwdKernel = bs.useFusedBwdKernel;
+    if (bs.useFusedBwdKernel) {
+      for (const f of ['blockQDq', 'blockKvDq'] as const) {
+        if (bs[f] !== undefined) {
+          throw new RangeError(`blockSizes.${f}: expected unset with useFusedBwdKernel (the fused backward has no dq pass), got ${bs[f]}`);
+        }
+      }
+    }
+  }
+  if (o.saveResiduals !== undefined && typeof o.saveResiduals !== 'boolean') {
+    throw new TypeError(`saveResiduals: expected a boolean, got ${describe(o.saveResiduals)}`);
+  }
+  let maskValue = DEFAULT_MASK_VALUE;
+  if (o.maskValue !== undefined) {
+    if (typeof o.maskValue !== 'number') throw new TypeError(`maskValue: expected a number, got ${describe(o.maskValue)}`);
+    if (Number.isNaN(o.maskValue)) throw new RangeError('maskValue: expected a number that is not NaN, got NaN');
+    maskValue = o.maskValue;
+  }
+  let softCap: number | null = null;
+  if (o.attnLogitsSoftCap !== undefined && o.attnLogitsSoftCap !== null) {
+    if (typeof o.attnLogitsSoftCap !== 'number') {
+      throw new TypeError(`attnLogitsSoftCap: expected a positive number or null, got ${describe(o.attnLogitsSoftCap)}`);
+    }
+    if (!(o.attnLogitsSoftCap > 0) || !Number.isFinite(o.attnLogitsSoftCap)) {
+      throw new RangeError(`attnLogitsSoftCap: expected a positive finite number or null, got ${o.attnLogitsSoftCap}`);
+    }
+    softCap = o.attnLogitsSoftCap;
+  }
+  const backend = o.backend ?? 'auto';
+  if (!(BACKEND_NAMES as readonly unknown[]).includes(backend)) {
+    throw new TypeError(`backend: expected one of ${BACKEND_NAMES.join(', ')}, got ${describe(backend)}`);
+  }
+  return {
+    blockSizes,
+    saveResiduals: (o.saveResiduals as boolean | undefined) ?? false,
+    maskValue,
+    attnLogitsSoftCap: softCap,
+    backend: backend as BackendName,
+    headShards: o.headShards === undefined ? 1 : checkPositiveInteger(o.headShards, 'headShards'),
+    qSeqShards: o.qSeqShards === undefined ? 1 : checkPositiveInteger(o.qSeqShards, 'qSeqShards'),
+  };
+}
+
+/** Checks that x is a well-formed Tensor and returns it. */
+export function checkTensor(x: unknown, name: string): Tensor {
+  if (x === null || typeof x !== 'object') throw new TypeError(`${name}: expected a Tensor, got ${describe(x)}`);
+  const t = x as Partial<Tensor>;
+  if (!isDType(t.dtype)) {
+    throw new TypeError(`${name}.dtype: expected 'float32', 'bfloat16' or 'float16', got ${describe(t.dtype)}`);
+  }
+  const want = t.dtype === 'float32' ? Float32Array : Uint16Array;
+  if (!(t.data instanceof want)) {
+    throw new TypeError(`${name}.data: expected ${want.name} for dtype ${t.dtype}, got ${describe(t.data)}`);
+  }
+  if (!Array.isArray(t.shape)) throw new TypeError(`${name}.shape: expected an array, got ${describe(t.shape)}`);
+  t.shape.forEach((d, i) => {
+    if (typeof d !== 'number') throw new TypeError(`${name}.shape[${i}]: expected a positive integer, got ${describe(d)}`);
+    if (!Number.isInteger(d) || d <= 0) throw new RangeError(`${name}.shape[${i}]: expected a positive integer, got ${d}`);
+  });
+  const n = shapeSize(t.shape);
+  if (t.data.length !== n) {
+    throw new RangeError(`${name}.data: expected length ${n} (product of shape [${t.shape.join(', ')}]), got ${t.data.length}`);
+  }
+  return t as Tensor;
+}
+
+function fmt(shape: readonly (number | string)[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+function checkRank(t: Tensor, name: string, ranks: readonly number[], what: string): void {
+  if (!ranks.includes(t.shape.length)) {
+    throw new RangeError(`${name}.shape: expected rank ${ranks.join(' or ')} (${what}), got ${fmt(t.shape)}`);
+  }
+}
+
+function checkDim(name: string, what: string, expected: number, actual: number, shape: readonly number[]): void {
+  if (expected !== actual) {
+    throw new RangeError(`${name}.shape: expected ${what} ${expected}, got ${actual} in ${fmt(shape)}`);
+  }
+}
+
+function checkSameDType(t: Tensor, name: string, dtype: DType): void {
+  if (t.dtype !== dtype) throw new TypeError(`${name}.dtype: expected '${dtype}' (q's dtype), got '${t.dtype}'`);
+}
+
+export interface CheckedCall {
+  shape: CallShape;
+  segQ: Int32Array | null;
+  segKv: Int32Array | null;
+}
+
+/**
+ * Checks q, k, v (and segment ids) against each other and the mask; returns the call's sizes.
+ * maskHeads is 1 for a plain 2-D mask (applies to every head).
+ */
+export function checkCall(
+  isMqa: boolean,
+  maskShape: readonly [number, number],
+  maskHeads: number,
+  qIn: unknown,
+  kIn: unknown,
+  vIn: unknown,
+  segIn: unknown,
+): CheckedCall {
+  const q = checkTensor(qIn, 'q');
+  const k = checkTensor(kIn, 'k');
+  const v = checkTensor(vIn, 'v');
+  checkRank(q, 'q', [3, 4], '[H, Sq, D] or [B, H, Sq, D]');
+  const hasBatch = q.shape.length === 4;
+  const kvRank = (isMqa ? 2 : 3) + (hasBatch ? 1 : 0);
+  const kvWhat = isMqa ? (hasBatch ? '[B, Skv, D] like q\'s batch' : '[Skv, D] for MQA') : hasBatch ? '[B, Hkv, Skv, D] like q' : '[Hkv, Skv, D] like q';
+  checkRank(k, 'k', [kvRank], kvWhat);
+  checkRank(v, 'v', [kvRank], kvWhat.replace(/D\]/, 'Dv]'));
+  checkSameDType(k, 'k', q.dtype);
+  checkSameDType(v, 'v', q.dtype);
+  const batch = hasBatch ? q.shape[0] : 1;
+  const [heads, qSeqLen, headDim] = q.shape.slice(-3);
+  const kvHeads = isMqa ? 1 : k.shape[k.shape.length - 3];
+  const [kvSeqLen, kDim] = k.shape.slice(-2);
+  const [vSeqLen, headDimV] = v.shape.slice(-2);
+  if (hasBatch) {
+    checkDim('k', 'batch size (q\'s)', batch, k.shape[0], k.shape);
+    checkDim('v', 'batch size (q\'s)', batch, v.shape[0], v.shape);
+  }
+  if (!isMqa) {
+    if (heads % kvHeads !== 0) {
+      throw new RangeError(`k.shape: expected a kv head count that divides q's ${heads} heads, got ${kvHeads} in ${fmt(k.shape)}`);
+    }
+    checkDim('v', 'kv head count (k\'s)', kvHeads, v.shape[v.shape.length - 3], v.shape);
+  }
+  checkDim('k', 'head dim (q\'s)', headDim, kDim, k.shape);
+  checkDim('v', 'sequence length (k\'s)', kvSeqLen, vSeqLen, v.shape);
+  checkDim('q', 'sequence length (the mask\'s)', maskShape[0], qSeqLen, q.shape);
+  checkDim('k', 'sequence length (the mask\'s)', maskShape[1], kvSeqLen, k.shape);
+  if (maskHeads !== 1) checkDim('q', 'head count (the mask\'s)', maskHeads, heads, q.shape);
+
+  let segQ: Int32Array | null = null;
+  let segKv: Int32Array | null = null;
+  if (segIn !== undefined && segIn !== null) {
+    const seg = checkObject(segIn, 'segmentIds');
+    if (!(seg.q instanceof Int32Array)) throw new TypeError(`segmentIds.q: expected Int32Array, got ${describe(seg.q)}`);
+    if (!(seg.kv instanceof Int32Array)) throw new TypeError(`segmentIds.kv: expected Int32Array, got ${describe(seg.kv)}`);
+    if (seg.q.length !== batch * qSeqLen) {
+      throw new RangeError(`segmentIds.q: expected length ${batch * qSeqLen} (batch ${batch} × Sq ${qSeqLen}), got ${seg.q.length}`);
+    }
+    if (seg.kv.length !== batch * kvSeqLen) {
+      throw new RangeError(`segmentIds.kv: expected length ${batch * kvSeqLen} (batch ${batch} × Skv ${kvSeqLen}), got ${seg.kv.length}`);
+    }
+    segQ = seg.q;
+    segKv = seg.kv;
+  }
+  return {
+    shape: { batch, hasBatch, heads, kvHeads, qSeqLen, kvSeqLen, headDim, headDimV, dtype: q.dtype },
+    segQ,
+    segKv,
+  };
+}
+
+/** Checks the backward's residuals and cotangent against the call's sizes. */
+export function checkBackwardExtras(shape: CallShape, outIn: unknown, lseIn: unknown, doutIn: unknown):
+  { out: Tensor; logsumexp: Tensor; dout: Tensor } {
+  const rows = shape.hasBatch ? [shape.batch, shape.heads, shape.qSeqLen] : [shape.heads, shape.qSeqLen];
+  const outShape = [...rows, shape.headDimV];
+  const check = (x: unknown, name: string, want: number[], dtype: DType): Tensor => {
+    const t = checkTensor(x, name);
+    if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
+      throw new RangeError(`${name}.shape: expected ${fmt(want)}, got ${fmt(t.shape)}`);
+    }
+    if (t.dtype !== dtype) throw new TypeError(`${name}.dtype: expected '${dtype}', got '${t.dtype}'`);
+    return t;
+  };
+  return {
+    out: check(outIn, 'out', outShape, shape.dtype),
+    logsumexp: check(lseIn, 'logsumexp', rows, 'float32'),
+    dout: check(doutIn, 'dout', outShape, shape.dtype),
+  };
+}
