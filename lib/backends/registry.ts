@@ -2,16 +2,11 @@
 
 import type { Backend } from './backend';
 import { jsBackend } from './js';
-import { nativeBackendStatus } from './native';
+import { nativeBackendStatus, type DeviceInfo } from './native';
 import { referenceBackend } from './reference';
 import type { BackendName } from '../validate';
 
-export interface DeviceInfo {
-  index: number;
-  name: string;
-  computeCapability?: string;
-  totalMemory: number;
-}
+export type { DeviceInfo };
 
 export interface BackendStatus {
   name: string;

@@ -1,0 +1,14 @@
+// Module entry point: N-API glue only. Math lives in native/cpu and native/gpu; this file just
+// registers the exported functions of each addon part.
+#include "addon.h"
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  splash::addon::RegisterInfo(env, exports);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(splash, Init)

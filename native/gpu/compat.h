@@ -1,0 +1,176 @@
+// One GPU source for CUDA and HIP. Every .cu file under native/gpu/ includes this header and uses the
+// gpu* names below; nvcc compiles it as CUDA, `hipcc -x hip` (HIP_PLATFORM=amd) as HIP.
+#pragma once
+
+#if defined(__HIP_PLATFORM_AMD__) || defined(__HIPCC__)
+#define SPLASH_GPU_HIP 1
+#include <hip/hip_runtime.h>
+#else
+#define SPLASH_GPU_CUDA 1
+#include <cuda_runtime.h>
+#endif
+
+#include <cstdint>
+#include <string>
+
+namespace splash {
+namespace gpu {
+
+#ifdef SPLASH_GPU_HIP
+
+using gpuError_t = hipError_t;
+using gpuStream_t = hipStream_t;
+using gpuEvent_t = hipEvent_t;
+using gpuDeviceProp = hipDeviceProp_t;
+constexpr gpuError_t gpuSuccess = hipSuccess;
+constexpr const char* kRuntimeName = "HIP";
+constexpr const char* kApiPrefix = "hip";  // for messages: hipGetDeviceCount, ...
+
+// The targets (gfx90a, gfx940: CDNA) run 64-wide wavefronts only.
+constexpr int kWarpSize = 64;
+using LaneMask = uint64_t;
+#if defined(__AMDGCN_WAVEFRONT_SIZE)
+static_assert(__AMDGCN_WAVEFRONT_SIZE == kWarpSize, "compat.h assumes wave64 targets");
+#endif
+
+#else  // CUDA
+
+using gpuError_t = cudaError_t;
+using gpuStream_t = cudaStream_t;
+using gpuEvent_t = cudaEvent_t;
+using gpuDeviceProp = cudaDeviceProp;
+constexpr gpuError_t gpuSuccess = cudaSuccess;
+constexpr const char* kRuntimeName = "CUDA";
+constexpr const char* kApiPrefix = "cuda";
+
+constexpr int kWarpSize = 32;
+using LaneMask = uint32_t;
+
+#endif
+
+constexpr LaneMask kFullLaneMask = ~LaneMask{0};
+
+}  // namespace gpu
+}  // namespace splash
+
+// Runtime API aliases. Macros rather than wrappers, because several runtime entry points are
+// overloaded or templated (cudaMalloc<T>) or are themselves macros (cudaGetDeviceProperties).
+#ifdef SPLASH_GPU_HIP
+#define gpuGetDeviceCount hipGetDeviceCount
+#define gpuGetDeviceProperties hipGetDeviceProperties
+#define gpuGetErrorName hipGetErrorName
+#define gpuGetErrorString hipGetErrorString
+#define gpuGetLastError hipGetLastError
+#define gpuRuntimeGetVersion hipRuntimeGetVersion
+#define gpuDriverGetVersion hipDriverGetVersion
+#define gpuSetDevice hipSetDevice
+#define gpuGetDevice hipGetDevice
+#define gpuMalloc hipMalloc
+#define gpuFree hipFree
+#define gpuMemcpy hipMemcpy
+#define gpuMemcpyAsync hipMemcpyAsync
+#define gpuMemset hipMemset
+#define gpuMemsetAsync hipMemsetAsync
+#define gpuMemcpyHostToDevice hipMemcpyHostToDevice
+#define gpuMemcpyDeviceToHost hipMemcpyDeviceToHost
+#define gpuMemcpyDeviceToDevice hipMemcpyDeviceToDevice
+#define gpuStreamCreate hipStreamCreate
+#define gpuStreamDestroy hipStreamDestroy
+#define gpuStreamSynchronize hipStreamSynchronize
+#define gpuDeviceSynchronize hipDeviceSynchronize
+#define gpuEventCreate hipEventCreate
+#define gpuEventDestroy hipEventDestroy
+#define gpuEventRecord hipEventRecord
+#define gpuEventSynchronize hipEventSynchronize
+#define gpuEventElapsedTime hipEventElapsedTime
+#define gpuFuncSetAttribute hipFuncSetAttribute
+#define gpuFuncAttributeMaxDynamicSharedMemorySize hipFuncAttributeMaxDynamicSharedMemorySize
+#else
+#define gpuGetDeviceCount cudaGetDeviceCount
+#define gpuGetDeviceProperties cudaGetDeviceProperties
+#define gpuGetErrorName cudaGetErrorName
+#define gpuGetErrorString cudaGetErrorString
+#define gpuGetLastError cudaGetLastError
+#define gpuRuntimeGetVersion cudaRuntimeGetVersion
+#define gpuDriverGetVersion cudaDriverGetVersion
+#define gpuSetDevice cudaSetDevice
+#define gpuGetDevice cudaGetDevice
+#define gpuMalloc cudaMalloc
+#define gpuFree cudaFree
+#define gpuMemcpy cudaMemcpy
+#define gpuMemcpyAsync cudaMemcpyAsync
+#define gpuMemset cudaMemset
+#define gpuMemsetAsync cudaMemsetAsync
+#define gpuMemcpyHostToDevice cudaMemcpyHostToDevice
+#define gpuMemcpyDeviceToHost cudaMemcpyDeviceToHost
+#define gpuMemcpyDeviceToDevice cudaMemcpyDeviceToDevice
+#define gpuStreamCreate cudaStreamCreate
+#define gpuStreamDestroy cudaStreamDestroy
+#define gpuStreamSynchronize cudaStreamSynchronize
+#define gpuDeviceSynchronize cudaDeviceSynchronize
+#define gpuEventCreate cudaEventCreate
+#define gpuEventDestroy cudaEventDestroy
+#define gpuEventRecord cudaEventRecord
+#define gpuEventSynchronize cudaEventSynchronize
+#define gpuEventElapsedTime cudaEventElapsedTime
+#define gpuFuncSetAttribute cudaFuncSetAttribute
+#define gpuFuncAttributeMaxDynamicSharedMemorySize cudaFuncAttributeMaxDynamicSharedMemorySize
+#endif
+
+namespace splash {
+namespace gpu {
+
+// "<api><call> failed: <errorName>: <errorString>" — the runtime's own words, for a JS Error
+// message; `call` is the runtime function without its cuda/hip prefix, e.g. "GetDeviceCount".
+inline std::string error_message(const std::string& call, gpuError_t status) {
+  std::string msg(kApiPrefix);
+  msg += call;
+  msg += " failed: ";
+  const std::string name = gpuGetErrorName(status);
+  const std::string text = gpuGetErrorString(status);
+  msg += name;
+  if (text != name) msg += ": " + text;  // HIP 5 often gives the name twice
+  return msg;
+}
+
+#if defined(__CUDACC__) || defined(__HIPCC__)
+
+// Butterfly exchange across the whole warp / wavefront (all lanes must take part).
+template <typename T>
+__device__ __forceinline__ T shfl_xor(T value, int lane_mask, int width = kWarpSize) {
+#ifdef SPLASH_GPU_HIP
+  return __shfl_xor(value, lane_mask, width);
+#else
+  return __shfl_xor_sync(kFullLaneMask, value, lane_mask, width);
+#endif
+}
+
+template <typename T>
+__device__ __forceinline__ T shfl(T value, int src_lane, int width = kWarpSize) {
+#ifdef SPLASH_GPU_HIP
+  return __shfl(value, src_lane, width);
+#else
+  return __shfl_sync(kFullLaneMask, value, src_lane, width);
+#endif
+}
+
+// Reductions over `width` consecutive lanes (a power of two up to kWarpSize).
+template <typename T>
+__device__ __forceinline__ T warp_sum(T value, int width = kWarpSize) {
+  for (int offset = width / 2; offset > 0; offset /= 2) value += shfl_xor(value, offset, width);
+  return value;
+}
+
+template <typename T>
+__device__ __forceinline__ T warp_max(T value, int width = kWarpSize) {
+  for (int offset = width / 2; offset > 0; offset /= 2) {
+    const T other = shfl_xor(value, offset, width);
+    value = other > value ? other : value;
+  }
+  return value;
+}
+
+#endif  // device compilation
+
+}  // namespace gpu
+}  // namespace splash
