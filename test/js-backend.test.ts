@@ -1,0 +1,539 @@
+// The JS backend against the float64 reference: JAX's splash test grid scaled to CPU (a seeded sample
+// that covers every value of every axis), plus shards, block sizes, layouts, fully masked rows and memory.
+
+import assert from 'node:assert/strict';
+import {
+  CausalMask,
+  ChunkedCausalMask,
+  DenseMask,
+  FullMask,
+  LocalMask,
+  MultiHeadMask,
+  QKVLayout,
+  fromFloat32,
+  makeRandomMask,
+  makeSplashMHA,
+  makeSplashMQA,
+  toFloat32,
+  type BlockSizes,
+  type Mask,
+  type SegmentIds,
+  type SplashOptions,
+  type Tensor,
+} from '../lib/index';
+import { randomNormal, seededRandom } from '../lib/random';
+import { benchJs } from '../bench/js';
+
+type DT = 'float32' | 'bfloat16';
+type Residuals = { out: Tensor; logsumexp: Tensor };
+type Grads = { dq: Tensor; dk: Tensor; dv: Tensor };
+
+// ---- comparison helpers ------------------------------------------------------------------
+
+/**
+ * ‖actual − expected‖ / ‖expected‖ over the finite entries of `expected`; -Infinity entries (rows with no
+ * allowed key) must match exactly and no NaN may appear.
+ */
+function relErr(actual: Float32Array, expected: Float32Array, what: string): number {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i];
+    const e = expected[i];
+    assert.ok(!Number.isNaN(a), `${what}[${i}] is NaN`);
+    if (e === -Infinity) {
+      assert.equal(a, -Infinity, `${what}[${i}]: expected -Infinity, got ${a}`);
+      continue;
+    }
+    num += (a - e) * (a - e);
+    den += e * e;
+  }
+  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+}
+
+function assertClose(actual: Tensor, expected: Tensor, tol: number, what: string): void {
+  assert.deepEqual([...actual.shape], [...expected.shape], `${what}: shape`);
+  assert.equal(actual.dtype, expected.dtype, `${what}: dtype`);
+  const err = relErr(toFloat32(actual), toFloat32(expected), what);
+  assert.ok(err <= tol, `${what}: relative-norm error ${err.toExponential(3)} > ${tol}`);
+}
+
+function assertBitwise(a: Tensor, b: Tensor, what: string): void {
+  assert.deepEqual([...a.shape], [...b.shape], `${what}: shape`);
+  const x = Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength);
+  const y = Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength);
+  assert.ok(x.equals(y), `${what}: not bitwise identical`);
+}
+
+// ---- data ------------------------------------------------------------------------------------
+
+function randTensor(shape: number[], seed: number, dtype: DT, scale = 1): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return fromFloat32(randomNormal(n, seed, scale), shape, dtype);
+}
+
+/** Contiguous segments at the same relative positions in q and kv (so segments overlap), batch-major. */
+function segmentIds(batch: number, sq: number, skv: number, seed: number): SegmentIds {
+  const rand = seededRandom(seed);
+  const q = new Int32Array(batch * sq);
+  const kv = new Int32Array(batch * skv);
+  for (let b = 0; b < batch; b++) {
+    const cuts = Array.from({ length: 1 + Math.floor(rand() * 3) }, () => 0.1 + 0.8 * rand()).sort((x, y) => x - y);
+    const id = (pos: number): number => 7 * b + cuts.filter((c) => c <= pos).length;
+    for (let i = 0; i < sq; i++) q[b * sq + i] = id(i / sq);
+    for (let j = 0; j < skv; j++) kv[b * skv + j] = id(j / skv);
+  }
+  return { q, kv };
+}
+
+/** makeRandomMask with column 0 forced on, as in the JAX tests (every row keeps a key). */
+function randomMask(sq: number, skv: number, sparsity: number, seed: number): DenseMask {
+  const data = makeRandomMask([sq, skv], sparsity, seed).toDense();
+  for (let i = 0; i < sq; i++) data[i * skv] = 1;
+  return new DenseMask(data, [sq, skv]);
+}
+
+const MASK_KINDS = ['causal', 'full', 'random', 'local', 'diagonal', 'chunked', 'or', 'and', 'multihead'] as const;
+type MaskKind = (typeof MASK_KINDS)[number];
+
+function makeMask2d(kind: Exclude<MaskKind, 'multihead'>, sq: number, skv: number, rand: () => number): Mask {
+  const shape: [number, number] = [sq, skv];
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+  switch (kind) {
+    case 'causal':
+      return new CausalMask(shape, pick([0, 0, skv - sq]));
+    case 'full':
+      return new FullMask(shape);
+    case 'random':
+      return randomMask(sq, skv, pick([0.1, 0.3, 0.5]), Math.floor(rand() * 1e6));
+    case 'local':
+      return new LocalMask(shape, pick([[64, 0], [32, 32], [null, 16], [128, null]] as [number | null, number | null][]));
+    case 'diagonal':
+      return new LocalMask(shape, [0, 0]);
+    case 'chunked':
+      return new ChunkedCausalMask(shape, pick([64, 96, 128]));
+    case 'or':
+      // Alternately a computable Or (mask program) and one with a dense operand (stored blocks).
+      return rand() < 0.5
+        ? new CausalMask(shape).or(new LocalMask(shape, [0, 48]))
+        : new CausalMask(shape).or(randomMask(sq, skv, 0.9, Math.floor(rand() * 1e6)));
+    case 'and':
+      return new CausalMask(shape).and(new LocalMask(shape, [96, null]));
+  }
+}
+
+function makeMask(kind: MaskKind, heads: number, sq: number, skv: number, rand: () => number): Mask | MultiHeadMask {
+  if (kind !== 'multihead') return makeMask2d(kind, sq, skv, rand);
+  const perHead = ['causal', 'local', 'full', 'random', 'chunked', 'and'] as const;
+  return new MultiHeadMask(Array.from({ length: heads }, (_, h) => makeMask2d(perHead[h % perHead.length], sq, skv, rand)));
+}
+
+// ---- the sampled grid --------------------------------------------------------------------------
+
+const SEQS: [number, number][] = [
+  ...[128, 256, 512, 1024].flatMap((a) => [128, 256, 512, 1024].map((b): [number, number] => [a, b])),
+  [200, 328],
+  [328, 200],
+];
+const DIMS = [64, 128, 256];
+/** [q heads, kv heads]; kv heads 0 = MQA (k, v without a head dim). */
+const HEADS: [number, number][] = [[1, 1], [2, 2], [4, 1], [8, 4], [6, 2], [4, 0]];
+const SOFT_CAPS = [null, 1, 5, 20, 50];
+const BLOCKS = [64, 128, 256];
+const BATCHES = [0, 2]; // 0: no batch dimension
+const DTYPES: DT[] = ['float32', 'bfloat16'];
+/** B·H·Sq·Skv·D above this is scaled down so the reference stays fast (1024² fits with H = 1, D = 64). */
+const MAX_COST = 1024 * 1024 * 64;
+
+interface GridCase {
+  seq: [number, number];
+  dim: number;
+  heads: [number, number];
+  batch: number;
+  mask: MaskKind;
+  segments: boolean;
+  softCap: number | null;
+  blocks: BlockSizes;
+  dtype: DT;
+  seed: number;
+}
+
+/** A stream over the axis values that visits each once per cycle in a seeded order. */
+function cycler<T>(values: readonly T[], rand: () => number): () => T {
+  let order: T[] = [];
+  return () => {
+    if (order.length === 0) {
+      order = [...values];
+      for (let i = order.length - 1; i > 0; i--) {
+        const j = Math.floor(rand() * (i + 1));
+        [order[i], order[j]] = [order[j], order[i]];
+      }
+    }
+    return order.pop() as T;
+  };
+}
+
+/** A compute block size from BLOCKS that divides `block`. */
+function divisorOf(block: number, rand: () => number): number {
+  const options = BLOCKS.filter((x) => block % x === 0);
+  return options[Math.floor(rand() * options.length)];
+}
+
+function sampleGrid(n: number, seed: number): GridCase[] {
+  const rand = seededRandom(seed);
+  const seq = cycler(SEQS, rand);
+  const dim = cycler(DIMS, rand);
+  const heads = cycler(HEADS, rand);
+  const batch = cycler(BATCHES, rand);
+  const mask = cycler(MASK_KINDS, rand);
+  const seg = cycler([false, true], rand);
+  const cap = cycler(SOFT_CAPS, rand);
+  const fused = cycler([false, true], rand);
+  const dtype = cycler(DTYPES, rand);
+  const block = cycler(BLOCKS, rand);
+  const cases: GridCase[] = [];
+  for (let i = 0; i < n; i++) {
+    const c: GridCase = {
+      seq: seq(),
+      dim: dim(),
+      heads: heads(),
+      batch: batch(),
+      mask: mask(),
+      segments: seg(),
+      softCap: cap(),
+      blocks: {},
+      dtype: dtype(),
+      seed: 1000 + i,
+    };
+    const isFused = fused();
+    const blockKv = block();
+    const blockKvDkv = block();
+    c.blocks = {
+      blockQ: block(),
+      blockKv,
+      blockKvCompute: divisorOf(blockKv, rand),
+      blockQDkv: block(),
+      blockKvDkv,
+      blockKvDkvCompute: divisorOf(blockKvDkv, rand),
+      useFusedBwdKernel: isFused,
+      ...(isFused ? {} : { blockQDq: block(), blockKvDq: block() }),
+    };
+    // Heaviest combos are made smaller: batch first, then head dim, then heads.
+    const cost = (): number =>
+      Math.max(1, c.batch) * c.heads[0] * c.seq[0] * c.seq[1] * c.dim;
+    if (cost() > MAX_COST) c.batch = 0;
+    while (cost() > MAX_COST && c.dim > 64) c.dim /= 2;
+    if (cost() > MAX_COST) c.heads = c.heads[1] === 0 ? [1, 0] : [1, 1];
+    cases.push(c);
+  }
+  return cases;
+}
+
+const GRID = sampleGrid(96, 20240607);
+
+function describeCase(c: GridCase): string {
+  const h = c.heads[1] === 0 ? `MQA${c.heads[0]}` : `H${c.heads[0]}/${c.heads[1]}`;
+  const b = c.blocks;
+  const bs = `bq${b.blockQ} bkv${b.blockKv}/${b.blockKvCompute} dkv${b.blockQDkv}x${b.blockKvDkv}/${b.blockKvDkvCompute}` +
+    (b.useFusedBwdKernel ? ' fused' : ` dq${b.blockQDq}x${b.blockKvDq}`);
+  return `${c.seq[0]}x${c.seq[1]} D${c.dim} ${h}${c.batch ? ` B${c.batch}` : ''} ${c.mask}` +
+    `${c.segments ? ' seg' : ''} cap=${c.softCap ?? 'none'} ${c.dtype} ${bs}`;
+}
+
+interface Problem {
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  dout: Tensor;
+  seg?: SegmentIds;
+  mask: Mask | MultiHeadMask;
+  mqa: boolean;
+}
+
+function makeProblem(c: GridCase): Problem {
+  const rand = seededRandom(c.seed);
+  const [sq, skv] = c.seq;
+  const [h, hkv] = c.heads;
+  const mqa = hkv === 0;
+  const lead = c.batch ? [c.batch] : [];
+  const kvLead = mqa ? lead : [...lead, hkv];
+  // Without a soft cap q is scaled by 1/√D (callers scale q); with one, logits are large enough for the cap to bite.
+  const qScale = c.softCap === null ? 1 / Math.sqrt(c.dim) : 1;
+  return {
+    q: randTensor([...lead, h, sq, c.dim], c.seed * 4 + 1, c.dtype, qScale),
+    k: randTensor([...kvLead, skv, c.dim], c.seed * 4 + 2, c.dtype),
+    v: randTensor([...kvLead, skv, c.dim], c.seed * 4 + 3, c.dtype),
+    dout: randTensor([...lead, h, sq, c.dim], c.seed * 4 + 4, c.dtype),
+    seg: c.segments ? segmentIds(Math.max(1, c.batch), sq, skv, c.seed) : undefined,
+    mask: makeMask(c.mask, h, sq, skv, rand),
+    mqa,
+  };
+}
+
+function kernelFor(p: Problem, opts: SplashOptions) {
+  const o = { ...opts, saveResiduals: true as const };
+  return p.mqa ? makeSplashMQA(p.mask, o) : makeSplashMHA(p.mask, o);
+}
+
+function run(p: Problem, opts: SplashOptions): { res: Residuals; grads: Grads } {
+  const kernel = kernelFor(p, opts);
+  const res = kernel.forwardSync(p.q, p.k, p.v, p.seg);
+  const grads = kernel.backwardSync({ q: p.q, k: p.k, v: p.v, segmentIds: p.seg, ...res, dout: p.dout });
+  return { res, grads };
+}
+
+// ---- tests ---------------------------------------------------------------------------------------
+
+describe('js backend', function () {
+  this.timeout(120_000);
+
+  it('the sampled grid covers every value of every axis', () => {
+    const has = <T>(vals: readonly T[], get: (c: GridCase) => T, key = (x: T) => JSON.stringify(x)): void => {
+      const seen = new Set(GRID.map((c) => key(get(c))));
+      for (const v of vals) assert.ok(seen.has(key(v)), `grid misses ${key(v)}`);
+    };
+    has(SEQS, (c) => c.seq);
+    has(DIMS, (c) => c.dim);
+    has(HEADS, (c) => c.heads);
+    has(BATCHES, (c) => c.batch);
+    has(MASK_KINDS, (c) => c.mask);
+    has([false, true], (c) => c.segments);
+    has(SOFT_CAPS, (c) => c.softCap);
+    has(DTYPES, (c) => c.dtype);
+    has([false, true], (c) => c.blocks.useFusedBwdKernel as boolean);
+    for (const f of ['blockQ', 'blockKv', 'blockKvCompute', 'blockQDkv', 'blockKvDkv', 'blockKvDkvCompute', 'blockQDq', 'blockKvDq'] as const) {
+      has(BLOCKS, (c) => c.blocks[f]);
+    }
+  });
+
+  describe('matches the float64 reference on the sampled splash grid', () => {
+    for (const c of GRID) {
+      it(describeCase(c), () => {
+        const p = makeProblem(c);
+        const js = run(p, { backend: 'js', blockSizes: c.blocks, attnLogitsSoftCap: c.softCap });
+        const ref = run(p, { backend: 'reference', attnLogitsSoftCap: c.softCap });
+        const f32 = c.dtype === 'float32';
+        // f32: only summation order differs from float64; bf16: outputs are rounded to 8 mantissa bits.
+        const fwdTol = f32 ? 1e-5 : 1e-2;
+        // Gradients sum more terms and go through di = rowsum(out·dout) with out rounded to the dtype.
+        const gradTol = f32 ? 1e-4 : 3e-2;
+        assertClose(js.res.out, ref.res.out, fwdTol, 'out');
+        assertClose(js.res.logsumexp, ref.res.logsumexp, fwdTol, 'logsumexp');
+        assertClose(js.grads.dq, ref.grads.dq, gradTol, 'dq');
+        assertClose(js.grads.dk, ref.grads.dk, gradTol, 'dk');
+        assertClose(js.grads.dv, ref.grads.dv, gradTol, 'dv');
+      });
+    }
+  });
+
+  describe('work splitting and block sizes', () => {
+    const sq = 320;
+    const skv = 256;
+    const heads = 4;
+    const mask = new MultiHeadMask([
+      new CausalMask([sq, skv]),
+      randomMask(sq, skv, 0.4, 5),
+      new LocalMask([sq, skv], [40, 8]),
+      new FullMask([sq, skv]),
+    ]);
+    const p: Problem = {
+      q: randTensor([heads, sq, 64], 11, 'float32', 1 / 8),
+      k: randTensor([2, skv, 64], 12, 'float32'),
+      v: randTensor([2, skv, 32], 13, 'float32'),
+      dout: randTensor([heads, sq, 32], 14, 'float32'),
+      seg: segmentIds(1, sq, skv, 15),
+      mask,
+      mqa: false,
+    };
+
+    for (const fused of [false, true]) {
+      it(`headShards / qSeqShards give bitwise-identical results (${fused ? 'fused' : 'split'} backward)`, () => {
+        const blockSizes: BlockSizes = { blockQ: 64, blockKv: 64, blockQDkv: 64, blockKvDkv: 64, useFusedBwdKernel: fused };
+        const base = run(p, { backend: 'js', blockSizes });
+        for (const [headShards, qSeqShards] of [[2, 1], [1, 3], [4, 5], [2, 2]]) {
+          const r = run(p, { backend: 'js', blockSizes, headShards, qSeqShards });
+          const tag = `headShards=${headShards} qSeqShards=${qSeqShards}`;
+          assertBitwise(r.res.out, base.res.out, `out ${tag}`);
+          assertBitwise(r.res.logsumexp, base.res.logsumexp, `logsumexp ${tag}`);
+          assertBitwise(r.grads.dq, base.grads.dq, `dq ${tag}`);
+          assertBitwise(r.grads.dk, base.grads.dk, `dk ${tag}`);
+          assertBitwise(r.grads.dv, base.grads.dv, `dv ${tag}`);
+        }
+      });
+    }
+
+    it('block-size choices agree within tolerance (default maskValue)', () => {
+      const configs: BlockSizes[] = [
+        { blockQ: 64, blockKv: 64, blockQDkv: 64, blockKvDkv: 64, blockQDq: 64, blockKvDq: 64 },
+        { blockQ: 128, blockKv: 256, blockKvCompute: 64, blockQDkv: 256, blockKvDkv: 128, blockKvDkvCompute: 64, blockQDq: 256, blockKvDq: 128 },
+        { blockQ: 256, blockKv: 128, blockKvCompute: 128, blockQDkv: 64, blockKvDkv: 256, useFusedBwdKernel: true },
+        { blockQ: 512, blockKv: 512, blockQDkv: 512, blockKvDkv: 512, useFusedBwdKernel: true },
+      ];
+      const base = run(p, { backend: 'js', blockSizes: configs[0] });
+      for (const blockSizes of configs.slice(1)) {
+        const r = run(p, { backend: 'js', blockSizes });
+        // Only the order of f32-rounded partial sums changes between block shapes.
+        assertClose(r.res.out, base.res.out, 1e-5, 'out');
+        assertClose(r.res.logsumexp, base.res.logsumexp, 1e-5, 'logsumexp');
+        assertClose(r.grads.dq, base.grads.dq, 1e-5, 'dq');
+        assertClose(r.grads.dk, base.grads.dk, 1e-5, 'dk');
+        assertClose(r.grads.dv, base.grads.dv, 1e-5, 'dv');
+      }
+    });
+
+    it('forward (async) and forwardSync agree bitwise', async () => {
+      const kernel = kernelFor(p, { backend: 'js' });
+      assert.equal(kernel.backend, 'js');
+      const a = await kernel.forward(p.q, p.k, p.v, p.seg);
+      const b = kernel.forwardSync(p.q, p.k, p.v, p.seg);
+      assertBitwise(a.out, b.out, 'out');
+      assertBitwise(a.logsumexp, b.logsumexp, 'logsumexp');
+      const ga = await kernel.backward({ q: p.q, k: p.k, v: p.v, segmentIds: p.seg, ...a, dout: p.dout });
+      const gb = kernel.backwardSync({ q: p.q, k: p.k, v: p.v, segmentIds: p.seg, ...b, dout: p.dout });
+      assertBitwise(ga.dq, gb.dq, 'dq');
+      assertBitwise(ga.dk, gb.dk, 'dk');
+      assertBitwise(ga.dv, gb.dv, 'dv');
+    });
+
+    it('SEQ_MINOR layouts match HEAD_DIM_MINOR', () => {
+      const { HEAD_DIM_MINOR: H, SEQ_MINOR: S } = QKVLayout;
+      const base = run(p, { backend: 'js', blockSizes: { blockQ: 128, blockKv: 128, blockKvCompute: 64 } });
+      for (const [qLayout, kLayout, vLayout] of [[S, S, S], [S, H, H], [H, S, H], [H, H, S]]) {
+        for (const fused of [false, true]) {
+          const blockSizes = { blockQ: 128, blockKv: 128, blockKvCompute: 64, qLayout, kLayout, vLayout, useFusedBwdKernel: fused };
+          const r = run(p, { backend: 'js', blockSizes });
+          // Same math; SEQ_MINOR k/v only change the summation order of the forward dot products.
+          const tol = 1e-6;
+          assertClose(r.res.out, base.res.out, tol, `out ${qLayout}${kLayout}${vLayout}`);
+          assertClose(r.res.logsumexp, base.res.logsumexp, tol, 'logsumexp');
+          assertClose(r.grads.dq, base.grads.dq, tol, 'dq');
+          assertClose(r.grads.dk, base.grads.dk, tol, 'dk');
+          assertClose(r.grads.dv, base.grads.dv, tol, 'dv');
+        }
+      }
+    });
+  });
+
+  describe('masking edge cases', () => {
+    it('rows with no allowed key give out = 0, logsumexp = -Infinity and zero gradients', () => {
+      const sq = 160;
+      const skv = 144;
+      // Rows 10..29 of the mask are empty; segment ids empty rows 100..119 (a q segment absent from kv).
+      const data = randomMask(sq, skv, 0.3, 9).toDense();
+      data.fill(0, 10 * skv, 30 * skv);
+      const seg = { q: new Int32Array(sq), kv: new Int32Array(skv) };
+      seg.q.fill(5, 100, 120);
+      const p: Problem = {
+        q: randTensor([2, sq, 64], 21, 'float32', 1 / 8),
+        k: randTensor([2, skv, 64], 22, 'float32'),
+        v: randTensor([2, skv, 64], 23, 'float32'),
+        dout: randTensor([2, sq, 64], 24, 'float32'),
+        seg,
+        mask: new DenseMask(data, [sq, skv]),
+        mqa: false,
+      };
+      const empty = (i: number): boolean => (i >= 10 && i < 30) || (i >= 100 && i < 120);
+      for (const fused of [false, true]) {
+        const js = run(p, { backend: 'js', blockSizes: { blockQ: 64, blockKv: 64, useFusedBwdKernel: fused } });
+        const ref = run(p, { backend: 'reference' });
+        const out = toFloat32(js.res.out);
+        const lse = toFloat32(js.res.logsumexp);
+        const dq = toFloat32(js.grads.dq);
+        for (let h = 0; h < 2; h++) {
+          for (let i = 0; i < sq; i++) {
+            const r = h * sq + i;
+            if (!empty(i)) {
+              assert.ok(Number.isFinite(lse[r]), `lse[${h}, ${i}] should be finite, got ${lse[r]}`);
+              continue;
+            }
+            assert.equal(lse[r], -Infinity, `lse[${h}, ${i}]`);
+            for (let t = 0; t < 64; t++) {
+              assert.equal(out[r * 64 + t], 0, `out[${h}, ${i}, ${t}]`);
+              assert.equal(dq[r * 64 + t], 0, `dq[${h}, ${i}, ${t}]`);
+            }
+          }
+        }
+        // Everything else as in the reference (f32 tolerances as in the grid).
+        assertClose(js.res.out, ref.res.out, 1e-5, 'out');
+        assertClose(js.res.logsumexp, ref.res.logsumexp, 1e-5, 'logsumexp');
+        assertClose(js.grads.dq, ref.grads.dq, 1e-4, 'dq');
+        assertClose(js.grads.dk, ref.grads.dk, 1e-4, 'dk');
+        assertClose(js.grads.dv, ref.grads.dv, 1e-4, 'dv');
+      }
+    });
+
+    it('a custom maskValue matches the reference when every block is visited', () => {
+      // One block covers the whole problem, so masked logits take maskValue everywhere, as in the reference.
+      const s = 96;
+      const p: Problem = {
+        q: randTensor([2, s, 32], 31, 'float32', 0.5),
+        k: randTensor([2, s, 32], 32, 'float32'),
+        v: randTensor([2, s, 32], 33, 'float32'),
+        dout: randTensor([2, s, 32], 34, 'float32'),
+        mask: new CausalMask([s, s]),
+        mqa: false,
+      };
+      const opts = { maskValue: -3, attnLogitsSoftCap: 4 };
+      const js = run(p, { ...opts, backend: 'js', blockSizes: { blockQ: 128, blockKv: 128, blockKvCompute: 64 } });
+      const ref = run(p, { ...opts, backend: 'reference' });
+      // f32 summation order only.
+      assertClose(js.res.out, ref.res.out, 1e-5, 'out');
+      assertClose(js.res.logsumexp, ref.res.logsumexp, 1e-5, 'logsumexp');
+      assertClose(js.grads.dq, ref.grads.dq, 1e-4, 'dq');
+      assertClose(js.grads.dk, ref.grads.dk, 1e-4, 'dk');
+      assertClose(js.grads.dv, ref.grads.dv, 1e-4, 'dv');
+    });
+  });
+
+  describe('memory', () => {
+    it('a 1×32768×64 causal forward allocates no S×S array', function () {
+      this.timeout(600_000);
+      const s = 32768;
+      const d = 64;
+      const q = randTensor([1, s, d], 41, 'float32', 1 / 8);
+      const k = randTensor([1, s, d], 42, 'float32');
+      const v = randTensor([1, s, d], 43, 'float32');
+      const kernel = makeSplashMHA(new CausalMask([s, s]), { backend: 'js', saveResiduals: true });
+      const before = process.memoryUsage().arrayBuffers;
+      const { out, logsumexp } = kernel.forwardSync(q, k, v);
+      const grown = process.memoryUsage().arrayBuffers - before;
+      // Outputs are 8.4 MB; a float32 S×S array would be 4.3 GB. Allow 64 MB for MaskInfo and scratch.
+      assert.ok(grown < 64 * 2 ** 20, `array buffers grew by ${(grown / 2 ** 20).toFixed(1)} MB`);
+      // Spot-check a few rows against a direct float64 computation.
+      const qf = toFloat32(q);
+      const kf = toFloat32(k);
+      const vf = toFloat32(v);
+      const of = toFloat32(out);
+      const lf = toFloat32(logsumexp);
+      for (const i of [0, 1, 4097, 20000, s - 1]) {
+        const logits = new Float64Array(i + 1);
+        let max = -Infinity;
+        for (let j = 0; j <= i; j++) {
+          let x = 0;
+          for (let t = 0; t < d; t++) x += qf[i * d + t] * kf[j * d + t];
+          logits[j] = x;
+          max = Math.max(max, x);
+        }
+        let sum = 0;
+        for (let j = 0; j <= i; j++) sum += Math.exp(logits[j] - max);
+        const lse = max + Math.log(sum);
+        // f32 accumulation over up to 32768 keys.
+        assert.ok(Math.abs(lf[i] - lse) <= 1e-5 * Math.max(1, Math.abs(lse)), `lse[${i}]: ${lf[i]} vs ${lse}`);
+        const want = new Float64Array(d);
+        for (let j = 0; j <= i; j++) {
+          const pj = Math.exp(logits[j] - lse);
+          for (let t = 0; t < d; t++) want[t] += pj * vf[j * d + t];
+        }
+        const err = relErr(of.subarray(i * d, (i + 1) * d), Float32Array.from(want), `out[${i}]`);
+        assert.ok(err <= 1e-5, `out[${i}]: relative-norm error ${err}`); // f32 accumulation, as above
+      }
+    });
+  });
+
+  it('bench/js.ts still runs (tiny size)', () => {
+    const rows = benchJs({ heads: 1, seq: 128, dim: 32, repeats: 1 });
+    assert.deepEqual(rows.map((r) => r.mask), ['full', 'causal']);
+    for (const r of rows) assert.ok(r.gflops > 0 && Number.isFinite(r.gflops), `${r.mask}: ${r.gflops} GFLOP/s`);
+  });
+});
