@@ -5,6 +5,7 @@
 // program for the kernels), classifyBlock() (empty/partial/full for one block) and fillWindow().
 
 import { MaskOp } from './mask-info';
+import { seededRandom } from './random';
 
 /** Classification of one block: 0 = no element true, 1 = some, 2 = every element true. */
 export type BlockClass = 0 | 1 | 2;
@@ -523,18 +524,6 @@ export class MultiHeadMask {
 
 // ---- random masks for tests and benchmarks -----------------------------------------------------
 
-/** mulberry32: a tiny, fast, seedable PRNG with uniform floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Each entry is false with probability `sparsity` (as JAX's make_random_mask); deterministic per seed. */
 export function makeRandomMask(shape: readonly [number, number], sparsity: number, seed: number): DenseMask {
   const [qLen, kvLen] = checkShape2(shape);
@@ -542,7 +531,7 @@ export function makeRandomMask(shape: readonly [number, number], sparsity: numbe
   if (!(sparsity >= 0 && sparsity <= 1)) throw new RangeError(`sparsity: expected a number in [0, 1], got ${sparsity}`);
   checkInteger(seed, 'seed');
   // Fold the high bits of large seeds in, so distinct safe-integer seeds give distinct streams.
-  const random = mulberry32((seed ^ Math.floor(seed / 4294967296)) >>> 0);
+  const random = seededRandom((seed ^ Math.floor(seed / 4294967296)) >>> 0);
   const data = new Uint8Array(qLen * kvLen);
   for (let i = 0; i < data.length; i++) data[i] = random() >= sparsity ? 1 : 0;
   return new DenseMask(data, [qLen, kvLen]);

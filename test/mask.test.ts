@@ -6,18 +6,7 @@ import {
   CausalMask, ChunkedCausalMask, DenseMask, FullMask, LocalMask, LogicalAnd, LogicalOr, Mask, MultiHeadMask,
   makeRandomMask,
 } from '../lib/mask';
-
-/** mulberry32, so every random case is reproducible from its seed. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../lib/random';
 
 function randInt(random: () => number, lo: number, hi: number): number {
   return lo + Math.floor(random() * (hi - lo + 1));
