@@ -1,8 +1,10 @@
 // Which backends exist, which are usable here, and the 'auto' choice.
 
 import type { Backend } from './backend';
+import { cpuBackend } from './cpu';
+import { cudaBackend, rocmBackend } from './gpu';
 import { jsBackend } from './js';
-import { nativeBackendStatus, type DeviceInfo } from './native';
+import { loadNative, nativeBackendStatus, type DeviceInfo } from './native';
 import { referenceBackend } from './reference';
 import type { BackendName } from '../validate';
 
@@ -18,13 +20,22 @@ export interface BackendStatus {
 type NativeName = 'cuda' | 'rocm' | 'cpu';
 const NATIVE_ORDER: readonly NativeName[] = ['cuda', 'rocm', 'cpu'];
 
-/** Native backends whose kernels are implemented; filled in as the kernels land. */
-const nativeKernels: Partial<Record<NativeName, Backend>> = {};
+const nativeKernels: Record<NativeName, Backend> = { cpu: cpuBackend, cuda: cudaBackend, rocm: rocmBackend };
+
+/** Addon functions each native backend calls: an addon built before they existed must not count as available. */
+const REQUIRED_EXPORTS: Record<NativeName, readonly string[]> = {
+  cpu: ['forward', 'forwardSync', 'backward', 'backwardSync'],
+  cuda: ['gpuForward', 'gpuForwardSync', 'gpuUploadSchedule', 'gpuToDevice', 'gpuToHost', 'gpuDispose'],
+  rocm: ['gpuForward', 'gpuForwardSync', 'gpuUploadSchedule', 'gpuToDevice', 'gpuToHost', 'gpuDispose'],
+};
 
 function nativeStatus(name: NativeName): BackendStatus {
   const s = nativeBackendStatus(name);
-  if (s.available && nativeKernels[name] === undefined) {
-    return { name, available: false, reason: `the native addon loads but has no ${name} attention kernels yet`, devices: s.devices };
+  if (!s.available) return { name, ...s };
+  const { addon, path } = loadNative();
+  const missing = REQUIRED_EXPORTS[name].filter((f) => typeof (addon as unknown as Record<string, unknown>)[f] !== 'function');
+  if (missing.length > 0) {
+    return { name, available: false, reason: `the native addon at ${path} lacks ${missing.join(', ')} (a stale build: rebuild it)`, devices: s.devices };
   }
   return { name, ...s };
 }
@@ -44,11 +55,11 @@ export function resolveBackend(name: BackendName): Backend {
   if (name === 'reference') return referenceBackend;
   if (name === 'auto') {
     for (const n of NATIVE_ORDER) {
-      if (nativeStatus(n).available) return nativeKernels[n] as Backend;
+      if (nativeStatus(n).available) return nativeKernels[n];
     }
     return jsBackend;
   }
   const s = nativeStatus(name);
   if (!s.available) throw new Error(`backend '${name}' is not available: ${s.reason ?? 'unknown reason'}`);
-  return nativeKernels[name] as Backend;
+  return nativeKernels[name];
 }

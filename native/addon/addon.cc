@@ -6,6 +6,8 @@ namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   splash::addon::RegisterInfo(env, exports);
+  splash::addon::RegisterAttention(env, exports);
+  splash::addon::RegisterGpu(env, exports);
   return exports;
 }
 

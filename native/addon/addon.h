@@ -8,6 +8,8 @@ namespace splash {
 namespace addon {
 
 void RegisterInfo(Napi::Env env, Napi::Object exports);  // info.cc: info()
+void RegisterAttention(Napi::Env env, Napi::Object exports);  // attention.cc: forward[Sync], backward[Sync]
+void RegisterGpu(Napi::Env env, Napi::Object exports);        // gpu.cc: device buffers, gpuForward[Sync], planning
 
 }  // namespace addon
 }  // namespace splash

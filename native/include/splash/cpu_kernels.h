@@ -14,5 +14,22 @@ void forward(const AttentionParams& p);
 // dq, dk, dv from q, k, v, out, lse, dout: split (p.dq_sched then p.dkv_sched) or fused (p.fused_bwd).
 void backward(const AttentionParams& p);
 
+// How (never what) the kernels compute. forward / backward take these from the environment; results
+// are bitwise the same for every thread count and with or without segment skipping.
+struct RunOptions {
+  int32_t threads;       // worker threads, 0 = every CPU this process may use (p.num_threads > 0 wins)
+  int32_t max_isa;       // highest instruction set: 0 portable C++, 1 AVX2, 2 AVX-512 (capped by the CPU)
+  int32_t bf16_dots;     // 1: all-bf16 forwards use avx512_bf16 dot products where the CPU has them
+  int32_t segment_skip;  // 1: skip block pairs whose segment ids cannot meet
+};
+
+// From SPLASH_NUM_THREADS, SPLASH_CPU_ISA (generic | avx2 | avx512), SPLASH_CPU_BF16=0 and
+// SPLASH_SEGMENT_SKIP=0. getenv races with a concurrent setenv, so a host that changes its environment
+// at run time (Node) reads this on the thread that owns the environment and passes it along.
+RunOptions options_from_environment();
+
+void forward_with(const AttentionParams& p, const RunOptions& options);
+void backward_with(const AttentionParams& p, const RunOptions& options);
+
 }  // namespace cpu
 }  // namespace splash

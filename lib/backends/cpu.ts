@@ -1,0 +1,239 @@
+// The 'cpu' backend: the native CPU kernels (native/cpu) through the addon's forward / backward
+// entry points (native/addon/attention.cc). This file only marshals: tensors become
+// { data, dtype, strides } views, MaskInfo objects go across as they are, and every output array is
+// allocated here so the caller owns it. The addon re-checks all sizes against the real buffers.
+
+import type { MaskInfo } from '../mask-info';
+import { tensor, type DType, type Tensor } from '../tensor';
+import {
+  QKVLayout,
+  type Backend,
+  type BackwardArgs,
+  type BackwardResult,
+  type CallShape,
+  type ForwardArgs,
+  type ForwardResult,
+  type KernelConfig,
+} from './backend';
+import { loadNative } from './native';
+
+/** A tensor as the addon reads it: element strides over [batch, head, seq, dim]. */
+interface NativeTensor {
+  data: Float32Array | Uint16Array;
+  dtype: 0 | 1 | 2;
+  strides: [number, number, number, number];
+}
+
+interface NativeCall {
+  batch: number;
+  heads: number;
+  kvHeads: number;
+  qSeq: number;
+  kvSeq: number;
+  headDim: number;
+  headDimV: number;
+  q: NativeTensor;
+  k: NativeTensor;
+  v: NativeTensor;
+  out: NativeTensor;
+  lse: NativeTensor;
+  dout?: NativeTensor;
+  dq?: NativeTensor;
+  dk?: NativeTensor;
+  dv?: NativeTensor;
+  segmentIdsQ: Int32Array | null;
+  segmentIdsKv: Int32Array | null;
+  maskValue: number;
+  softCap: number;
+  saveLse: boolean;
+  blockKvCompute: number;
+  blockKvDkvCompute: number;
+  fusedBwd: boolean;
+  fwdInfo?: MaskInfo;
+  /** Split backward only; null for the fused one. */
+  dqInfo?: MaskInfo | null;
+  dkvInfo?: MaskInfo;
+  numThreads: number;
+  headShards: number;
+}
+
+/** The addon's CPU kernel exports (added to NativeAddon by attention.cc). All resolve once the
+ *  outputs in the call are written. */
+export interface CpuKernelAddon {
+  forward(call: unknown): Promise<void>;
+  forwardSync(call: unknown): void;
+  backward(call: unknown): Promise<void>;
+  backwardSync(call: unknown): void;
+}
+
+function kernels(): CpuKernelAddon {
+  const ld = loadNative();
+  if (ld.addon === null) throw new Error(`backend 'cpu' is not available: native addon not loaded: ${ld.error}`);
+  const a = ld.addon as unknown as Partial<CpuKernelAddon>;
+  if (typeof a.forwardSync !== 'function' || typeof a.backwardSync !== 'function') {
+    throw new Error(`backend 'cpu' is not available: the addon at ${ld.path} has no CPU attention kernels ` +
+      '(a stale build: rebuild it)');
+  }
+  return a as CpuKernelAddon;
+}
+
+const DTYPE_CODE: Record<DType, 0 | 1 | 2> = { float32: 0, bfloat16: 1, float16: 2 };
+
+function newData(dtype: DType, n: number): Float32Array | Uint16Array {
+  return dtype === 'float32' ? new Float32Array(n) : new Uint16Array(n);
+}
+
+/** [slabs, seq, dim] → [slabs, dim, seq] (the SEQ_MINOR physical layout), same array type. */
+function toSeqMinor<T extends Float32Array | Uint16Array>(x: T, slabs: number, seq: number, dim: number): T {
+  const y = new (x.constructor as { new (n: number): T })(x.length);
+  for (let s = 0; s < slabs; s++) {
+    const base = s * seq * dim;
+    for (let r = 0; r < seq; r++) {
+      const src = base + r * dim;
+      for (let c = 0; c < dim; c++) y[base + c * seq + r] = x[src + c];
+    }
+  }
+  return y;
+}
+
+/** A row-major [batch, heads, seq, dim] tensor (heads = 1 for MQA's k / v), optionally handed to the
+ *  kernel in the SEQ_MINOR layout. */
+function view(t: Tensor, batch: number, heads: number, seq: number, dim: number,
+  layout: QKVLayout = QKVLayout.HEAD_DIM_MINOR): NativeTensor {
+  const slab = seq * dim;
+  if (layout === QKVLayout.SEQ_MINOR) {
+    const data = toSeqMinor(t.data, batch * heads, seq, dim);
+    return { data, dtype: DTYPE_CODE[t.dtype], strides: [heads * slab, slab, 1, seq] };
+  }
+  return { data: t.data, dtype: DTYPE_CODE[t.dtype], strides: [heads * slab, slab, dim, 1] };
+}
+
+/** A contiguous row-major [batch, heads, seq, dim] array (outputs, out/dout/logsumexp residuals). */
+function rowMajorView(data: Float32Array | Uint16Array, dtype: DType, heads: number, seq: number,
+  dim: number): NativeTensor {
+  return { data, dtype: DTYPE_CODE[dtype], strides: [heads * seq * dim, seq * dim, dim, 1] };
+}
+
+interface ForwardCall {
+  call: NativeCall;
+  result: () => ForwardResult;
+}
+
+function forwardCall(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): ForwardCall {
+  const { batch, heads, kvHeads, qSeqLen: sq, kvSeqLen: skv, headDim: d, headDimV: dv } = shape;
+  const bs = cfg.blockSizes;
+  const outData = newData(args.q.dtype, batch * heads * sq * dv);
+  const lseData = new Float32Array(batch * heads * sq);
+  const call: NativeCall = {
+    ...sizes(shape),
+    q: view(args.q, batch, heads, sq, d, bs.qLayout),
+    k: view(args.k, batch, kvHeads, skv, d, bs.kLayout),
+    v: view(args.v, batch, kvHeads, skv, dv, bs.vLayout),
+    out: rowMajorView(outData, args.q.dtype, heads, sq, dv),
+    lse: rowMajorView(lseData, 'float32', heads, sq, 1),
+    segmentIdsQ: args.segQ,
+    segmentIdsKv: args.segKv,
+    ...options(cfg),
+    saveLse: true,
+    fwdInfo: cfg.fwdMaskInfo,
+  };
+  const rowShape = args.q.shape.slice(0, -1);
+  return {
+    call,
+    result: () => ({
+      out: tensor(outData, [...rowShape, dv], args.q.dtype),
+      logsumexp: tensor(lseData, rowShape, 'float32'),
+    }),
+  };
+}
+
+interface BackwardCall {
+  call: NativeCall;
+  result: () => BackwardResult;
+}
+
+function backwardCall(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): BackwardCall {
+  const { batch, heads, kvHeads, qSeqLen: sq, kvSeqLen: skv, headDim: d, headDimV: dv } = shape;
+  const bs = cfg.blockSizes;
+  const dqData = newData(args.q.dtype, args.q.data.length);
+  const dkData = newData(args.k.dtype, args.k.data.length);
+  const dvData = newData(args.v.dtype, args.v.data.length);
+  const call: NativeCall = {
+    ...sizes(shape),
+    q: view(args.q, batch, heads, sq, d, bs.qLayout),
+    k: view(args.k, batch, kvHeads, skv, d, bs.kLayout),
+    v: view(args.v, batch, kvHeads, skv, dv, bs.vLayout),
+    out: view(args.out, batch, heads, sq, dv),
+    lse: rowMajorView(args.logsumexp.data as Float32Array, 'float32', heads, sq, 1),
+    dout: view(args.dout, batch, heads, sq, dv),
+    dq: rowMajorView(dqData, args.q.dtype, heads, sq, d),
+    dk: rowMajorView(dkData, args.k.dtype, kvHeads, skv, d),
+    dv: rowMajorView(dvData, args.v.dtype, kvHeads, skv, dv),
+    segmentIdsQ: args.segQ,
+    segmentIdsKv: args.segKv,
+    ...options(cfg),
+    saveLse: false,
+    dqInfo: cfg.dqMaskInfo,
+    dkvInfo: cfg.dkvMaskInfo,
+  };
+  return {
+    call,
+    result: () => ({
+      dq: tensor(dqData, args.q.shape, args.q.dtype),
+      dk: tensor(dkData, args.k.shape, args.k.dtype),
+      dv: tensor(dvData, args.v.shape, args.v.dtype),
+    }),
+  };
+}
+
+type SizeFields = 'batch' | 'heads' | 'kvHeads' | 'qSeq' | 'kvSeq' | 'headDim' | 'headDimV';
+
+function sizes(shape: CallShape): Pick<NativeCall, SizeFields> {
+  return {
+    batch: shape.batch,
+    heads: shape.heads,
+    kvHeads: shape.kvHeads,
+    qSeq: shape.qSeqLen,
+    kvSeq: shape.kvSeqLen,
+    headDim: shape.headDim,
+    headDimV: shape.headDimV,
+  };
+}
+
+function options(cfg: KernelConfig): Pick<NativeCall, 'maskValue' | 'softCap' | 'blockKvCompute' | 'blockKvDkvCompute' |
+  'fusedBwd' | 'numThreads' | 'headShards'> {
+  return {
+    maskValue: cfg.maskValue,
+    softCap: cfg.attnLogitsSoftCap ?? 0,
+    blockKvCompute: cfg.blockSizes.blockKvCompute,
+    blockKvDkvCompute: cfg.blockSizes.blockKvDkvCompute,
+    fusedBwd: cfg.blockSizes.useFusedBwdKernel,
+    numThreads: 0,
+    headShards: cfg.headShards,
+  };
+}
+
+export const cpuBackend: Backend = {
+  name: 'cpu',
+  defaultBlockSize: () => 128,
+  forwardSync(cfg, shape, args) {
+    const f = forwardCall(cfg, shape, args);
+    kernels().forwardSync(f.call);
+    return f.result();
+  },
+  async forward(cfg, shape, args) {
+    const f = forwardCall(cfg, shape, args);
+    await kernels().forward(f.call);
+    return f.result();
+  },
+  backwardSync(cfg, shape, args) {
+    const b = backwardCall(cfg, shape, args);
+    kernels().backwardSync(b.call);
+    return b.result();
+  },
+  async backward(cfg, shape, args) {
+    const b = backwardCall(cfg, shape, args);
+    await kernels().backward(b.call);
+    return b.result();
+  },
+};

@@ -1,0 +1,420 @@
+// Backward pass from the forward's residuals (out, logsumexp): di = rowsum(out·dout), then either
+//   split:  a dq pass over the dq schedule (tasks = batch, head, q-block; like the forward) and a
+//           dk/dv pass over the dkv schedule (tasks = batch, kv head, kv-block, looping the group's
+//           query heads), or
+//   fused:  the dk/dv pass alone, which also adds each (q-block, kv-block) contribution to dq.
+// Every output element is owned by one task except the fused dq, whose contributions are added in
+// ascending kv-block order through a per-(batch, head, q-block) turn counter, so every result is
+// bitwise reproducible and independent of the thread count.
+//
+// The dq pass works on transposed tiles (kv rows x q columns) like the forward, so K and V are read
+// in place and only Qᵀ / dOᵀ are packed per task; the dk/dv pass works on [q rows x kv columns] tiles
+// with Kᵀ / Vᵀ packed once per task and Q / dO read in place.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "mask_eval.h"
+#include "operands.h"
+#include "scratch.h"
+#include "segments.h"
+#include "splash/cpu_kernels.h"
+#include "thread_pool.h"
+#include "tile_ops.h"
+#include "work_split.h"
+
+namespace splash {
+namespace cpu {
+
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// Shape facts every backward pass needs.
+struct Common {
+  const AttentionParams& p;
+  const TileOps& ops;
+  bool segment_skip;
+  int64_t group;
+  int64_t d_pad, dv_pad;
+  const float* di;  // [batch, heads, q_seq]
+};
+
+const int32_t* batch_segments(const int32_t* ids, int64_t b, int64_t seq) { return ids ? ids + b * seq : nullptr; }
+
+// lse of rows [q0, q0 + nq) with -inf (no allowed key) turned into +inf, which makes p = exp(s - lse)
+// exactly 0; di of the same rows. Entries up to `padded` get +inf / 0.
+void load_row_stats(const Common& c, int64_t b, int64_t h, int64_t q0, int64_t nq, int64_t padded, float* lse,
+                    float* di) {
+  load_row_values(c.p.lse, b, h, q0, nq, lse);
+  const float* src = c.di + (b * c.p.heads + h) * c.p.q_seq + q0;
+  for (int64_t i = 0; i < nq; ++i) {
+    if (lse[i] == -kInf) lse[i] = kInf;
+    di[i] = src[i];
+  }
+  for (int64_t i = nq; i < padded; ++i) {
+    lse[i] = kInf;
+    di[i] = 0.0f;
+  }
+}
+
+// ---- di = rowsum(out · dout) ------------------------------------------------------------------
+
+std::vector<float> row_deltas(const AttentionParams& p, const TileOps& ops, int threads) {
+  constexpr int64_t kRows = 256;
+  const int64_t chunks = (p.q_seq + kRows - 1) / kRows;
+  const int64_t dv_pad = round_up(p.head_dim_v, ops.vec);
+  std::vector<float> di(static_cast<size_t>(p.batch * p.heads * p.q_seq));
+  parallel_for(p.batch * p.heads * chunks, threads, [&](int64_t t) {
+    const int64_t bh = t / chunks, r0 = (t % chunks) * kRows;
+    const int64_t b = bh / p.heads, h = bh % p.heads;
+    ScratchCarver measure;
+    measure.take<float>(dv_pad);
+    measure.take<float>(dv_pad);
+    ScratchCarver cut(thread_scratch(measure.used()));
+    float* out_row = cut.take<float>(dv_pad);
+    float* dout_row = cut.take<float>(dv_pad);
+    for (int64_t r = r0; r < std::min(r0 + kRows, p.q_seq); ++r) {
+      int64_t ld = 0;
+      const float* o = b_operand(p.out, ops, b, h, r, 1, p.head_dim_v, out_row, &ld);
+      const float* g = b_operand(p.dout, ops, b, h, r, 1, p.head_dim_v, dout_row, &ld);
+      di[static_cast<size_t>(bh * p.q_seq + r)] = ops.dot(o, g, p.head_dim_v);
+    }
+  });
+  return di;
+}
+
+// ---- dq pass (split backward) ---------------------------------------------------------------
+
+struct DqScratch {
+  float* qt;     // Qᵀ [head_dim][nq_pad]
+  float* dot;    // dOᵀ [head_dim_v][nq_pad]
+  float* lse;    // [nq_pad]
+  float* di;     // [nq_pad]
+  float* st;     // scores / probabilities [tile_kv][nq_pad]
+  float* dpt;    // dP, then dS [tile_kv][nq_pad]
+  uint8_t* mask; // [tile_kv][nq_pad]
+  float* k_tile; // [tile_kv][d_pad]
+  float* v_tile; // [tile_kv][head_dim_v]
+  float* dq;     // [tile_q][d_pad]
+};
+
+DqScratch carve_dq(const Common& c, int64_t tile_q, int64_t tile_kv, int64_t nq_pad, ScratchCarver& k) {
+  DqScratch s{};
+  s.qt = k.take<float>(c.p.head_dim * nq_pad);
+  s.dot = k.take<float>(c.p.head_dim_v * nq_pad);
+  s.lse = k.take<float>(nq_pad);
+  s.di = k.take<float>(nq_pad);
+  s.st = k.take<float>(tile_kv * nq_pad);
+  s.dpt = k.take<float>(tile_kv * nq_pad);
+  s.mask = k.take<uint8_t>(tile_kv * nq_pad);
+  s.k_tile = k.take<float>(tile_kv * c.d_pad);
+  s.v_tile = k.take<float>(tile_kv * c.p.head_dim_v);
+  s.dq = k.take<float>(tile_q * c.d_pad);
+  return s;
+}
+
+void dq_pass(const Common& c, int threads) {
+  const AttentionParams& p = c.p;
+  const TileOps& ops = c.ops;
+  const ScheduleView& sv = p.dq_sched;
+  const int64_t block_q = sv.block_q, block_kv = sv.block_kv;
+  // Scratch is sized by the largest tile that really occurs (a block may exceed the sequence).
+  const int64_t tile_q = std::min(block_q, p.q_seq), tile_kv = std::min(block_kv, p.kv_seq);
+  const int64_t nq_pad = round_up(tile_q, ops.vec);
+  const SegmentSkip skip(p, block_q, block_kv, c.segment_skip);
+  const std::vector<QBlockTask> tasks = q_block_tasks(p, sv);
+
+  parallel_for(static_cast<int64_t>(tasks.size()), threads, [&](int64_t t) {
+    const QBlockTask& task = tasks[static_cast<size_t>(t)];
+    const int64_t b = task.batch, h = task.head, qb = task.q_block;
+    const int64_t q0 = qb * block_q, nq = std::min(block_q, p.q_seq - q0);
+    const int64_t kvh = h / c.group;
+    const int32_t schedule = sv.head_schedule[sv.heads == 1 ? 0 : h];
+    const int64_t row = static_cast<int64_t>(schedule) * sv.rows_per_schedule + qb;
+    const int32_t* seg_q = batch_segments(p.segment_ids_q, b, p.q_seq);
+    const int32_t* seg_kv = batch_segments(p.segment_ids_kv, b, p.kv_seq);
+
+    ScratchCarver measure;
+    carve_dq(c, tile_q, tile_kv, nq_pad, measure);
+    ScratchCarver cut(thread_scratch(measure.used()));
+    const DqScratch s = carve_dq(c, tile_q, tile_kv, nq_pad, cut);
+
+    pack_transposed(p.q, ops, b, h, q0, nq, p.head_dim, s.qt, nq_pad);
+    pack_transposed(p.dout, ops, b, h, q0, nq, p.head_dim_v, s.dot, nq_pad);
+    load_row_stats(c, b, h, q0, nq, nq_pad, s.lse, s.di);
+    std::fill(s.dq, s.dq + nq * c.d_pad, 0.0f);
+
+    for (int64_t e = sv.row_ptr[row]; e < sv.row_ptr[row + 1]; ++e) {
+      const int64_t kb = sv.col_idx[e];
+      if (skip.disjoint(b, qb, kb)) continue;
+      const int64_t k0 = kb * block_kv, nk = std::min(block_kv, p.kv_seq - k0);
+      int64_t ldk = 0;
+      const float* k = b_operand(p.k, ops, b, kvh, k0, nk, p.head_dim, s.k_tile, &ldk);
+      ops.gemm_nn(nk, nq_pad, p.head_dim, k, ldk, s.qt, nq_pad, s.st, nq_pad, false);  // Sᵀ = K·Qᵀ
+      const AOperand v = a_operand(p.v, ops, b, kvh, k0, nk, p.head_dim_v, s.v_tile);
+      (v.transposed ? ops.gemm_tn : ops.gemm_nn)(nk, nq_pad, p.head_dim_v, v.ptr, v.ld, s.dot, nq_pad, s.dpt, nq_pad,
+                                                 false);  // dPᵀ = V·dOᵀ
+      const TileRegion tile{schedule, e, qb, kb, q0, nq, k0, nk};
+      const bool masked = build_tile_mask(sv, tile, seg_q, seg_kv, /*kv_major=*/true, s.mask, nq_pad);
+      ops.grad_step(GradStep{s.st, s.dpt, nq_pad, nk, nq_pad, /*transposed=*/true, masked ? s.mask : nullptr, nq_pad,
+                             p.mask_value, p.soft_cap, s.lse, s.di});
+      ops.gemm_tn(nq, c.d_pad, nk, s.dpt, nq_pad, k, ldk, s.dq, c.d_pad, true);  // dQ += dS·K
+    }
+    store_rows(p.dq, ops, b, h, q0, nq, p.head_dim, s.dq, c.d_pad);
+  });
+}
+
+// ---- fused dq: ordered accumulation ---------------------------------------------------------
+
+// Where the fused pass sums dq: the output itself when it is f32 with contiguous rows, else an f32
+// buffer converted into the output at the end.
+class DqSum {
+ public:
+  DqSum(const Common& c, int threads) : c_(c), threads_(threads) {
+    const AttentionParams& p = c.p;
+    in_place_ = p.dq.dtype == DType::F32 && p.dq.dim_stride == 1;
+    if (!in_place_) {
+      buffer_.assign(static_cast<size_t>(p.batch * p.heads * p.q_seq * p.head_dim), 0.0f);
+      return;
+    }
+    parallel_for(p.batch * p.heads, threads_, [&](int64_t bh) {
+      for (int64_t r = 0; r < p.q_seq; ++r) {
+        float* dst = row(bh / p.heads, bh % p.heads, r);
+        std::fill(dst, dst + p.head_dim, 0.0f);
+      }
+    });
+  }
+
+  float* row(int64_t b, int64_t h, int64_t q) {
+    const AttentionParams& p = c_.p;
+    if (!in_place_) return buffer_.data() + ((b * p.heads + h) * p.q_seq + q) * p.head_dim;
+    return static_cast<float*>(p.dq.ptr) + b * p.dq.batch_stride + h * p.dq.head_stride + q * p.dq.seq_stride;
+  }
+
+  // Converts the f32 buffer into the output (nothing to do when summing in place).
+  void finish() {
+    if (in_place_) return;
+    const AttentionParams& p = c_.p;
+    parallel_for(p.batch * p.heads, threads_, [&](int64_t bh) {
+      const int64_t b = bh / p.heads, h = bh % p.heads;
+      store_rows(p.dq, c_.ops, b, h, 0, p.q_seq, p.head_dim, row(b, h, 0), p.head_dim);
+    });
+  }
+
+ private:
+  const Common& c_;
+  int threads_;
+  bool in_place_ = false;
+  std::vector<float> buffer_;
+};
+
+// Turn order of the fused dq additions: rank[e] (per batch when segment skipping makes the visited
+// set batch-dependent) counts the earlier kv-blocks of the same schedule that visit entry e's q-block.
+struct DqTurns {
+  std::vector<int32_t> rank;                    // [rank_batches][nnz]
+  int64_t rank_batches = 1;
+  std::unique_ptr<std::atomic<int32_t>[]> next;  // [batch][heads][q_blocks]: rank whose turn it is
+  std::atomic<bool> abort{false};
+
+  DqTurns(const AttentionParams& p, const ScheduleView& sv, const SegmentSkip& skip) {
+    rank_batches = skip.active() ? p.batch : 1;
+    rank.assign(static_cast<size_t>(rank_batches * sv.nnz), -1);
+    std::vector<int32_t> seen(static_cast<size_t>(sv.q_blocks));
+    for (int64_t b = 0; b < rank_batches; ++b) {
+      for (int64_t s = 0; s < sv.num_schedules; ++s) {
+        std::fill(seen.begin(), seen.end(), 0);
+        for (int64_t kb = 0; kb < sv.rows_per_schedule; ++kb) {
+          const int64_t row = s * sv.rows_per_schedule + kb;
+          for (int64_t e = sv.row_ptr[row]; e < sv.row_ptr[row + 1]; ++e) {
+            const int64_t qb = sv.col_idx[e];
+            if (skip.disjoint(b, qb, kb)) continue;
+            rank[static_cast<size_t>(b * sv.nnz + e)] = seen[static_cast<size_t>(qb)]++;
+          }
+        }
+      }
+    }
+    const int64_t counters = p.batch * p.heads * sv.q_blocks;
+    next.reset(new std::atomic<int32_t>[static_cast<size_t>(counters)]);
+    for (int64_t i = 0; i < counters; ++i) next[i].store(0, std::memory_order_relaxed);
+  }
+
+  // Waits until it is entry e's turn on (b, h, q-block), runs add(), and passes the turn on. The
+  // turn holder is a task with a lower index, already claimed and running, so this cannot deadlock.
+  template <class Add>
+  void in_turn(const AttentionParams& p, const ScheduleView& sv, int64_t b, int64_t h, int64_t qb, int64_t e, Add add) {
+    const int32_t my_rank = rank[static_cast<size_t>((rank_batches == 1 ? 0 : b) * sv.nnz + e)];
+    std::atomic<int32_t>& turn = next[(b * p.heads + h) * sv.q_blocks + qb];
+    while (turn.load(std::memory_order_acquire) != my_rank) {
+      if (abort.load(std::memory_order_relaxed)) {
+        throw std::runtime_error("fused backward stopped by an earlier failure");
+      }
+      std::this_thread::yield();
+    }
+    add();
+    turn.store(my_rank + 1, std::memory_order_release);
+  }
+};
+
+// ---- dk/dv pass (and fused dq) ----------------------------------------------------------------
+
+struct DkvScratch {
+  float* kt;      // Kᵀ per compute sub-block [subs][head_dim][nk_pad]
+  float* vt;      // Vᵀ per compute sub-block [subs][head_dim_v][nk_pad]
+  float* k_rows;  // K rows for the fused dq [tile_kv][d_pad]
+  float* q_tile;  // [tile_q][d_pad]
+  float* do_tile; // [tile_q][dv_pad]
+  float* s;       // scores / probabilities [tile_q][nk_pad]
+  float* dp;      // dP, then dS [tile_q][nk_pad]
+  uint8_t* mask;  // [tile_q][nk_pad]
+  float* lse;     // [tile_q]
+  float* di;      // [tile_q]
+  float* dk;      // [tile_kv][d_pad]
+  float* dv;      // [tile_kv][dv_pad]
+  float* dq;      // fused: this entry's dq contribution [tile_q][d_pad]
+};
+
+struct DkvShape {
+  int64_t block_q, block_kv, block_kc;  // as scheduled
+  int64_t tile_q, tile_kv;              // the most rows a block really has
+  int64_t subs, nk_pad;                 // compute sub-blocks per block; padded sub-block width
+};
+
+DkvScratch carve_dkv(const Common& c, const DkvShape& g, bool fused, ScratchCarver& k) {
+  DkvScratch s{};
+  s.kt = k.take<float>(g.subs * c.p.head_dim * g.nk_pad);
+  s.vt = k.take<float>(g.subs * c.p.head_dim_v * g.nk_pad);
+  if (fused) s.k_rows = k.take<float>(g.tile_kv * c.d_pad);
+  s.q_tile = k.take<float>(g.tile_q * c.d_pad);
+  s.do_tile = k.take<float>(g.tile_q * c.dv_pad);
+  s.s = k.take<float>(g.tile_q * g.nk_pad);
+  s.dp = k.take<float>(g.tile_q * g.nk_pad);
+  s.mask = k.take<uint8_t>(g.tile_q * g.nk_pad);
+  s.lse = k.take<float>(g.tile_q);
+  s.di = k.take<float>(g.tile_q);
+  s.dk = k.take<float>(g.tile_kv * c.d_pad);
+  s.dv = k.take<float>(g.tile_kv * c.dv_pad);
+  if (fused) s.dq = k.take<float>(g.tile_q * c.d_pad);
+  return s;
+}
+
+void dkv_pass(const Common& c, int threads, bool fused) {
+  const AttentionParams& p = c.p;
+  const TileOps& ops = c.ops;
+  const ScheduleView& sv = p.dkv_sched;
+  DkvShape g{};
+  g.block_q = sv.block_q;
+  g.block_kv = sv.block_kv;
+  g.block_kc = p.block_kv_dkv_compute > 0 && p.block_kv_dkv_compute < g.block_kv ? p.block_kv_dkv_compute : g.block_kv;
+  g.tile_q = std::min(g.block_q, p.q_seq);
+  g.tile_kv = std::min(g.block_kv, p.kv_seq);
+  g.subs = (g.tile_kv + g.block_kc - 1) / g.block_kc;
+  g.nk_pad = round_up(std::min(g.block_kc, g.tile_kv), ops.vec);
+  const SegmentSkip skip(p, g.block_q, g.block_kv, c.segment_skip);
+  std::unique_ptr<DqTurns> turns;
+  std::unique_ptr<DqSum> dq_sum;
+  if (fused) {
+    turns.reset(new DqTurns(p, sv, skip));
+    dq_sum.reset(new DqSum(c, threads));
+  }
+
+  // Tasks in (batch, kv head, kv-block) order: ascending kv-blocks within a kv head is what makes
+  // the fused dq turn order safe.
+  const int64_t kv_blocks = sv.rows_per_schedule;
+  parallel_for(p.batch * p.kv_heads * kv_blocks, threads, [&](int64_t t) {
+    try {
+      const int64_t b = t / (p.kv_heads * kv_blocks);
+      const int64_t kvh = (t / kv_blocks) % p.kv_heads;
+      const int64_t kb = t % kv_blocks;
+      const int64_t k_start = kb * g.block_kv, nkb = std::min(g.block_kv, p.kv_seq - k_start);
+      const int32_t* seg_q = batch_segments(p.segment_ids_q, b, p.q_seq);
+      const int32_t* seg_kv = batch_segments(p.segment_ids_kv, b, p.kv_seq);
+
+      ScratchCarver measure;
+      carve_dkv(c, g, fused, measure);
+      ScratchCarver cut(thread_scratch(measure.used()));
+      const DkvScratch s = carve_dkv(c, g, fused, cut);
+
+      const int64_t kt_size = p.head_dim * g.nk_pad, vt_size = p.head_dim_v * g.nk_pad;
+      for (int64_t sub = 0; sub * g.block_kc < nkb; ++sub) {
+        const int64_t k0 = k_start + sub * g.block_kc, nk = std::min(g.block_kc, k_start + nkb - k0);
+        pack_transposed(p.k, ops, b, kvh, k0, nk, p.head_dim, s.kt + sub * kt_size, g.nk_pad);
+        pack_transposed(p.v, ops, b, kvh, k0, nk, p.head_dim_v, s.vt + sub * vt_size, g.nk_pad);
+      }
+      int64_t ldk = 0;
+      const float* k_rows = fused ? b_operand(p.k, ops, b, kvh, k_start, nkb, p.head_dim, s.k_rows, &ldk) : nullptr;
+      std::fill(s.dk, s.dk + nkb * c.d_pad, 0.0f);
+      std::fill(s.dv, s.dv + nkb * c.dv_pad, 0.0f);
+
+      for (int64_t h = kvh * c.group; h < (kvh + 1) * c.group; ++h) {
+        const int32_t schedule = sv.head_schedule[sv.heads == 1 ? 0 : h];
+        const int64_t row = static_cast<int64_t>(schedule) * sv.rows_per_schedule + kb;
+        for (int64_t e = sv.row_ptr[row]; e < sv.row_ptr[row + 1]; ++e) {
+          const int64_t qb = sv.col_idx[e];
+          if (skip.disjoint(b, qb, kb)) continue;
+          const int64_t q0 = qb * g.block_q, nq = std::min(g.block_q, p.q_seq - q0);
+          int64_t ldq = 0, ldo = 0;
+          const float* q = b_operand(p.q, ops, b, h, q0, nq, p.head_dim, s.q_tile, &ldq);
+          const float* dout = b_operand(p.dout, ops, b, h, q0, nq, p.head_dim_v, s.do_tile, &ldo);
+          load_row_stats(c, b, h, q0, nq, nq, s.lse, s.di);
+          if (fused) std::fill(s.dq, s.dq + nq * c.d_pad, 0.0f);
+
+          for (int64_t sub = 0; sub * g.block_kc < nkb; ++sub) {
+            const int64_t k0 = k_start + sub * g.block_kc, nk = std::min(g.block_kc, k_start + nkb - k0);
+            ops.gemm_nn(nq, g.nk_pad, p.head_dim, q, ldq, s.kt + sub * kt_size, g.nk_pad, s.s, g.nk_pad, false);
+            ops.gemm_nn(nq, g.nk_pad, p.head_dim_v, dout, ldo, s.vt + sub * vt_size, g.nk_pad, s.dp, g.nk_pad, false);
+            const TileRegion tile{schedule, e, qb, kb, q0, nq, k0, nk};
+            const bool masked = build_tile_mask(sv, tile, seg_q, seg_kv, /*kv_major=*/false, s.mask, g.nk_pad);
+            ops.grad_step(GradStep{s.s, s.dp, g.nk_pad, nq, g.nk_pad, /*transposed=*/false,
+                                   masked ? s.mask : nullptr, g.nk_pad, p.mask_value, p.soft_cap, s.lse, s.di});
+            const int64_t r = k0 - k_start;
+            // dV += Pᵀ·dO and dK += dSᵀ·Q for this sub-block's rows
+            ops.gemm_tn(nk, c.dv_pad, nq, s.s, g.nk_pad, dout, ldo, s.dv + r * c.dv_pad, c.dv_pad, true);
+            ops.gemm_tn(nk, c.d_pad, nq, s.dp, g.nk_pad, q, ldq, s.dk + r * c.d_pad, c.d_pad, true);
+            if (fused) ops.gemm_nn(nq, c.d_pad, nk, s.dp, g.nk_pad, k_rows + r * ldk, ldk, s.dq, c.d_pad, true);
+          }
+          if (fused) {
+            turns->in_turn(p, sv, b, h, qb, e, [&] {
+              for (int64_t i = 0; i < nq; ++i) {
+                float* dst = dq_sum->row(b, h, q0 + i);
+                const float* src = s.dq + i * c.d_pad;
+                for (int64_t j = 0; j < p.head_dim; ++j) dst[j] += src[j];
+              }
+            });
+          }
+        }
+      }
+      store_rows(p.dk, ops, b, kvh, k_start, nkb, p.head_dim, s.dk, c.d_pad);
+      store_rows(p.dv, ops, b, kvh, k_start, nkb, p.head_dim_v, s.dv, c.dv_pad);
+    } catch (...) {
+      if (turns) turns->abort.store(true);
+      throw;
+    }
+  });
+  if (fused) dq_sum->finish();
+}
+
+}  // namespace
+
+void backward_with(const AttentionParams& p, const RunOptions& options) {
+  const TileOps& ops = tile_ops(options.max_isa, options.bf16_dots != 0);
+  const int threads = call_threads(p, options);
+  const std::vector<float> di = row_deltas(p, ops, threads);
+  const Common c{p,
+                 ops,
+                 options.segment_skip != 0,
+                 p.heads / p.kv_heads,
+                 round_up(p.head_dim, ops.vec),
+                 round_up(p.head_dim_v, ops.vec),
+                 di.data()};
+  if (!p.fused_bwd) dq_pass(c, threads);
+  dkv_pass(c, threads, p.fused_bwd != 0);
+}
+
+}  // namespace cpu
+}  // namespace splash

@@ -1,0 +1,711 @@
+// The native 'cpu' backend against the float64 reference: a seeded sample of JAX's splash test grid
+// (every value of every axis appears), all three dtypes and layouts, odd sizes, every instruction-set
+// path, then the guarantees around it: segment skipping and thread count never change a bit, async
+// calls (50 at once, and in worker threads) agree with sync ones, and a wrong call straight to the
+// addon is a RangeError, never a crash.
+//
+// SPLASH_TEST_SCALE=small (used under AddressSanitizer) runs a smaller sample.
+
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+
+import { backends } from '../lib/backends/registry';
+import { loadNative } from '../lib/backends/native';
+import type { CpuKernelAddon } from '../lib/backends/cpu';
+import {
+  CausalMask,
+  ChunkedCausalMask,
+  DenseMask,
+  FullMask,
+  LocalMask,
+  MultiHeadMask,
+  QKVLayout,
+  fromFloat32,
+  makeRandomMask,
+  makeSplashMHA,
+  makeSplashMQA,
+  processMask,
+  toFloat32,
+  type BlockSizes,
+  type DType,
+  type Mask,
+  type SegmentIds,
+  type SplashOptions,
+  type Tensor,
+} from '../lib/index';
+import { randomNormal, seededRandom } from '../lib/random';
+
+const SMALL = process.env.SPLASH_TEST_SCALE === 'small';
+const ROOT = path.resolve(__dirname, '..');
+
+type Residuals = { out: Tensor; logsumexp: Tensor };
+type Grads = { dq: Tensor; dk: Tensor; dv: Tensor };
+
+// ---- comparisons --------------------------------------------------------------------------------
+
+/** ‖a − e‖ / ‖e‖ over finite entries of e; -Infinity entries (rows with no allowed key) must match. */
+function relErr(actual: Float32Array, expected: Float32Array, what: string): number {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i];
+    const e = expected[i];
+    assert.ok(!Number.isNaN(a), `${what}[${i}] is NaN`);
+    if (e === -Infinity) {
+      assert.equal(a, -Infinity, `${what}[${i}]: expected -Infinity, got ${a}`);
+      continue;
+    }
+    num += (a - e) * (a - e);
+    den += e * e;
+  }
+  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+}
+
+function assertClose(actual: Tensor, expected: Tensor, tol: number, what: string): void {
+  assert.deepEqual([...actual.shape], [...expected.shape], `${what}: shape`);
+  assert.equal(actual.dtype, expected.dtype, `${what}: dtype`);
+  const err = relErr(toFloat32(actual), toFloat32(expected), what);
+  assert.ok(err <= tol, `${what}: relative-norm error ${err.toExponential(3)} > ${tol}`);
+}
+
+function assertBitwise(a: Tensor, b: Tensor, what: string): void {
+  assert.deepEqual([...a.shape], [...b.shape], `${what}: shape`);
+  const x = Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength);
+  const y = Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength);
+  assert.ok(x.equals(y), `${what}: not bitwise identical`);
+}
+
+function assertSameRun(a: { res: Residuals; grads: Grads }, b: { res: Residuals; grads: Grads }, tag: string): void {
+  assertBitwise(a.res.out, b.res.out, `out ${tag}`);
+  assertBitwise(a.res.logsumexp, b.res.logsumexp, `logsumexp ${tag}`);
+  assertBitwise(a.grads.dq, b.grads.dq, `dq ${tag}`);
+  assertBitwise(a.grads.dk, b.grads.dk, `dk ${tag}`);
+  assertBitwise(a.grads.dv, b.grads.dv, `dv ${tag}`);
+}
+
+/** Runs fn with environment variables set, restoring them afterwards (the kernels read them per call). */
+function withEnv<T>(vars: Record<string, string>, fn: () => T): T {
+  const saved = Object.keys(vars).map((k) => [k, process.env[k]] as const);
+  Object.assign(process.env, vars);
+  try {
+    return fn();
+  } finally {
+    for (const [k, v] of saved) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+// ---- data -----------------------------------------------------------------------------------------
+
+function randTensor(shape: number[], seed: number, dtype: DType, scale = 1): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return fromFloat32(randomNormal(n, seed, scale), shape, dtype);
+}
+
+/** `docs` contiguous documents per batch row at the same relative positions in q and kv. */
+function packedSegments(batch: number, sq: number, skv: number, docs: number, seed: number): SegmentIds {
+  const rand = seededRandom(seed);
+  const q = new Int32Array(batch * sq);
+  const kv = new Int32Array(batch * skv);
+  for (let b = 0; b < batch; b++) {
+    const cuts = Array.from({ length: docs - 1 }, () => 0.05 + 0.9 * rand()).sort((x, y) => x - y);
+    const id = (pos: number): number => 10 * b + cuts.filter((c) => c <= pos).length;
+    for (let i = 0; i < sq; i++) q[b * sq + i] = id(i / sq);
+    for (let j = 0; j < skv; j++) kv[b * skv + j] = id(j / skv);
+  }
+  return { q, kv };
+}
+
+/** makeRandomMask with column 0 forced on, as in the JAX tests. */
+function randomMask(sq: number, skv: number, sparsity: number, seed: number): DenseMask {
+  const data = makeRandomMask([sq, skv], sparsity, seed).toDense();
+  for (let i = 0; i < sq; i++) data[i * skv] = 1;
+  return new DenseMask(data, [sq, skv]);
+}
+
+const MASK_KINDS = ['causal', 'full', 'random', 'local', 'chunked', 'or', 'and', 'multihead'] as const;
+type MaskKind = (typeof MASK_KINDS)[number];
+
+function mask2d(kind: Exclude<MaskKind, 'multihead'>, sq: number, skv: number, rand: () => number): Mask {
+  const shape: [number, number] = [sq, skv];
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+  switch (kind) {
+    case 'causal':
+      return new CausalMask(shape, pick([0, skv - sq]));
+    case 'full':
+      return new FullMask(shape);
+    case 'random':
+      return randomMask(sq, skv, pick([0.1, 0.3, 0.5]), Math.floor(rand() * 1e6));
+    case 'local':
+      return new LocalMask(shape, pick([[64, 0], [32, 32], [null, 16], [128, null]] as [number | null, number | null][]));
+    case 'chunked':
+      return new ChunkedCausalMask(shape, pick([64, 96, 128]));
+    case 'or':
+      // A computable Or (mask program) or one with a dense operand (stored partial blocks).
+      return rand() < 0.5
+        ? new CausalMask(shape).or(new LocalMask(shape, [0, 48]))
+        : new CausalMask(shape).or(randomMask(sq, skv, 0.9, Math.floor(rand() * 1e6)));
+    case 'and':
+      return new CausalMask(shape).and(new LocalMask(shape, [96, null]));
+  }
+}
+
+function makeMask(kind: MaskKind, heads: number, sq: number, skv: number, rand: () => number): Mask | MultiHeadMask {
+  if (kind !== 'multihead') return mask2d(kind, sq, skv, rand);
+  const perHead = ['causal', 'local', 'full', 'random', 'chunked', 'and'] as const;
+  return new MultiHeadMask(Array.from({ length: heads }, (_, h) => mask2d(perHead[h % perHead.length], sq, skv, rand)));
+}
+
+// ---- the sampled grid -------------------------------------------------------------------------------
+
+const SEQS: [number, number][] = [
+  ...[128, 256, 512, 1024].flatMap((a) => [128, 256, 512, 1024].map((b): [number, number] => [a, b])),
+  [200, 328],
+  [328, 200],
+];
+const DIMS = [64, 128, 256];
+/** [q heads, kv heads]; kv heads 0 = MQA. */
+const HEADS: [number, number][] = [[1, 1], [2, 2], [4, 1], [8, 4], [6, 2], [4, 0]];
+const SOFT_CAPS = [null, 1, 5, 20, 50];
+const BLOCKS = [64, 128, 256];
+const BATCHES = [0, 2]; // 0: no batch dimension
+const DTYPES: DType[] = ['float32', 'bfloat16', 'float16'];
+const { HEAD_DIM_MINOR: HM, SEQ_MINOR: SM } = QKVLayout;
+/** [q, k, v] physical layouts. */
+const LAYOUTS: [QKVLayout, QKVLayout, QKVLayout][] = [[HM, HM, HM], [SM, SM, SM], [HM, SM, HM], [SM, HM, SM]];
+/** B·H·Sq·Skv·D above this is scaled down so the float64 reference stays quick. */
+const MAX_COST = SMALL ? 256 * 256 * 64 * 2 : 512 * 512 * 64 * 4;
+const GRID_SIZE = SMALL ? 27 : 54;
+
+interface GridCase {
+  seq: [number, number];
+  dim: number;
+  heads: [number, number];
+  batch: number;
+  mask: MaskKind;
+  segments: boolean;
+  softCap: number | null;
+  blocks: BlockSizes;
+  dtype: DType;
+  seed: number;
+}
+
+/** Each call returns the next value of a seeded shuffle that visits every value once per cycle. */
+function cycler<T>(values: readonly T[], rand: () => number): () => T {
+  let order: T[] = [];
+  return () => {
+    if (order.length === 0) {
+      order = [...values];
+      for (let i = order.length - 1; i > 0; i--) {
+        const j = Math.floor(rand() * (i + 1));
+        [order[i], order[j]] = [order[j], order[i]];
+      }
+    }
+    return order.pop() as T;
+  };
+}
+
+function sampleGrid(n: number, seed: number): GridCase[] {
+  const rand = seededRandom(seed);
+  const seq = cycler(SEQS, rand);
+  const dim = cycler(DIMS, rand);
+  const heads = cycler(HEADS, rand);
+  const batch = cycler(BATCHES, rand);
+  const mask = cycler(MASK_KINDS, rand);
+  const seg = cycler([false, true], rand);
+  const cap = cycler(SOFT_CAPS, rand);
+  const fused = cycler([false, true], rand);
+  const dtype = cycler(DTYPES, rand);
+  const block = cycler(BLOCKS, rand);
+  const layout = cycler(LAYOUTS, rand);
+  const divisorOf = (b: number): number => {
+    const options = BLOCKS.filter((x) => b % x === 0);
+    return options[Math.floor(rand() * options.length)];
+  };
+  return Array.from({ length: n }, (_, i) => {
+    const isFused = fused();
+    const blockKv = block();
+    const blockKvDkv = block();
+    const [qLayout, kLayout, vLayout] = layout();
+    const c: GridCase = {
+      seq: seq(), dim: dim(), heads: heads(), batch: batch(), mask: mask(), segments: seg(), softCap: cap(),
+      dtype: dtype(), seed: 5000 + i,
+      blocks: {
+        blockQ: block(), blockKv, blockKvCompute: divisorOf(blockKv),
+        blockQDkv: block(), blockKvDkv, blockKvDkvCompute: divisorOf(blockKvDkv),
+        useFusedBwdKernel: isFused, qLayout, kLayout, vLayout,
+        ...(isFused ? {} : { blockQDq: block(), blockKvDq: block() }),
+      },
+    };
+    // Heavy combinations shrink: batch first, then head dim, then heads, then sequence lengths.
+    const cost = (): number => Math.max(1, c.batch) * c.heads[0] * c.seq[0] * c.seq[1] * c.dim;
+    if (cost() > MAX_COST) c.batch = 0;
+    while (cost() > MAX_COST && c.dim > 64) c.dim /= 2;
+    if (cost() > MAX_COST) c.heads = c.heads[1] === 0 ? [2, 0] : [2, 1];
+    while (cost() > MAX_COST && c.seq[0] > 128) c.seq = [c.seq[0] / 2, c.seq[1]];
+    while (cost() > MAX_COST && c.seq[1] > 128) c.seq = [c.seq[0], c.seq[1] / 2];
+    return c;
+  });
+}
+
+const GRID = sampleGrid(GRID_SIZE, 777);
+
+function describeCase(c: GridCase): string {
+  const h = c.heads[1] === 0 ? `MQA${c.heads[0]}` : `H${c.heads[0]}/${c.heads[1]}`;
+  const b = c.blocks;
+  const lay = [b.qLayout, b.kLayout, b.vLayout].map((l) => (l === SM ? 'S' : 'H')).join('');
+  const bs = `bq${b.blockQ} bkv${b.blockKv}/${b.blockKvCompute} dkv${b.blockQDkv}x${b.blockKvDkv}/${b.blockKvDkvCompute}` +
+    (b.useFusedBwdKernel ? ' fused' : ` dq${b.blockQDq}x${b.blockKvDq}`);
+  return `${c.seq[0]}x${c.seq[1]} D${c.dim} ${h}${c.batch ? ` B${c.batch}` : ''} ${c.mask}` +
+    `${c.segments ? ' seg' : ''} cap=${c.softCap ?? 'none'} ${c.dtype} ${lay} ${bs}`;
+}
+
+interface Problem {
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  dout: Tensor;
+  seg?: SegmentIds;
+  mask: Mask | MultiHeadMask;
+  mqa: boolean;
+}
+
+function gridProblem(c: GridCase): Problem {
+  const rand = seededRandom(c.seed);
+  const [sq, skv] = c.seq;
+  const [h, hkv] = c.heads;
+  const mqa = hkv === 0;
+  const lead = c.batch ? [c.batch] : [];
+  const kvLead = mqa ? lead : [...lead, hkv];
+  // Without a soft cap q is scaled by 1/√D (callers scale q); with one, logits are large enough for the cap to bite.
+  const qScale = c.softCap === null ? 1 / Math.sqrt(c.dim) : 1;
+  return {
+    q: randTensor([...lead, h, sq, c.dim], c.seed * 4 + 1, c.dtype, qScale),
+    k: randTensor([...kvLead, skv, c.dim], c.seed * 4 + 2, c.dtype),
+    v: randTensor([...kvLead, skv, c.dim], c.seed * 4 + 3, c.dtype),
+    dout: randTensor([...lead, h, sq, c.dim], c.seed * 4 + 4, c.dtype),
+    seg: c.segments ? packedSegments(Math.max(1, c.batch), sq, skv, 1 + Math.floor(rand() * 3), c.seed) : undefined,
+    mask: makeMask(c.mask, h, sq, skv, rand),
+    mqa,
+  };
+}
+
+function kernelFor(p: Problem, opts: SplashOptions) {
+  const o = { ...opts, saveResiduals: true as const };
+  return p.mqa ? makeSplashMQA(p.mask, o) : makeSplashMHA(p.mask, o);
+}
+
+function run(p: Problem, opts: SplashOptions): { res: Residuals; grads: Grads } {
+  const kernel = kernelFor(p, opts);
+  const res = kernel.forwardSync(p.q, p.k, p.v, p.seg);
+  const grads = kernel.backwardSync({ q: p.q, k: p.k, v: p.v, segmentIds: p.seg, ...res, dout: p.dout });
+  return { res, grads };
+}
+
+/** Tolerances against the float64 reference, by dtype. */
+function tolerances(dtype: DType): { fwd: number; grad: number } {
+  // f32: only summation order (and a ~1e-7 exp) differs from float64. bf16/f16: inputs and outputs
+  // carry 8 (11) mantissa bits and the bf16 forward multiplies p, rounded to bf16, by v.
+  // Gradients sum more terms and go through di = rowsum(out·dout) with out rounded to the dtype.
+  return dtype === 'float32' ? { fwd: 1e-5, grad: 1e-4 } : { fwd: 1e-2, grad: 3e-2 };
+}
+
+function checkAgainstReference(p: Problem, opts: SplashOptions, dtype: DType, tag = ''): void {
+  const cpu = run(p, { ...opts, backend: 'cpu' });
+  const ref = run(p, { backend: 'reference', maskValue: opts.maskValue, attnLogitsSoftCap: opts.attnLogitsSoftCap });
+  const tol = tolerances(dtype);
+  assertClose(cpu.res.out, ref.res.out, tol.fwd, `out${tag}`);
+  assertClose(cpu.res.logsumexp, ref.res.logsumexp, tol.fwd, `logsumexp${tag}`);
+  assertClose(cpu.grads.dq, ref.grads.dq, tol.grad, `dq${tag}`);
+  assertClose(cpu.grads.dk, ref.grads.dk, tol.grad, `dk${tag}`);
+  assertClose(cpu.grads.dv, ref.grads.dv, tol.grad, `dv${tag}`);
+}
+
+function addon(): CpuKernelAddon {
+  return loadNative().addon as unknown as CpuKernelAddon;
+}
+
+// ---- tests ----------------------------------------------------------------------------------------
+
+describe('cpu backend', function () {
+  this.timeout(120_000);
+
+  before(function () {
+    const cpu = backends().find((b) => b.name === 'cpu');
+    assert.ok(cpu?.available, `the cpu backend must be available here: ${cpu?.reason}`);
+  });
+
+  it("is what 'auto' picks when no GPU backend is available", function () {
+    if (backends().some((b) => (b.name === 'cuda' || b.name === 'rocm') && b.available)) this.skip();
+    assert.equal(makeSplashMHA(new CausalMask([64, 64])).backend, 'cpu');
+  });
+
+  it('the sampled grid covers every value of every axis', () => {
+    const has = <T>(vals: readonly T[], get: (c: GridCase) => T): void => {
+      const seen = new Set(GRID.map((c) => JSON.stringify(get(c))));
+      for (const v of vals) assert.ok(seen.has(JSON.stringify(v)), `grid misses ${JSON.stringify(v)}`);
+    };
+    if (!SMALL) {
+      // Sizes the cost cap never shrinks (the small sample shrinks them all).
+      has(SEQS.filter(([a, b]) => a * b <= 512 * 512), (c) => c.seq);
+      has(HEADS, (c) => c.heads);
+      has(SOFT_CAPS, (c) => c.softCap);
+      has(DIMS, (c) => c.dim);
+      has(BATCHES, (c) => c.batch);
+    }
+    has(MASK_KINDS, (c) => c.mask);
+    has([false, true], (c) => c.segments);
+    has(DTYPES, (c) => c.dtype);
+    has(LAYOUTS, (c) => [c.blocks.qLayout, c.blocks.kLayout, c.blocks.vLayout]);
+    has([false, true], (c) => c.blocks.useFusedBwdKernel as boolean);
+    for (const f of ['blockQ', 'blockKv', 'blockKvCompute', 'blockQDkv', 'blockKvDkv', 'blockKvDkvCompute', 'blockQDq', 'blockKvDq'] as const) {
+      has(BLOCKS, (c) => c.blocks[f]);
+    }
+  });
+
+  describe('matches the float64 reference on the sampled splash grid', () => {
+    for (const c of GRID) {
+      it(describeCase(c), () => {
+        checkAgainstReference(gridProblem(c), { blockSizes: c.blocks, attnLogitsSoftCap: c.softCap }, c.dtype);
+      });
+    }
+  });
+
+  describe('sizes off the vector width and every instruction-set path', () => {
+    // Head dims and blocks that are not multiples of 16 exercise every padded and packed operand.
+    const sq = 150;
+    const skv = 170;
+    const p: Problem = {
+      q: randTensor([3, sq, 40], 61, 'float32', 0.2),
+      k: randTensor([3, skv, 40], 62, 'float32'),
+      v: randTensor([3, skv, 24], 63, 'float32'),
+      dout: randTensor([3, sq, 24], 64, 'float32'),
+      seg: packedSegments(1, sq, skv, 3, 65),
+      mask: new MultiHeadMask([new CausalMask([sq, skv], 20), randomMask(sq, skv, 0.4, 66), new LocalMask([sq, skv], [30, 10])]),
+      mqa: false,
+    };
+    const blockSizes: BlockSizes = { blockQ: 48, blockKv: 80, blockKvCompute: 40, blockQDkv: 56, blockKvDkv: 72, blockKvDkvCompute: 24, blockQDq: 40, blockKvDq: 88 };
+    for (const isa of ['avx512', 'avx2', 'generic']) {
+      for (const fused of [false, true]) {
+        it(`D=40, Dv=24, blocks 48/80/40 … (${isa}, ${fused ? 'fused' : 'split'})`, () => {
+          withEnv({ SPLASH_CPU_ISA: isa }, () =>
+            checkAgainstReference(p, { blockSizes: { ...blockSizes, ...(fused ? { useFusedBwdKernel: true, blockQDq: undefined, blockKvDq: undefined } : {}) }, attnLogitsSoftCap: 7 }, 'float32'));
+        });
+      }
+    }
+    for (const dtype of ['bfloat16', 'float16'] as DType[]) {
+      for (const [isa, bf16] of [['avx512', '1'], ['avx512', '0'], ['avx2', '1'], ['generic', '1']]) {
+        it(`${dtype}, odd sizes, seq-minor k (${isa}${bf16 === '0' ? ', no bf16 dot products' : ''})`, () => {
+          const half: Problem = { ...p, q: fromFloat32(toFloat32(p.q), p.q.shape, dtype), k: fromFloat32(toFloat32(p.k), p.k.shape, dtype),
+            v: fromFloat32(toFloat32(p.v), p.v.shape, dtype), dout: fromFloat32(toFloat32(p.dout), p.dout.shape, dtype) };
+          withEnv({ SPLASH_CPU_ISA: isa, SPLASH_CPU_BF16: bf16 }, () =>
+            checkAgainstReference(half, { blockSizes: { ...blockSizes, kLayout: SM } }, dtype));
+        });
+      }
+    }
+  });
+
+  describe('tiny and odd shapes', () => {
+    // [heads, kv heads, Sq, Skv, D, Dv, dtype, block]: single elements, odd head dims (bf16 pairs with a
+    // zero half), blocks far larger or smaller than the sequences.
+    const shapes: [number, number, number, number, number, number, DType, number][] = [
+      [1, 1, 1, 1, 1, 1, 'float32', 128],
+      [2, 1, 3, 5, 2, 3, 'float32', 2],
+      [3, 3, 17, 300, 7, 9, 'float32', 16],
+      [1, 1, 70, 90, 33, 17, 'bfloat16', 32],
+      [2, 2, 300, 17, 5, 1, 'bfloat16', 512],
+      [1, 1, 70, 90, 33, 17, 'float16', 32],
+    ];
+    for (const [h, hkv, sq, skv, d, dv, dtype, block] of shapes) {
+      it(`H${h}/${hkv} ${sq}x${skv} D${d} Dv${dv} ${dtype} block ${block}`, () => {
+        const p: Problem = {
+          q: randTensor([h, sq, d], 51, dtype, 0.3),
+          k: randTensor([hkv, skv, d], 52, dtype),
+          v: randTensor([hkv, skv, dv], 53, dtype),
+          dout: randTensor([h, sq, dv], 54, dtype),
+          mask: new LocalMask([sq, skv], [5, 2]).or(new CausalMask([sq, skv], skv - sq)),
+          mqa: false,
+        };
+        for (const fused of [false, true]) {
+          checkAgainstReference(p, { attnLogitsSoftCap: 3, blockSizes: { blockQ: block, blockKv: block, useFusedBwdKernel: fused } }, dtype);
+        }
+      });
+    }
+  });
+
+  describe('results never depend on how the work is split', () => {
+    const sq = 384;
+    const skv = 320;
+    const p: Problem = {
+      q: randTensor([2, 4, sq, 64], 71, 'float32', 1 / 8),
+      k: randTensor([2, 2, skv, 64], 72, 'float32'),
+      v: randTensor([2, 2, skv, 32], 73, 'float32'),
+      dout: randTensor([2, 4, sq, 32], 74, 'float32'),
+      seg: packedSegments(2, sq, skv, 4, 75),
+      mask: new MultiHeadMask([new CausalMask([sq, skv]), randomMask(sq, skv, 0.4, 76), new LocalMask([sq, skv], [40, 8]), new FullMask([sq, skv])]),
+      mqa: false,
+    };
+    for (const fused of [false, true]) {
+      const blockSizes: BlockSizes = { blockQ: 64, blockKv: 64, blockQDkv: 64, blockKvDkv: 64, useFusedBwdKernel: fused };
+      const mode = fused ? 'fused' : 'split';
+
+      it(`1 thread and 2, 3, 5 threads are bitwise identical (${mode} backward)`, () => {
+        const one = withEnv({ SPLASH_NUM_THREADS: '1' }, () => run(p, { backend: 'cpu', blockSizes }));
+        for (const threads of ['2', '3', '5']) {
+          assertSameRun(withEnv({ SPLASH_NUM_THREADS: threads }, () => run(p, { backend: 'cpu', blockSizes })), one, `threads=${threads}`);
+        }
+      });
+
+      it(`headShards / qSeqShards are bitwise identical (${mode} backward)`, () => {
+        const base = run(p, { backend: 'cpu', blockSizes });
+        for (const [headShards, qSeqShards] of [[2, 1], [1, 3], [4, 6], [3, 2]]) {
+          assertSameRun(run(p, { backend: 'cpu', blockSizes, headShards, qSeqShards }), base, `headShards=${headShards} qSeqShards=${qSeqShards}`);
+        }
+      });
+
+      it(`segment skipping on and off are bitwise identical (${mode} backward)`, () => {
+        // 8 packed documents: most block pairs cannot share a segment and are skipped.
+        const docs: Problem = { ...p, seg: packedSegments(2, sq, skv, 8, 77) };
+        const on = run(docs, { backend: 'cpu', blockSizes });
+        const off = withEnv({ SPLASH_SEGMENT_SKIP: '0' }, () => run(docs, { backend: 'cpu', blockSizes }));
+        assertSameRun(on, off, 'skip on/off');
+        // And both are right (f32 tolerances as in the grid).
+        const ref = run(docs, { backend: 'reference' });
+        assertClose(on.res.out, ref.res.out, 1e-5, 'out');
+        assertClose(on.grads.dq, ref.grads.dq, 1e-4, 'dq');
+        assertClose(on.grads.dk, ref.grads.dk, 1e-4, 'dk');
+      });
+    }
+
+    it('the fused backward is reproducible run to run', () => {
+      const blockSizes: BlockSizes = { blockQ: 64, blockKv: 64, blockQDkv: 64, blockKvDkv: 64, useFusedBwdKernel: true };
+      const first = run(p, { backend: 'cpu', blockSizes });
+      for (let i = 0; i < 3; i++) assertSameRun(run(p, { backend: 'cpu', blockSizes }), first, `run ${i}`);
+    });
+  });
+
+  describe('async calls', () => {
+    const s = 192;
+    const mask = new CausalMask([s, s]);
+    const kernel = makeSplashMHA(mask, { backend: 'cpu', saveResiduals: true, blockSizes: { blockQ: 64, blockKv: 64 } });
+    const inputs = (seed: number) => ({
+      q: randTensor([2, s, 64], seed, 'float32', 1 / 8),
+      k: randTensor([2, s, 64], seed + 1, 'float32'),
+      v: randTensor([2, s, 64], seed + 2, 'float32'),
+    });
+
+    it('forward / backward promises agree bitwise with the sync calls', async () => {
+      const { q, k, v } = inputs(81);
+      const dout = randTensor([2, s, 64], 84, 'float32');
+      const a = await kernel.forward(q, k, v);
+      const b = kernel.forwardSync(q, k, v);
+      assertBitwise(a.out, b.out, 'out');
+      assertBitwise(a.logsumexp, b.logsumexp, 'logsumexp');
+      const ga = await kernel.backward({ q, k, v, ...a, dout });
+      const gb = kernel.backwardSync({ q, k, v, ...b, dout });
+      assertBitwise(ga.dq, gb.dq, 'dq');
+      assertBitwise(ga.dk, gb.dk, 'dk');
+      assertBitwise(ga.dv, gb.dv, 'dv');
+    });
+
+    it('50 concurrent forward() promises each return their own result', async () => {
+      const calls = Array.from({ length: 50 }, (_, i) => inputs(1000 + 10 * i));
+      const results = await Promise.all(calls.map(({ q, k, v }) => kernel.forward(q, k, v)));
+      results.forEach((r, i) => {
+        const { q, k, v } = calls[i];
+        const want = kernel.forwardSync(q, k, v);
+        assertBitwise(r.out, want.out, `out of call ${i}`);
+        assertBitwise(r.logsumexp, want.logsumexp, `logsumexp of call ${i}`);
+      });
+    });
+
+    it('runs in 2 worker threads at once', async function () {
+      this.timeout(120_000);
+      const tsxCjs = require.resolve('tsx/cjs');
+      const lib = path.join(ROOT, 'lib/index.ts');
+      const code = `
+        const { parentPort, workerData } = require('node:worker_threads');
+        require(${JSON.stringify(tsxCjs)});
+        const lib = require(${JSON.stringify(lib)});
+        const { s, q, k, v } = workerData;
+        const kernel = lib.makeSplashMHA(new lib.CausalMask([s, s]), { backend: 'cpu', saveResiduals: true, blockSizes: { blockQ: 64, blockKv: 64 } });
+        const t = (x) => lib.tensor(x, [2, s, 64], 'float32');
+        const runs = [];
+        for (let i = 0; i < 3; i++) runs.push(kernel.forward(t(q), t(k), t(v)));
+        Promise.all(runs).then((rs) => parentPort.postMessage({ backend: kernel.backend, outs: rs.map((r) => r.out.data) }));
+      `;
+      const jobs = [inputs(91), inputs(92)];
+      const outs = await Promise.all(jobs.map(({ q, k, v }) => new Promise<{ backend: string; outs: Float32Array[] }>((resolve, reject) => {
+        const w = new Worker(code, { eval: true, workerData: { s, q: q.data, k: k.data, v: v.data } });
+        w.once('message', (m) => { resolve(m); void w.terminate(); });
+        w.once('error', reject);
+      })));
+      outs.forEach((o, i) => {
+        assert.equal(o.backend, 'cpu', `worker ${i} backend`);
+        const want = kernel.forwardSync(jobs[i].q, jobs[i].k, jobs[i].v).out.data as Float32Array;
+        for (const got of o.outs) {
+          assert.ok(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(want.buffer, want.byteOffset, want.byteLength)),
+            `worker ${i}: out differs from the main thread's`);
+        }
+      });
+    });
+  });
+
+  describe('masking edge cases', () => {
+    it('rows with no allowed key give out = 0, logsumexp = -Infinity and zero gradients', () => {
+      const sq = 160;
+      const skv = 144;
+      // Rows 10..29 of the mask are empty; segment ids empty rows 100..119 (a q segment absent from kv).
+      const data = randomMask(sq, skv, 0.3, 9).toDense();
+      data.fill(0, 10 * skv, 30 * skv);
+      const seg = { q: new Int32Array(sq), kv: new Int32Array(skv) };
+      seg.q.fill(5, 100, 120);
+      const p: Problem = {
+        q: randTensor([2, sq, 64], 21, 'float32', 1 / 8),
+        k: randTensor([2, skv, 64], 22, 'float32'),
+        v: randTensor([2, skv, 64], 23, 'float32'),
+        dout: randTensor([2, sq, 64], 24, 'float32'),
+        seg,
+        mask: new DenseMask(data, [sq, skv]),
+        mqa: false,
+      };
+      const empty = (i: number): boolean => (i >= 10 && i < 30) || (i >= 100 && i < 120);
+      for (const fused of [false, true]) {
+        const cpu = run(p, { backend: 'cpu', blockSizes: { blockQ: 64, blockKv: 64, useFusedBwdKernel: fused } });
+        const out = toFloat32(cpu.res.out);
+        const lse = toFloat32(cpu.res.logsumexp);
+        const dq = toFloat32(cpu.grads.dq);
+        for (let h = 0; h < 2; h++) {
+          for (let i = 0; i < sq; i++) {
+            const r = h * sq + i;
+            if (!empty(i)) {
+              assert.ok(Number.isFinite(lse[r]), `lse[${h}, ${i}] should be finite, got ${lse[r]}`);
+              continue;
+            }
+            assert.equal(lse[r], -Infinity, `lse[${h}, ${i}]`);
+            for (let t = 0; t < 64; t++) {
+              assert.equal(out[r * 64 + t], 0, `out[${h}, ${i}, ${t}]`);
+              assert.equal(dq[r * 64 + t], 0, `dq[${h}, ${i}, ${t}]`);
+            }
+          }
+        }
+      }
+      checkAgainstReference(p, { blockSizes: { blockQ: 64, blockKv: 64 } }, 'float32');
+    });
+
+    it('a custom maskValue and soft cap match the reference when every block is visited', () => {
+      // One block covers the whole problem, so masked logits take maskValue everywhere, as in the reference.
+      const s = 96;
+      const p: Problem = {
+        q: randTensor([2, s, 32], 31, 'float32', 0.5),
+        k: randTensor([2, s, 32], 32, 'float32'),
+        v: randTensor([2, s, 32], 33, 'float32'),
+        dout: randTensor([2, s, 32], 34, 'float32'),
+        mask: new CausalMask([s, s]),
+        mqa: false,
+      };
+      for (const fused of [false, true]) {
+        checkAgainstReference(p, { maskValue: -3, attnLogitsSoftCap: 4, blockSizes: { blockQ: 128, blockKv: 128, blockKvCompute: 64, useFusedBwdKernel: fused } }, 'float32');
+      }
+    });
+
+    it('maskValue = -Infinity gives no NaN', () => {
+      const s = 130;
+      const p: Problem = {
+        q: randTensor([1, s, 32], 35, 'float32', 0.3),
+        k: randTensor([1, s, 32], 36, 'float32'),
+        v: randTensor([1, s, 32], 37, 'float32'),
+        dout: randTensor([1, s, 32], 38, 'float32'),
+        mask: new CausalMask([s, s]),
+        mqa: false,
+      };
+      checkAgainstReference(p, { maskValue: -Infinity, blockSizes: { blockQ: 64, blockKv: 64 } }, 'float32');
+    });
+  });
+
+  describe('the addon checks every call against the real buffers', () => {
+    const s = 128;
+    const d = 32;
+    const mask = new CausalMask([s, s]);
+    const fwdInfo = processMask(mask, [64, 64]);
+    const dkvInfo = processMask(mask, [64, 64], { isDkv: true });
+    const f32 = (n: number, seed: number) => randomNormal(n, seed, 0.3);
+    const t = (data: Float32Array | Uint16Array, dim = d, seq = s, dtype = 0) =>
+      ({ data, dtype, strides: [seq * dim, seq * dim, dim, 1] });
+    const forwardCall = (): Record<string, unknown> => ({
+      batch: 1, heads: 1, kvHeads: 1, qSeq: s, kvSeq: s, headDim: d, headDimV: d,
+      q: t(f32(s * d, 1)), k: t(f32(s * d, 2)), v: t(f32(s * d, 3)),
+      out: t(new Float32Array(s * d)), lse: t(new Float32Array(s), 1),
+      segmentIdsQ: null, segmentIdsKv: null,
+      maskValue: -1e38, softCap: 0, saveLse: true, blockKvCompute: 64, blockKvDkvCompute: 64, fusedBwd: false,
+      fwdInfo, numThreads: 0, headShards: 1,
+    });
+    const backwardCall = (): Record<string, unknown> => ({
+      ...forwardCall(), saveLse: false, fwdInfo: undefined, dkvInfo, dqInfo: fwdInfo,
+      dout: t(f32(s * d, 4)), dq: t(new Float32Array(s * d)), dk: t(new Float32Array(s * d)), dv: t(new Float32Array(s * d)),
+    });
+
+    it('a well-formed direct call works (the baseline of the cases below)', () => {
+      const call = forwardCall();
+      addon().forwardSync(call);
+      const lse = (call.lse as { data: Float32Array }).data;
+      assert.ok(lse.every((x) => Number.isFinite(x)), 'every lse finite');
+      addon().backwardSync(backwardCall());
+    });
+
+    const bad: [string, (c: Record<string, any>) => void, RegExp][] = [
+      ['a truncated q', (c) => { c.q.data = c.q.data.subarray(0, s * d - 1); }, /^q\.data: expected at least 4096 elements/],
+      ['a truncated output', (c) => { c.out.data = new Float32Array(s * d - 5); }, /^out\.data/],
+      ['a short logsumexp', (c) => { c.lse.data = new Float32Array(s - 1); }, /^lse\.data/],
+      ['strides reaching past the end', (c) => { c.k.strides = [0, 0, d + 1, 1]; }, /^k\.data/],
+      ['an output that overlaps itself', (c) => { c.out.strides = [0, 0, 1, 1]; }, /^out\.strides/],
+      ['an output sharing an input buffer', (c) => { c.out.data = c.q.data; }, /^outputs/],
+      ['segment ids of the wrong length', (c) => { c.segmentIdsQ = new Int32Array(s - 1); c.segmentIdsKv = new Int32Array(s); }, /^segmentIdsQ/],
+      ['a column index out of range', (c) => { c.fwdInfo = { ...fwdInfo, colIdx: fwdInfo.colIdx.map((x) => x + 5) }; }, /^fwdInfo\.colIdx\[\d+\]/],
+      ['a row pointer past nnz', (c) => { const rp = fwdInfo.rowPtr.slice(); rp[rp.length - 1] += 3; c.fwdInfo = { ...fwdInfo, rowPtr: rp }; }, /^fwdInfo\.(rowPtr|colIdx)/],
+      ['a stored-block index out of range', (c) => { c.fwdInfo = { ...fwdInfo, colMaskRef: fwdInfo.colMaskRef.map(() => 9) }; }, /^fwdInfo\.colMaskRef\[\d+\]/],
+      ['a malformed mask program', (c) => { c.fwdInfo = { ...fwdInfo, programs: Int32Array.from([2]) , programPtr: Int32Array.from([0, 1]) }; }, /^fwdInfo\.programs/],
+      ['a schedule for another sequence length', (c) => { c.qSeq = s + 64; c.q.data = new Float32Array((s + 64) * d); c.out.data = new Float32Array((s + 64) * d); c.lse.data = new Float32Array(s + 64); }, /^fwdInfo\.qBlocks/],
+      ['a head schedule index out of range', (c) => { c.fwdInfo = { ...fwdInfo, headSchedule: Int32Array.from([3]) }; }, /^fwdInfo\.headSchedule\[0\]/],
+      ['a compute block that does not divide the block', (c) => { c.blockKvCompute = 48; }, /^blockKvCompute/],
+      ['kv heads that do not divide heads', (c) => { c.heads = 3; c.kvHeads = 2; }, /^kvHeads/],
+    ];
+    for (const [what, spoil, message] of bad) {
+      it(`${what} → RangeError, sync and async`, async () => {
+        const call = forwardCall();
+        spoil(call);
+        assert.throws(() => addon().forwardSync(call), (e: unknown) => e instanceof RangeError && message.test(e.message));
+        const again = forwardCall();
+        spoil(again);
+        await assert.rejects(addon().forward(again), (e: unknown) => e instanceof RangeError && message.test(e.message));
+      });
+    }
+
+    it('wrong kinds of values → TypeError naming the field', () => {
+      const c1 = forwardCall();
+      (c1.q as { data: unknown }).data = new Float64Array(s * d);
+      assert.throws(() => addon().forwardSync(c1), (e: unknown) => e instanceof TypeError && /^q\.data: expected a Float32Array, got Float64Array/.test(e.message));
+      const c2 = forwardCall();
+      c2.batch = '1';
+      assert.throws(() => addon().forwardSync(c2), (e: unknown) => e instanceof TypeError && /^batch/.test(e.message));
+      assert.throws(() => addon().forwardSync(undefined), TypeError);
+      const c3 = backwardCall();
+      (c3.dk as { data: unknown }).data = new Uint16Array(s * d);
+      assert.throws(() => addon().backwardSync(c3), (e: unknown) => e instanceof TypeError && /^dk\.data/.test(e.message));
+    });
+
+    it('a truncated backward gradient buffer → RangeError', async () => {
+      const c = backwardCall();
+      (c.dv as { data: Float32Array }).data = new Float32Array(s * d - 1);
+      assert.throws(() => addon().backwardSync(c), (e: unknown) => e instanceof RangeError && /^dv\.data/.test(e.message));
+      const c2 = backwardCall();
+      (c2.dqInfo as unknown) = processMask(mask, [32, 64]);
+      (c2.dkvInfo as unknown) = { ...dkvInfo, colIdx: dkvInfo.colIdx.map(() => 7) };
+      await assert.rejects(addon().backward(c2), (e: unknown) => e instanceof RangeError && /^dkvInfo\.colIdx/.test(e.message));
+    });
+  });
+});
