@@ -3,6 +3,7 @@
 
 import type { Backend, CallShape, ForwardArgs, KernelConfig, ResolvedBlockSizes } from './backends/backend';
 import { QKVLayout } from './backends/backend';
+import { rejectDeviceTensors, type DeviceTensor } from './backends/device';
 import { resolveBackend } from './backends/registry';
 import { Mask, MultiHeadMask } from './mask';
 import { processMask, type MaskInfo } from './mask-info';
@@ -114,6 +115,7 @@ export class SplashAttentionKernel {
     const heads = mask instanceof MultiHeadMask ? mask.masks.length : 1;
     const [sq, skv] = mask.shape.slice(-2);
     const c = checkCall(this.cfg.isMqa, [sq, skv], heads, q, k, v, segmentIds);
+    rejectDeviceTensors(this.backend, { q, k, v });
     return { shape: c.shape, args: { q: q as Tensor, k: k as Tensor, v: v as Tensor, segQ: c.segQ, segKv: c.segKv } };
   }
 
@@ -121,12 +123,14 @@ export class SplashAttentionKernel {
     return this.saveResiduals ? r : r.out;
   }
 
-  forwardSync(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds): Tensor | ForwardWithResiduals {
+  forwardSync(q: Tensor | DeviceTensor, k: Tensor | DeviceTensor, v: Tensor | DeviceTensor, segmentIds?: SegmentIds):
+    Tensor | ForwardWithResiduals {
     const { shape, args } = this.prepare(q, k, v, segmentIds);
     return this.shapeResult(this.impl.forwardSync(this.cfg, shape, args));
   }
 
-  async forward(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds): Promise<Tensor | ForwardWithResiduals> {
+  async forward(q: Tensor | DeviceTensor, k: Tensor | DeviceTensor, v: Tensor | DeviceTensor, segmentIds?: SegmentIds):
+    Promise<Tensor | ForwardWithResiduals> {
     const { shape, args } = this.prepare(q, k, v, segmentIds);
     return this.shapeResult(await this.impl.forward(this.cfg, shape, args));
   }
@@ -137,6 +141,7 @@ export class SplashAttentionKernel {
     }
     const { shape, args } = this.prepare(a.q, a.k, a.v, a.segmentIds);
     const extras = checkBackwardExtras(shape, a.out, a.logsumexp, a.dout);
+    rejectDeviceTensors(this.backend, { out: a.out, logsumexp: a.logsumexp, dout: a.dout });
     return { shape, args: { ...args, ...extras } };
   }
 
@@ -163,13 +168,25 @@ export class SplashAttentionKernel {
 }
 
 // Overloads so TypeScript users get the right result type from saveResiduals.
+// DeviceTensor inputs (GPU backends) give DeviceTensor outputs.
+// DeviceTensor inputs (GPU backends) give DeviceTensor outputs; mixed inputs give DeviceTensors too.
+type DeviceResiduals = { out: DeviceTensor; logsumexp: DeviceTensor };
+type AnyTensor = Tensor | DeviceTensor;
 export interface SplashKernelWithResiduals extends SplashAttentionKernel {
   forward(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds): Promise<ForwardWithResiduals>;
+  forward(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, segmentIds?: SegmentIds): Promise<DeviceResiduals>;
+  forward(q: AnyTensor, k: AnyTensor, v: AnyTensor, segmentIds?: SegmentIds): Promise<ForwardWithResiduals | DeviceResiduals>;
   forwardSync(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds): ForwardWithResiduals;
+  forwardSync(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, segmentIds?: SegmentIds): DeviceResiduals;
+  forwardSync(q: AnyTensor, k: AnyTensor, v: AnyTensor, segmentIds?: SegmentIds): ForwardWithResiduals | DeviceResiduals;
 }
 export interface SplashKernelOutOnly extends SplashAttentionKernel {
   forward(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds): Promise<Tensor>;
+  forward(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, segmentIds?: SegmentIds): Promise<DeviceTensor>;
+  forward(q: AnyTensor, k: AnyTensor, v: AnyTensor, segmentIds?: SegmentIds): Promise<AnyTensor>;
   forwardSync(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds): Tensor;
+  forwardSync(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, segmentIds?: SegmentIds): DeviceTensor;
+  forwardSync(q: AnyTensor, k: AnyTensor, v: AnyTensor, segmentIds?: SegmentIds): AnyTensor;
 }
 
 export function makeSplashMHA(mask: Mask | MultiHeadMask, opts: SplashOptions & { saveResiduals: true }): SplashKernelWithResiduals;

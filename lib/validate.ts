@@ -130,9 +130,13 @@ export function checkOptions(opts: unknown): CheckedOptions {
   };
 }
 
-/** Checks that x is a well-formed Tensor and returns it. */
+/** Brand of DeviceTensor (lib/backends/device.ts), read here without importing that module. */
+const DEVICE_TENSOR_BRAND = Symbol.for('splash-attention.DeviceTensor');
+
+/** Checks that x is a well-formed Tensor (or a DeviceTensor, valid by construction) and returns it. */
 export function checkTensor(x: unknown, name: string): Tensor {
   if (x === null || typeof x !== 'object') throw new TypeError(`${name}: expected a Tensor, got ${describe(x)}`);
+  if ((x as { [DEVICE_TENSOR_BRAND]?: unknown })[DEVICE_TENSOR_BRAND] === true) return x as Tensor;
   const t = x as Partial<Tensor>;
   if (!isDType(t.dtype)) {
     throw new TypeError(`${name}.dtype: expected 'float32', 'bfloat16' or 'float16', got ${describe(t.dtype)}`);

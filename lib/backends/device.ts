@@ -1,26 +1,121 @@
-// GPU-resident tensors. Until a GPU backend is available, toDevice explains why it cannot run.
+// GPU-resident tensors: toDevice copies a Tensor into device memory of the 'cuda' or 'rocm' backend,
+// and kernels on that backend accept the resulting DeviceTensors wherever they accept Tensors (and
+// then return DeviceTensors). The memory is an addon buffer; dispose() frees it at once, and a
+// FinalizationRegistry frees it when a DeviceTensor is collected without dispose() (the addon's own
+// finalizer is the last resort). A forward still running on a disposed tensor keeps the memory
+// until it finishes.
 
-import { resolveBackend } from './registry';
-import { describeValue, type DType, type Tensor } from '../tensor';
+import { describeValue, shapeSize, tensor, type DType, type Tensor } from '../tensor';
 import { checkTensor } from '../validate';
+import { gpuAddon, gpuBackendOf, type DeviceHandle, type GpuAddon, type GpuBackendName } from './gpu';
+import { resolveBackend } from './registry';
+
+/** Marks DeviceTensors for validate.ts, which checks them without importing this module. */
+export const DEVICE_TENSOR_BRAND = Symbol.for('splash-attention.DeviceTensor');
+
+interface DeviceState {
+  handle: DeviceHandle | null;
+  addon: GpuAddon;
+  backend: GpuBackendName;
+}
+
+const states = new WeakMap<DeviceTensor, DeviceState>();
+
+// Frees the device memory of DeviceTensors that were collected without dispose().
+const finalizer = new FinalizationRegistry<{ addon: GpuAddon; handle: DeviceHandle }>(({ addon, handle }) => {
+  try {
+    addon.gpuDispose(handle);
+  } catch {
+    // nothing to report to: the addon's own finalizer still frees the memory
+  }
+});
 
 export class DeviceTensor {
   readonly shape: readonly number[];
   readonly dtype: DType;
   readonly device: number;
 
-  /** Made by toDevice only. */
+  /** Made by toDevice and by GPU kernels only. */
   protected constructor(shape: readonly number[], dtype: DType, device: number) {
-    this.shape = shape;
+    this.shape = Object.freeze(shape.slice());
     this.dtype = dtype;
     this.device = device;
   }
 
-  toHost(): Promise<Tensor> {
-    return Promise.reject(new Error('DeviceTensor: no GPU backend holds this tensor'));
+  /** The backend holding this tensor: 'cuda' or 'rocm'. */
+  get backend(): GpuBackendName {
+    return stateOf(this).backend;
   }
 
-  dispose(): void {}
+  /** True once dispose() was called. */
+  get disposed(): boolean {
+    return stateOf(this).handle === null;
+  }
+
+  /** Copies the tensor to a new host Tensor (off the event loop). */
+  async toHost(): Promise<Tensor> {
+    const s = stateOf(this);
+    if (s.handle === null) throw new Error('DeviceTensor.toHost: the tensor was disposed');
+    const data = this.dtype === 'float32' ? new Float32Array(shapeSize(this.shape)) : new Uint16Array(shapeSize(this.shape));
+    await s.addon.gpuToHost(s.handle, data);
+    return tensor(data, this.shape, this.dtype);
+  }
+
+  /** Frees the device memory now; later use throws. Disposing twice is a no-op. */
+  dispose(): void {
+    const s = stateOf(this);
+    if (s.handle === null) return;
+    finalizer.unregister(this);
+    const handle = s.handle;
+    s.handle = null;
+    s.addon.gpuDispose(handle);
+  }
+}
+
+Object.defineProperty(DeviceTensor.prototype, DEVICE_TENSOR_BRAND, { value: true });
+
+function stateOf(t: DeviceTensor): DeviceState {
+  const s = states.get(t);
+  if (s === undefined) throw new TypeError('DeviceTensor: not made by toDevice or a GPU kernel');
+  return s;
+}
+
+class DeviceTensorImpl extends DeviceTensor {
+  constructor(shape: readonly number[], dtype: DType, device: number) {
+    super(shape, dtype, device);
+  }
+}
+
+/** Wraps an addon buffer handle (internal: toDevice and the GPU backend). */
+export function wrapDeviceBuffer(
+  addon: GpuAddon, backend: GpuBackendName, handle: DeviceHandle, shape: readonly number[], dtype: DType, device: number,
+): DeviceTensor {
+  const t = new DeviceTensorImpl(shape, dtype, device);
+  states.set(t, { handle, addon, backend });
+  finalizer.register(t, { addon, handle }, t);
+  return t;
+}
+
+export function isDeviceTensor(x: unknown): x is DeviceTensor {
+  return x instanceof DeviceTensor;
+}
+
+/** TypeError for a DeviceTensor handed to a kernel whose backend is not a GPU one. */
+export function rejectDeviceTensors(backend: string, args: Record<string, unknown>): void {
+  if (backend === 'cuda' || backend === 'rocm') return;
+  for (const [name, t] of Object.entries(args)) {
+    if (isDeviceTensor(t)) {
+      throw new TypeError(`${name}: expected a host Tensor on the '${backend}' backend, got a DeviceTensor ` +
+        `(of '${t.backend}'; make the kernel with backend '${t.backend}', or call toHost())`);
+    }
+  }
+}
+
+/** The addon handle of a live DeviceTensor; Error naming `name` when it was disposed. */
+export function deviceHandle(t: DeviceTensor, name: string): DeviceHandle {
+  const s = stateOf(t);
+  if (s.handle === null) throw new Error(`${name}: the DeviceTensor was disposed`);
+  return s.handle;
 }
 
 export interface ToDeviceOptions {
@@ -29,11 +124,20 @@ export interface ToDeviceOptions {
 }
 
 export function toDevice(t: Tensor, opts: ToDeviceOptions = {}): DeviceTensor {
+  if (isDeviceTensor(t)) throw new TypeError('t: expected a host Tensor, got a DeviceTensor (it is on the device already)');
   checkTensor(t, 't');
-  const name = opts.backend ?? 'cuda';
-  if (name !== 'cuda' && name !== 'rocm') {
-    throw new TypeError(`opts.backend: expected 'cuda' or 'rocm', got ${describeValue(name)}`);
+  if (opts === null || typeof opts !== 'object') throw new TypeError(`opts: expected an object, got ${describeValue(opts)}`);
+  if (opts.backend !== undefined && opts.backend !== 'cuda' && opts.backend !== 'rocm') {
+    throw new TypeError(`opts.backend: expected 'cuda' or 'rocm', got ${describeValue(opts.backend)}`);
   }
-  resolveBackend(name); // throws Error naming why the GPU backend is unavailable
-  throw new Error(`toDevice: the ${name} backend has no device memory support in this build`);
+  const device = opts.device ?? 0;
+  if (typeof device !== 'number') throw new TypeError(`opts.device: expected a non-negative integer, got ${describeValue(device)}`);
+  if (!Number.isInteger(device) || device < 0) {
+    throw new RangeError(`opts.device: expected a non-negative integer, got ${device}`);
+  }
+  const name = opts.backend ?? gpuBackendOf() ?? 'cuda';
+  resolveBackend(name); // throws Error naming why that GPU backend is unavailable
+  const addon = gpuAddon(name);
+  const handle = addon.gpuToDevice(t.data, device);
+  return wrapDeviceBuffer(addon, name, handle, t.shape, t.dtype, device);
 }

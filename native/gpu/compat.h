@@ -1,8 +1,13 @@
 // One GPU source for CUDA and HIP. Every .cu file under native/gpu/ includes this header and uses the
-// gpu* names below; nvcc compiles it as CUDA, `hipcc -x hip` (HIP_PLATFORM=amd) as HIP.
+// gpu* names below; nvcc compiles it as CUDA, `hipcc -x hip` (HIP_PLATFORM=amd) as HIP. With
+// SPLASH_GPU_EMULATE (tests only) the device code compiles as host C++ against emulate.h instead, with
+// CUDA's warp semantics and no runtime API.
 #pragma once
 
-#if defined(__HIP_PLATFORM_AMD__) || defined(__HIPCC__)
+#if defined(SPLASH_GPU_EMULATE)
+#define SPLASH_GPU_CUDA 1
+#include "emulate.h"
+#elif defined(__HIP_PLATFORM_AMD__) || defined(__HIPCC__)
 #define SPLASH_GPU_HIP 1
 #include <hip/hip_runtime.h>
 #else
@@ -23,6 +28,7 @@ using gpuStream_t = hipStream_t;
 using gpuEvent_t = hipEvent_t;
 using gpuDeviceProp = hipDeviceProp_t;
 constexpr gpuError_t gpuSuccess = hipSuccess;
+constexpr gpuError_t gpuErrorInvalidValue = hipErrorInvalidValue;
 constexpr const char* kRuntimeName = "HIP";
 constexpr const char* kApiPrefix = "hip";  // for messages: hipGetDeviceCount, ...
 
@@ -33,6 +39,11 @@ using LaneMask = uint64_t;
 static_assert(__AMDGCN_WAVEFRONT_SIZE == kWarpSize, "compat.h assumes wave64 targets");
 #endif
 
+#elif defined(SPLASH_GPU_EMULATE)
+
+constexpr int kWarpSize = 32;
+using LaneMask = uint32_t;
+
 #else  // CUDA
 
 using gpuError_t = cudaError_t;
@@ -40,6 +51,7 @@ using gpuStream_t = cudaStream_t;
 using gpuEvent_t = cudaEvent_t;
 using gpuDeviceProp = cudaDeviceProp;
 constexpr gpuError_t gpuSuccess = cudaSuccess;
+constexpr gpuError_t gpuErrorInvalidValue = cudaErrorInvalidValue;
 constexpr const char* kRuntimeName = "CUDA";
 constexpr const char* kApiPrefix = "cuda";
 
@@ -55,7 +67,9 @@ constexpr LaneMask kFullLaneMask = ~LaneMask{0};
 
 // Runtime API aliases. Macros rather than wrappers, because several runtime entry points are
 // overloaded or templated (cudaMalloc<T>) or are themselves macros (cudaGetDeviceProperties).
-#ifdef SPLASH_GPU_HIP
+#if defined(SPLASH_GPU_EMULATE)
+// no runtime: the emulation only runs kernels (emulate.h)
+#elif defined(SPLASH_GPU_HIP)
 #define gpuGetDeviceCount hipGetDeviceCount
 #define gpuGetDeviceProperties hipGetDeviceProperties
 #define gpuGetErrorName hipGetErrorName
@@ -75,6 +89,10 @@ constexpr LaneMask kFullLaneMask = ~LaneMask{0};
 #define gpuMemcpyDeviceToHost hipMemcpyDeviceToHost
 #define gpuMemcpyDeviceToDevice hipMemcpyDeviceToDevice
 #define gpuStreamCreate hipStreamCreate
+#define gpuStreamCreateWithFlags hipStreamCreateWithFlags
+#define gpuStreamNonBlocking hipStreamNonBlocking
+#define gpuDeviceGetAttribute hipDeviceGetAttribute
+#define gpuMemGetInfo hipMemGetInfo
 #define gpuStreamDestroy hipStreamDestroy
 #define gpuStreamSynchronize hipStreamSynchronize
 #define gpuDeviceSynchronize hipDeviceSynchronize
@@ -105,6 +123,10 @@ constexpr LaneMask kFullLaneMask = ~LaneMask{0};
 #define gpuMemcpyDeviceToHost cudaMemcpyDeviceToHost
 #define gpuMemcpyDeviceToDevice cudaMemcpyDeviceToDevice
 #define gpuStreamCreate cudaStreamCreate
+#define gpuStreamCreateWithFlags cudaStreamCreateWithFlags
+#define gpuStreamNonBlocking cudaStreamNonBlocking
+#define gpuDeviceGetAttribute cudaDeviceGetAttribute
+#define gpuMemGetInfo cudaMemGetInfo
 #define gpuStreamDestroy cudaStreamDestroy
 #define gpuStreamSynchronize cudaStreamSynchronize
 #define gpuDeviceSynchronize cudaDeviceSynchronize
@@ -120,6 +142,7 @@ constexpr LaneMask kFullLaneMask = ~LaneMask{0};
 namespace splash {
 namespace gpu {
 
+#ifndef SPLASH_GPU_EMULATE
 // "<api><call> failed: <errorName>: <errorString>" — the runtime's own words, for a JS Error
 // message; `call` is the runtime function without its cuda/hip prefix, e.g. "GetDeviceCount".
 inline std::string error_message(const std::string& call, gpuError_t status) {
@@ -132,25 +155,41 @@ inline std::string error_message(const std::string& call, gpuError_t status) {
   if (text != name) msg += ": " + text;  // HIP 5 often gives the name twice
   return msg;
 }
+#endif
 
-#if defined(__CUDACC__) || defined(__HIPCC__)
+#if defined(__CUDACC__) || defined(__HIPCC__) || defined(SPLASH_GPU_EMULATE)
 
 // Butterfly exchange across the whole warp / wavefront (all lanes must take part).
 template <typename T>
 __device__ __forceinline__ T shfl_xor(T value, int lane_mask, int width = kWarpSize) {
-#ifdef SPLASH_GPU_HIP
+#if defined(SPLASH_GPU_EMULATE)
+  return emu::exchange(value, lane_mask, width);
+#elif defined(SPLASH_GPU_HIP)
   return __shfl_xor(value, lane_mask, width);
 #else
   return __shfl_xor_sync(kFullLaneMask, value, lane_mask, width);
 #endif
 }
 
+#ifndef SPLASH_GPU_EMULATE
 template <typename T>
 __device__ __forceinline__ T shfl(T value, int src_lane, int width = kWarpSize) {
 #ifdef SPLASH_GPU_HIP
   return __shfl(value, src_lane, width);
 #else
   return __shfl_sync(kFullLaneMask, value, src_lane, width);
+#endif
+}
+#endif
+
+// Whether `pred` holds in any lane of the warp (all lanes must take part).
+__device__ __forceinline__ bool warp_any(bool pred) {
+#if defined(SPLASH_GPU_EMULATE)
+  return emu::any_in_warp(pred);
+#elif defined(SPLASH_GPU_HIP)
+  return __any(pred) != 0;
+#else
+  return __any_sync(kFullLaneMask, pred) != 0;
 #endif
 }
 
@@ -174,3 +213,10 @@ __device__ __forceinline__ T warp_max(T value, int width = kWarpSize) {
 
 }  // namespace gpu
 }  // namespace splash
+
+// A kernel's dynamic shared memory as `type name[]`.
+#if defined(SPLASH_GPU_EMULATE)
+#define SPLASH_DYNAMIC_SMEM(type, name) type* name = reinterpret_cast<type*>(splash::gpu::emu::smem_base())
+#else
+#define SPLASH_DYNAMIC_SMEM(type, name) extern __shared__ type name[]
+#endif

@@ -1,0 +1,514 @@
+// Tensor-core forward kernel for bf16 / f16 on CUDA sm_80 and later: mma.sync m16n8k16 with f32
+// accumulators, operands from shared memory through ldmatrix, K and V tiles streamed with cp.async.
+// One CTA of 4 warps per (batch, head, q tile of kBlockM rows); warp w owns rows [w*16*MT, (w+1)*16*MT)
+// as MT m16 tiles. The CTA walks its q tile's schedule row only (mask.cuh: KvWalk).
+//
+// Pipeline per K/V tile j (two K buffers, one V buffer, cp.async groups completing in issue order):
+// wait K(j), barrier; issue V(j), then K(j+1) into the other K buffer; then for each inner step of
+// NC keys: S = Q K^T, mask, online softmax, (first step only: wait for V(j), barrier), O += P V.
+// The first barrier orders "every warp finished tile j-1" before V(j) and K(j+1) overwrite what
+// tile j-1 read; the second makes V(j) visible while K(j+1) keeps loading under the compute.
+// O and the row sums are rescaled only when a row maximum of the warp moved (one warp vote per step).
+//
+// Fragment facts (PTX ISA, mma.m16n8k16 with .bf16/.f16; g = lane / 4, t = lane % 4):
+//   A (16x16, row): reg0 = (row g, k 2t..2t+1), reg1 = (row g+8, k 2t..), reg2 = (row g, k 2t+8..),
+//                   reg3 = (row g+8, k 2t+8..); the lower half of each register holds the lower k.
+//   B (16x8, col):  reg0 = (k 2t..2t+1, col g), reg1 = (k 2t+8.., col g).
+//   C (16x8, f32):  c0, c1 = (row g, cols 2t, 2t+1), c2, c3 = (row g+8, cols 2t, 2t+1).
+// So the C tiles of S for keys 16i..16i+15 are exactly the A operand of P for k-step i.
+// ldmatrix.x4: lanes 8i..8i+7 give the row addresses of matrix i, and register i of every lane gets
+// (row g, cols 2t, 2t+1) of matrix i; with .trans, (rows 2t, 2t+1, col g), which turns a row-major V
+// tile into B fragments.
+#pragma once
+
+#include <climits>
+
+#include "dtypes.cuh"
+#include "fwd_params.h"
+#include "mask.cuh"
+#include "plan.h"
+#include "softmax.cuh"
+
+namespace splash {
+namespace gpu {
+namespace mma {
+
+// Offset in halves of 16-byte chunk `chunk` of row `row` in a tile of D-wide rows (see plan.h:
+// mma_row_stride): d % 64 == 0 swizzles chunks by the row's low 3 bits, other d pad each row.
+template <int D>
+__device__ __forceinline__ int smem_offset(int row, int chunk) {
+  if constexpr (D % 64 == 0) {
+    return row * D + ((chunk ^ (row & 7)) << 3);
+  } else {
+    return row * (D + 8) + (chunk << 3);
+  }
+}
+
+#ifndef SPLASH_GPU_EMULATE
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
+  const int bytes = valid ? 16 : 0;  // 0: no global read, the 16 bytes are zero-filled
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+template <class T>
+__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
+template <>
+__device__ __forceinline__ void mma_16816<BF16>(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <>
+__device__ __forceinline__ void mma_16816<F16>(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Two floats rounded to nearest even into one register of two 16-bit values (lo in the low half).
+template <class T>
+__device__ __forceinline__ uint32_t cvt_pack(float lo, float hi);
+template <>
+__device__ __forceinline__ uint32_t cvt_pack<BF16>(float lo, float hi) {
+  uint32_t r;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));  // first source → upper half
+  return r;
+}
+template <>
+__device__ __forceinline__ uint32_t cvt_pack<F16>(float lo, float hi) {
+  uint32_t r;
+  asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+}
+
+#else  // SPLASH_GPU_EMULATE: the same primitives on the CPU (emulate.h)
+
+inline uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(static_cast<const uint8_t*>(p) - emu::smem_base());
+}
+inline void cp_async_16(uint32_t dst, const void* src, bool valid) { emu::cp_async(dst, src, valid); }
+inline void cp_async_commit() { emu::cp_commit(); }
+inline void cp_async_wait_all() { emu::cp_wait(0); }
+inline void cp_async_wait_one() { emu::cp_wait(1); }
+inline void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) { emu::ldmatrix(r, addr, false); }
+inline void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) { emu::ldmatrix(r, addr, true); }
+inline float emu_bf16(uint32_t b) { return bf16_bits_to_float(b); }
+inline float emu_f16(uint32_t b) { return f16_bits_to_float(b); }
+template <class T>
+inline void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (T::kDType == DType::BF16) {
+    emu::mma_m16n8k16<emu_bf16>(c, a, b0, b1);
+  } else {
+    emu::mma_m16n8k16<emu_f16>(c, a, b0, b1);
+  }
+}
+template <class T>
+inline uint32_t cvt_pack(float lo, float hi) {
+  return pack2<T>(lo, hi);
+}
+
+#endif
+
+// Per-thread ldmatrix addressing: a lane reads 16 bytes at (row, chunk) where row = (compile-time
+// multiple of 16) + the lane's own row (lane_row) and chunk = 2 * (compile-time step) + hi. With the
+// swizzle, the physical chunk is chunk ^ (row & 7) and row & 7 == lane_row & 7, so the lane's four
+// possible low-chunk offsets are computed once; every address in the loops is then one register plus
+// an immediate, and the compiler keeps no table of addresses alive across the K/V loop.
+template <int D>
+struct FragAddr {
+  uint32_t base;  // shared address of (lane_row, chunk 0), bytes
+  int hx;         // hi ^ (lane_row & 7): the swizzle of the lane's low chunk bits
+
+  __device__ __forceinline__ FragAddr(const uint16_t* tile, int lane_row, int hi) {
+    base = smem_addr(tile) + 2u * static_cast<uint32_t>(lane_row * mma_row_stride(D));
+    hx = D % 64 == 0 ? (hi ^ (lane_row & 7)) : hi;
+  }
+  // Shared address of (row0 + lane_row, chunk 2 * step + hi); row0 a multiple of 8, step compile-time.
+  __device__ __forceinline__ uint32_t at(int row0, int step) const {
+    const int low = D % 64 == 0 ? ((2 * (step & 3)) ^ hx) : (2 * (step & 3) + hx);
+    return base + 2u * static_cast<uint32_t>(row0 * mma_row_stride(D) + (step >> 2) * 64 + (low << 3));
+  }
+};
+
+// Rows [0, rows) of a global tile (row r at src + r * stride, D contiguous halves) into a shared tile
+// of kRows rows; the rest are zero-filled. All 128 threads take part; the caller commits.
+template <int D, int kRows>
+__device__ __forceinline__ void load_tile_async(uint16_t* dst, const uint16_t* src, int64_t stride, int rows, int tid) {
+  constexpr int kChunks = D / 8;
+  constexpr int kTotal = kRows * kChunks;
+  static_assert(kTotal % kMmaThreads == 0, "tile chunks must split evenly over the CTA");
+#pragma unroll
+  for (int i = 0; i < kTotal / kMmaThreads; ++i) {
+    const int idx = tid + i * kMmaThreads;
+    const int row = idx / kChunks;
+    const int chunk = idx % kChunks;
+    const bool valid = row < rows;
+    const uint16_t* g = src + (valid ? row * stride : 0) + chunk * 8;
+    cp_async_16(smem_addr(dst + smem_offset<D>(row, chunk)), g, valid);
+  }
+}
+
+template <class T, int D>
+__global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernelParams p) {
+#if defined(SPLASH_GPU_EMULATE) || (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800)
+  constexpr int M = mma_tile_m(D);
+  constexpr int N = mma_tile_n(D);   // keys per K/V tile (one pipeline stage)
+  constexpr int NC = mma_step_n(D);  // keys per inner step
+  constexpr int MT = M / 64;         // m16 tiles per warp
+  constexpr int NT = NC / 8;         // n8 tiles of S per step
+  constexpr int DT = D / 8;          // n8 tiles of O
+  constexpr int KT = D / 16;         // k16 steps of Q K^T
+  constexpr int PK = NC / 16;        // k16 steps of P V per step
+  constexpr int C = 2 * NT;          // key columns of one row per thread and step
+  constexpr int LDS = mma_row_stride(D);
+  static_assert(N % NC == 0 && NT % 2 == 0 && DT % 2 == 0, "tile shapes");
+
+  SPLASH_DYNAMIC_SMEM(uint4, mma_smem);
+  uint16_t* sQ = reinterpret_cast<uint16_t*>(mma_smem);
+  uint16_t* sK = sQ + M * LDS;       // two buffers of N rows
+  uint16_t* sV = sK + 2 * N * LDS;
+  __shared__ int s_seg_lo, s_seg_hi;
+
+  const int tid = static_cast<int>(threadIdx.x);
+  const int warp = tid >> 5;
+  const int lane = tid & 31;
+  const int g = lane >> 2;
+  const int t4 = lane & 3;
+
+  // ---- which q tile, head and batch -------------------------------------------------------------
+  const unsigned heads = static_cast<unsigned>(p.heads);
+  const int h = static_cast<int>(blockIdx.x % heads);
+  const int w = __ldg(p.work + blockIdx.x / heads);
+  const int b = static_cast<int>(blockIdx.y) + p.batch_offset;
+  const int qb = w / p.tiles_per_qblock;
+  const int sub = w - qb * p.tiles_per_qblock;
+  const int64_t qblock_q0 = static_cast<int64_t>(qb) * p.block_q;
+  const int64_t q_begin64 = qblock_q0 + static_cast<int64_t>(sub) * M;
+  const int64_t q_end64 = min(static_cast<int64_t>(p.q_seq), qblock_q0 + p.block_q);
+  if (q_begin64 >= q_end64) return;
+  const int q_begin = static_cast<int>(q_begin64);
+  const int rows = static_cast<int>(min(static_cast<int64_t>(M), q_end64 - q_begin64));
+
+  const int sched = __ldg(p.head_schedule + (p.mask_heads == 1 ? 0 : h));
+  const int row_index = sched * p.rows_per_schedule + qb;
+  const int e_begin = __ldg(p.row_ptr + row_index);
+  const int e_end = __ldg(p.row_ptr + row_index + 1);
+
+  const int kvh = h / p.group;
+  const uint16_t* k_ptr = static_cast<const uint16_t*>(p.k) + b * p.k_batch_stride + kvh * p.k_head_stride;
+  const uint16_t* v_ptr = static_cast<const uint16_t*>(p.v) + b * p.v_batch_stride + kvh * p.v_head_stride;
+  const int warp_row0 = warp * 16 * MT;  // first tile row of this warp
+
+  // ---- the tile's segment-id range (for block skipping) --------------------------------------------
+  KvWalk walk;
+  walk.e_end = e_end;
+  walk.b = b;
+  walk.has_seg = p.seg_q != nullptr;
+  walk.q_seg_lo = walk.q_seg_hi = 0;
+  if (walk.has_seg) {
+    if (tid == 0) {
+      s_seg_lo = INT_MAX;
+      s_seg_hi = INT_MIN;
+    }
+    __syncthreads();
+    int lo = INT_MAX, hi = INT_MIN;
+    for (int r = tid; r < rows; r += kMmaThreads) {
+      const int sg = __ldg(p.seg_q + static_cast<int64_t>(b) * p.q_seq + q_begin + r);
+      lo = min(lo, sg);
+      hi = max(hi, sg);
+    }
+    atomicMin(&s_seg_lo, lo);
+    atomicMax(&s_seg_hi, hi);
+    __syncthreads();
+    walk.q_seg_lo = s_seg_lo;
+    walk.q_seg_hi = s_seg_hi;
+  }
+
+  // ---- state --------------------------------------------------------------------------------------
+  float o[MT][DT][4];
+  float m[MT][2], l[MT][2];
+  bool any[MT][2];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+    for (int j = 0; j < DT; ++j) o[mt][j][0] = o[mt][j][1] = o[mt][j][2] = o[mt][j][3] = 0.f;
+    m[mt][0] = m[mt][1] = neg_inf();
+    l[mt][0] = l[mt][1] = 0.f;
+    any[mt][0] = any[mt][1] = false;
+  }
+
+  // ldmatrix lanes: Q (A operand) rows lane&7 + 8*bit3, chunk hi = bit4; K (B operand of Q K^T)
+  // rows lane&7 + 8*bit4, chunk hi = bit3; V (B operand of P V, transposed) like Q.
+  const FragAddr<D> q_frag(sQ, (lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4);
+  const FragAddr<D> k_frag(sK, (lane & 7) + (lane >> 4) * 8, (lane >> 3) & 1);
+  const FragAddr<D> v_frag(sV, (lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4);
+
+  const bool has_seg = walk.has_seg;
+  const float cap = p.soft_cap;
+  KvTile t = walk.first_from(p, e_begin, N);
+  if (!walk.done(t)) {
+    load_tile_async<D, M>(sQ, static_cast<const uint16_t*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride +
+                                  q_begin * p.q_seq_stride,
+                          p.q_seq_stride, rows, tid);
+    load_tile_async<D, N>(sK, k_ptr + t.kv0 * p.k_seq_stride, p.k_seq_stride, t.len, tid);
+    cp_async_commit();
+  }
+  int kbuf = 0;  // which K buffer holds the current tile
+
+  while (!walk.done(t)) {
+    cp_async_wait_all();
+    __syncthreads();  // K(j) (and Q) visible; every warp is done with tile j-1, so V and the other K buffer are free
+    load_tile_async<D, N>(sV, v_ptr + t.kv0 * p.v_seq_stride, p.v_seq_stride, t.len, tid);
+    cp_async_commit();
+    const KvTile next = walk.next(p, t, N);
+    const bool has_next = !walk.done(next);
+    if (has_next) {
+      load_tile_async<D, N>(sK + (kbuf ^ 1) * N * LDS, k_ptr + next.kv0 * p.k_seq_stride, p.k_seq_stride, next.len,
+                            tid);
+      cp_async_commit();
+    }
+    const bool plain = t.kind == static_cast<int>(BlockKind::Full) && (!has_seg || t.seg_uniform) && t.len == N;
+    if (plain) {
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) any[mt][0] = any[mt][1] = true;
+    }
+
+    // Not unrolled: with both steps unrolled the scheduler hoists loads across them and spills.
+#pragma unroll 1
+    for (int step = 0; step < N / NC; ++step) {
+      if (step > 0 && step * NC >= t.len) break;  // the rest of a ragged tile holds no keys
+
+      // ---- S = Q K^T for NC keys ------------------------------------------------------------------
+      float s[MT][NT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int j = 0; j < NT; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < KT; ++kk) {
+        uint32_t a[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) ldmatrix_x4(a[mt], q_frag.at(warp_row0 + mt * 16, kk));
+#pragma unroll
+        for (int jp = 0; jp < NT / 2; ++jp) {
+          uint32_t bk[4];
+          ldmatrix_x4(bk, k_frag.at(kbuf * N + step * NC + jp * 16, kk));
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            mma_16816<T>(s[mt][2 * jp], a[mt], bk[0], bk[1]);
+            mma_16816<T>(s[mt][2 * jp + 1], a[mt], bk[2], bk[3]);
+          }
+        }
+      }
+
+      // ---- soft cap, then the mask ----------------------------------------------------------------
+      if (cap > 0.f) {
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+          for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) s[mt][j][e] = soft_cap(s[mt][j][e], cap);
+      }
+      if (!plain) {
+        int kvcol[C];
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+          kvcol[2 * j] = t.kv0 + step * NC + 8 * j + 2 * t4;
+          kvcol[2 * j + 1] = kvcol[2 * j] + 1;
+        }
+        const int prog_begin = __ldg(p.program_ptr + sched);
+        const int prog_end = __ldg(p.program_ptr + sched + 1);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          int qrow[2], seg_row[2];
+          qrow[0] = q_begin + warp_row0 + mt * 16 + g;
+          qrow[1] = qrow[0] + 8;
+#pragma unroll
+          for (int hf = 0; hf < 2; ++hf) {
+            seg_row[hf] = has_seg && qrow[hf] < q_begin + rows
+                              ? __ldg(p.seg_q + static_cast<int64_t>(b) * p.q_seq + qrow[hf])
+                              : INT_MAX;
+          }
+          uint64_t allowed, exists;
+          tile_mask<2, C>(p, t, N, prog_begin, prog_end, static_cast<int>(qblock_q0), qrow, kvcol, seg_row,
+                          static_cast<int64_t>(b) * p.kv_seq, &allowed, &exists);
+          // element (row half hf, column 2j + e1) is bit hf * C + 2j + e1; accumulator s[mt][j][2hf + e1]
+#pragma unroll
+          for (int j = 0; j < NT; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              const int bit = (e >> 1) * C + 2 * j + (e & 1);
+              if (!((exists >> bit) & 1u)) {
+                s[mt][j][e] = neg_inf();
+              } else if (!((allowed >> bit) & 1u)) {
+                s[mt][j][e] = p.mask_value;
+              }
+            }
+          constexpr uint64_t kRowBits = (uint64_t{1} << C) - 1;
+          any[mt][0] = any[mt][0] || (allowed & kRowBits) != 0;
+          any[mt][1] = any[mt][1] || ((allowed >> C) & kRowBits) != 0;
+        }
+      }
+
+      // ---- online softmax (rows g and g+8 of each m16 tile; a row spans the 4 lanes of a quad) -----
+      float alpha[MT][2];
+      bool rescale = false;
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf) {
+          float mx = neg_inf();
+#pragma unroll
+          for (int j = 0; j < NT; ++j) mx = fmaxf(mx, fmaxf(s[mt][j][2 * hf], s[mt][j][2 * hf + 1]));
+          mx = fmaxf(mx, shfl_xor(mx, 1));
+          mx = fmaxf(mx, shfl_xor(mx, 2));
+          const float m_new = fmaxf(m[mt][hf], mx);
+          alpha[mt][hf] = softmax_rescale(m[mt][hf], m_new);
+          rescale = rescale || alpha[mt][hf] != 1.f;
+          m[mt][hf] = m_new;
+          const float off = exp2_offset(m_new);
+          float sum = 0.f;
+#pragma unroll
+          for (int j = 0; j < NT; ++j) {
+            const float p0 = softmax_weight(s[mt][j][2 * hf], off);
+            const float p1 = softmax_weight(s[mt][j][2 * hf + 1], off);
+            s[mt][j][2 * hf] = p0;
+            s[mt][j][2 * hf + 1] = p1;
+            sum += p0 + p1;
+          }
+          l[mt][hf] = fmaf(l[mt][hf], alpha[mt][hf], sum);
+        }
+      }
+      if (warp_any(rescale)) {  // once the row maxima settle, most steps skip this
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+          for (int j = 0; j < DT; ++j) {
+            o[mt][j][0] *= alpha[mt][0];
+            o[mt][j][1] *= alpha[mt][0];
+            o[mt][j][2] *= alpha[mt][1];
+            o[mt][j][3] *= alpha[mt][1];
+          }
+      }
+
+      if (step == 0) {
+        // V(j) must have landed for every warp; K(j+1) may still be in flight.
+        if (has_next) {
+          cp_async_wait_one();
+        } else {
+          cp_async_wait_all();
+        }
+        __syncthreads();
+      }
+
+      // ---- O += P V for these NC keys -------------------------------------------------------------
+#pragma unroll
+      for (int kk = 0; kk < PK; ++kk) {
+        uint32_t pa[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          pa[mt][0] = cvt_pack<T>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+          pa[mt][1] = cvt_pack<T>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+          pa[mt][2] = cvt_pack<T>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+          pa[mt][3] = cvt_pack<T>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+        }
+#pragma unroll
+        for (int cp = 0; cp < DT / 2; ++cp) {
+          uint32_t bv[4];
+          ldmatrix_x4_trans(bv, v_frag.at(step * NC + kk * 16, cp));
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            mma_16816<T>(o[mt][2 * cp], pa[mt], bv[0], bv[1]);
+            mma_16816<T>(o[mt][2 * cp + 1], pa[mt], bv[2], bv[3]);
+          }
+        }
+      }
+    }
+    kbuf ^= 1;
+    t = next;
+  }
+
+  // ---- epilogue: normalise, stage the tile in sQ (each warp its own rows), write out and lse ----
+  const int64_t o_base = b * p.o_batch_stride + h * p.o_head_stride;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) {
+      float sum = l[mt][hf];
+      sum += shfl_xor(sum, 1);
+      sum += shfl_xor(sum, 2);
+      int seen = any[mt][hf] ? 1 : 0;
+      seen |= shfl_xor(seen, 1);
+      seen |= shfl_xor(seen, 2);
+      const float inv = seen ? 1.f / sum : 0.f;
+      const int row = warp_row0 + mt * 16 + g + 8 * hf;
+#pragma unroll
+      for (int j = 0; j < DT; ++j) {
+        const uint32_t packed = cvt_pack<T>(o[mt][j][2 * hf] * inv, o[mt][j][2 * hf + 1] * inv);
+        *reinterpret_cast<uint32_t*>(sQ + smem_offset<D>(row, j) + 2 * t4) = packed;
+      }
+      if (p.lse != nullptr && t4 == 0 && row < rows) {
+        p.lse[b * p.lse_batch_stride + h * p.lse_head_stride + static_cast<int64_t>(q_begin + row) * p.lse_seq_stride] =
+            row_lse(m[mt][hf], sum, seen != 0);
+      }
+    }
+  }
+  __syncthreads();
+  uint16_t* out = static_cast<uint16_t*>(p.out) + o_base + q_begin * p.o_seq_stride;
+  constexpr int kChunks = D / 8;
+#pragma unroll
+  for (int i = 0; i < M * kChunks / kMmaThreads; ++i) {
+    const int idx = tid + i * kMmaThreads;
+    const int row = idx / kChunks;
+    const int chunk = idx % kChunks;
+    if (row < rows) {
+      *reinterpret_cast<uint4*>(out + row * p.o_seq_stride + chunk * 8) =
+          *reinterpret_cast<const uint4*>(sQ + smem_offset<D>(row, chunk));
+    }
+  }
+#endif  // device code for sm_80+
+}
+
+}  // namespace mma
+
+#ifndef SPLASH_GPU_EMULATE
+// Launches the tensor-core kernel for one (dtype, head dim); returns the launch's status.
+template <class T, int D>
+gpuError_t launch_fwd_mma_t(const FwdKernelParams& p, dim3 grid, gpuStream_t stream) {
+  constexpr size_t smem = static_cast<size_t>(mma_smem_bytes(D));
+  if (smem > 48 * 1024) {
+    const gpuError_t e = gpuFuncSetAttribute(reinterpret_cast<const void*>(&mma::fwd_mma_kernel<T, D>),
+                                             gpuFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (e != gpuSuccess) return e;
+  }
+  mma::fwd_mma_kernel<T, D><<<grid, kMmaThreads, smem, stream>>>(p);
+  return gpuGetLastError();
+}
+#endif
+
+}  // namespace gpu
+}  // namespace splash

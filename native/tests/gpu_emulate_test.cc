@@ -1,0 +1,480 @@
+// The GPU forward kernels (both the SIMT and the tensor-core one, from their real source) run on the
+// CPU through native/gpu/emulate.h and are compared with the CPU forward kernel on a small grid of the
+// splash cases. Host-side launch planning is the launcher's own (plan.h): kernel choice, work order,
+// packed dense blocks, segment ranges, the kernel argument block. What this cannot show: timing, real
+// concurrency between warps, and whether the hardware agrees with the PTX ISA's fragment layouts as
+// emulate.h restates them.
+//
+//   splash_gpu_emulate_tests [--quick] [--oracle cpu|ref]
+#define SPLASH_GPU_EMULATE 1
+
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "../gpu/bwd_plan.h"
+#include "../gpu/bwd_simt.cuh"
+#include "../gpu/fwd_mma_sm80.cuh"
+#include "../gpu/fwd_simt.cuh"
+#include "../gpu/plan.h"
+#include "bwd_harness.h"
+#include "harness.h"
+
+namespace {
+
+using namespace harness;  // NOLINT: the harness is this file's vocabulary
+namespace g = splash::gpu;
+
+template <class T>
+void run_simt(int bucket, const g::FwdKernelParams& kp) {
+  switch (bucket) {
+    case 64: g::fwd_simt_kernel<T, 64>(kp); break;
+    case 128: g::fwd_simt_kernel<T, 128>(kp); break;
+    default: g::fwd_simt_kernel<T, 256>(kp); break;
+  }
+}
+
+template <class T>
+void run_mma(int d, const g::FwdKernelParams& kp) {
+  switch (d) {
+    case 32: g::mma::fwd_mma_kernel<T, 32>(kp); break;
+    case 64: g::mma::fwd_mma_kernel<T, 64>(kp); break;
+    case 96: g::mma::fwd_mma_kernel<T, 96>(kp); break;
+    case 128: g::mma::fwd_mma_kernel<T, 128>(kp); break;
+    case 192: g::mma::fwd_mma_kernel<T, 192>(kp); break;
+    default: g::mma::fwd_mma_kernel<T, 256>(kp); break;
+  }
+}
+
+struct EmuRun {
+  std::string error;
+  std::string path;
+  HostTensor out;
+  std::vector<float> lse;
+};
+
+EmuRun emulate(const Case& c, const Inputs& in, const HostSchedule& s) {
+  EmuRun r;
+  r.out.init(c.dtype, static_cast<size_t>(c.batch * c.heads * c.q_seq * c.dv));
+  std::fill(r.out.bytes.begin(), r.out.bytes.end(), 0xff);  // poison
+  r.lse.assign(static_cast<size_t>(c.batch * c.heads * c.q_seq), std::numeric_limits<float>::quiet_NaN());
+
+  AttentionParams p = make_params(c, in);
+  p.q.ptr = const_cast<uint8_t*>(in.q.bytes.data());
+  p.k.ptr = const_cast<uint8_t*>(in.k.bytes.data());
+  p.v.ptr = const_cast<uint8_t*>(in.v.bytes.data());
+  p.out.ptr = r.out.bytes.data();
+  p.lse.ptr = r.lse.data();
+
+  // What upload_schedule puts on the device: the same arrays, dense blocks packed to bits.
+  const ScheduleView host = s.view();
+  const std::string problem = g::validate_schedule(host);
+  if (!problem.empty()) {
+    r.error = problem;
+    return r;
+  }
+  std::vector<uint32_t> bits =
+      host.num_partial > 0 ? g::pack_mask_bits(host.partial_mask_blocks, host.num_partial, host.block_q, host.block_kv)
+                           : std::vector<uint32_t>();
+  std::vector<int32_t> mask_ref(host.col_mask_ref, host.col_mask_ref + host.nnz);
+  const int64_t materialized = g::materialize_deep_programs(host, &mask_ref, &bits);
+  p.fwd = host;
+  p.fwd.col_mask_ref = mask_ref.data();
+  p.fwd.num_partial += materialized;
+  p.fwd.partial_mask_blocks = reinterpret_cast<const uint8_t*>(bits.data());
+
+  g::DeviceCaps caps{};
+  caps.cc_major = 9;
+  caps.max_smem_per_block = 227 * 1024;
+  caps.multiprocessors = 132;
+  caps.max_grid_y = 65535;
+  const g::FwdPath force = c.path == g::ForcePath::kSimt ? g::FwdPath::Simt
+                           : c.path == g::ForcePath::kMma ? g::FwdPath::Mma
+                                                          : g::FwdPath::None;
+  const g::FwdPlan plan = g::plan_forward(p, caps, force);
+  if (!plan.error.empty()) {
+    r.error = plan.error;
+    return r;
+  }
+  r.path = g::path_name(plan.path);
+  const std::vector<int32_t> work = g::work_order(host.row_ptr, host.num_schedules, host.rows_per_schedule,
+                                                  host.block_q, c.q_seq, plan.tile_m, plan.tiles_per_qblock);
+  g::FwdKernelParams kp = g::make_fwd_kernel_params(p, plan, work.data(), static_cast<int32_t>(work.size()));
+  std::vector<int32_t> ranges;
+  if (!in.seg_q.empty()) {
+    ranges = g::segment_block_ranges(in.seg_kv.data(), c.batch, c.kv_seq, host.block_kv);
+    kp.seg_q = in.seg_q.data();
+    kp.seg_kv = in.seg_kv.data();
+    kp.kv_block_seg = ranges.data();
+  }
+  const dim3 grid(static_cast<unsigned>(work.size() * c.heads), static_cast<unsigned>(c.batch), 1);
+  try {
+    g::emu::launch(grid, plan.threads, static_cast<size_t>(plan.smem_bytes), [&]() {
+      if (plan.path == g::FwdPath::Simt) {
+        if (c.dtype == DType::F32) run_simt<g::F32>(plan.bucket, kp);
+        else if (c.dtype == DType::BF16) run_simt<g::BF16>(plan.bucket, kp);
+        else run_simt<g::F16>(plan.bucket, kp);
+      } else {
+        if (c.dtype == DType::BF16) run_mma<g::BF16>(plan.bucket, kp);
+        else run_mma<g::F16>(plan.bucket, kp);
+      }
+    });
+  } catch (const std::exception& e) {
+    r.error = e.what();
+  }
+  return r;
+}
+
+// ---- backward ---------------------------------------------------------------------------------------------
+
+template <class T>
+void run_bwd_step(g::BwdStep step, int bucket, const g::BwdKernelParams& bp) {
+  namespace k = g::bwd;
+  switch (step) {
+    case g::BwdStep::kDi: k::bwd_di_kernel<T>(bp); return;
+    case g::BwdStep::kCast: k::bwd_dq_cast_kernel<T>(bp); return;
+    default: break;
+  }
+  const bool dq = step == g::BwdStep::kDq, fused = step == g::BwdStep::kFused;
+  switch (bucket) {
+    case 64: dq ? k::bwd_dq_simt_kernel<T, 64>(bp) : fused ? k::bwd_dkv_simt_kernel<T, 64, true>(bp) : k::bwd_dkv_simt_kernel<T, 64, false>(bp); break;
+    case 128: dq ? k::bwd_dq_simt_kernel<T, 128>(bp) : fused ? k::bwd_dkv_simt_kernel<T, 128, true>(bp) : k::bwd_dkv_simt_kernel<T, 128, false>(bp); break;
+    default: dq ? k::bwd_dq_simt_kernel<T, 256>(bp) : fused ? k::bwd_dkv_simt_kernel<T, 256, true>(bp) : k::bwd_dkv_simt_kernel<T, 256, false>(bp); break;
+  }
+}
+
+// A schedule as upload_schedule leaves it: dense blocks packed, deep programs materialised.
+struct DeviceView {
+  std::vector<uint32_t> bits;
+  std::vector<int32_t> mask_ref;
+  ScheduleView view{};
+  std::string error;
+  explicit DeviceView(const ScheduleView& host) {
+    error = g::validate_schedule(host);
+    if (!error.empty()) return;
+    bits = host.num_partial > 0 ? g::pack_mask_bits(host.partial_mask_blocks, host.num_partial, host.block_q, host.block_kv)
+                                : std::vector<uint32_t>();
+    mask_ref.assign(host.col_mask_ref, host.col_mask_ref + host.nnz);
+    const int64_t added = g::materialize_deep_programs(host, &mask_ref, &bits);
+    view = host;
+    view.col_mask_ref = mask_ref.data();
+    view.num_partial += added;
+    view.partial_mask_blocks = reinterpret_cast<const uint8_t*>(bits.data());
+  }
+};
+
+// The launch sequence of launch.cu's backward, on the emulator. Outputs start poisoned (NaN).
+std::string emulate_backward(const Case& c, const Inputs& in, const BwdInputs& bi, const HostSchedule& s, bool fused,
+                             Grads* out) {
+  out->init(c);
+  out->poison();
+  AttentionParams p = make_bwd_params(c, in, bi, out, fused);
+  const DkvSchedule dkv_host(s);
+  const DeviceView dq_dev(s.view()), dkv_dev(dkv_host.view());
+  if (!dq_dev.error.empty()) return dq_dev.error;
+  if (!dkv_dev.error.empty()) return dkv_dev.error;
+  p.fwd = dq_dev.view;
+  p.dq_sched = fused ? ScheduleView{} : dq_dev.view;
+  p.dkv_sched = dkv_dev.view;
+  g::DeviceCaps caps{};
+  caps.hip = false;
+  caps.cc_major = 9;
+  caps.max_smem_per_block = 64 * 1024;  // HIP's LDS: the smaller of the two
+  caps.multiprocessors = 132;
+  caps.max_grid_y = 65535;
+  const g::BwdPlan plan = g::plan_backward(p, caps);
+  if (!plan.error.empty()) return plan.error;
+
+  std::vector<float> di(static_cast<size_t>(c.batch * c.heads * c.q_seq), std::numeric_limits<float>::quiet_NaN());
+  std::vector<float> dq_acc(fused ? static_cast<size_t>(c.batch * c.heads * c.q_seq * c.d) : 0, 0.f);
+  std::vector<int32_t> kv_ranges, q_ranges;
+  auto params = [&](const ScheduleView& sv, bool dkv_pass) {
+    g::BwdKernelParams bp = g::make_bwd_kernel_params(p, plan, sv, dkv_pass);
+    bp.di = di.data();
+    bp.dq_acc = fused ? dq_acc.data() : nullptr;
+    if (!in.seg_q.empty()) {
+      bp.s.seg_q = in.seg_q.data();
+      bp.s.seg_kv = in.seg_kv.data();
+      if (dkv_pass) {
+        q_ranges = g::segment_block_ranges(in.seg_q.data(), c.batch, c.q_seq, sv.block_q);
+        bp.q_block_seg = q_ranges.data();
+      } else {
+        kv_ranges = g::segment_block_ranges(in.seg_kv.data(), c.batch, c.kv_seq, sv.block_kv);
+        bp.s.kv_block_seg = kv_ranges.data();
+      }
+    }
+    return bp;
+  };
+  auto run = [&](g::BwdStep step, const g::BwdKernelParams& bp, int64_t grid_x, size_t smem) {
+    const int threads = g::bwd::kThreads;
+    g::emu::launch(dim3(static_cast<unsigned>(grid_x), static_cast<unsigned>(c.batch), 1), threads, smem, [&]() {
+      if (c.dtype == DType::F32) run_bwd_step<g::F32>(step, plan.bucket, bp);
+      else if (c.dtype == DType::BF16) run_bwd_step<g::BF16>(step, plan.bucket, bp);
+      else run_bwd_step<g::F16>(step, plan.bucket, bp);
+    });
+  };
+  try {
+    const g::BwdKernelParams dkv_bp = params(p.dkv_sched, true);
+    run(g::BwdStep::kDi, dkv_bp, plan.di_grid_x, 0);
+    if (fused) {
+      run(g::BwdStep::kFused, dkv_bp, plan.dkv_grid_x, static_cast<size_t>(plan.dkv_smem));
+      run(g::BwdStep::kCast, dkv_bp, plan.cast_grid_x, 0);
+    } else {
+      run(g::BwdStep::kDq, params(p.dq_sched, false), plan.dq_grid_x, static_cast<size_t>(plan.dq_smem));
+      run(g::BwdStep::kDkv, dkv_bp, plan.dkv_grid_x, static_cast<size_t>(plan.dkv_smem));
+    }
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::vector<Case> bwd_grid(bool quick) {
+  std::vector<Case> v;
+  auto one = [](Case c) {
+    c.heads = c.kv_heads = 1;
+    return c;
+  };
+  for (DType t : {DType::F32, DType::BF16, DType::F16}) v.push_back(one(make_case("causal", t, 64, 100, causal_mask())));
+  v.push_back(one(make_case("causal", DType::BF16, 128, 70, causal_mask())));
+  v.push_back(one(make_case("full", DType::F32, 256, 40, full_mask())));
+  v.push_back(one(make_case("random", DType::BF16, 64, 96, random_mask(96, 96, 0.5, 3))));
+  v.push_back(one(make_case("local", DType::F16, 64, 120, local_mask(30, 10))));
+  v.push_back(one(make_case("chunked", DType::F32, 64, 110, chunked_mask(40))));
+  v.push_back(one(make_case("deep program", DType::F32, 64, 80, deep_mask(10))));
+  Case c = one(make_case("docs+orphans", DType::F32, 64, 100, causal_mask()));
+  c.batch = 2;
+  c.docs = 3;
+  c.orphan_rows = true;
+  v.push_back(c);
+  c = one(make_case("softcap", DType::F32, 64, 70, causal_mask()));
+  c.soft_cap = 2.f;
+  v.push_back(c);
+  c = make_case("gqa 4/2", DType::BF16, 64, 70, causal_mask());
+  c.heads = 4;
+  c.kv_heads = 2;
+  v.push_back(c);
+  c = make_case("mqa 3/1", DType::F32, 64, 50, full_mask());
+  c.heads = 3;
+  c.kv_heads = 1;
+  v.push_back(c);
+  c = one(make_case("blocks 48x40", DType::F32, 64, 130, random_mask(130, 130, 0.4, 5)));
+  c.block_q = 48;
+  c.block_kv = 40;
+  v.push_back(c);
+  c = one(make_case("maskValue -3", DType::F32, 64, 64, random_mask(64, 64, 0.6, 6)));
+  c.mask_value = -3.f;
+  c.block_q = c.block_kv = 32;
+  v.push_back(c);
+  c = one(make_case("sq 40 skv 90", DType::F32, 64, 40, causal_mask(50)));
+  c.kv_seq = 90;
+  c.block_q = c.block_kv = 32;
+  v.push_back(c);
+  c = one(make_case("empty rows", DType::F32, 64, 96, causal_mask(-40)));
+  c.block_q = c.block_kv = 32;
+  v.push_back(c);
+  c = one(make_case("dv 64", DType::F32, 128, 40, causal_mask()));
+  c.dv = 64;
+  v.push_back(c);
+  c = make_case("multihead", DType::F32, 64, 64, causal_mask());
+  c.heads = c.kv_heads = 2;
+  c.masks = {local_mask(20, 0), random_mask(64, 64, 0.7, 4)};
+  c.block_q = c.block_kv = 32;
+  v.push_back(c);
+  if (!quick) {
+    c = one(make_case("causal", DType::BF16, 256, 60, causal_mask()));
+    v.push_back(c);
+  }
+  return v;
+}
+
+// Every backward case split and fused; the split one twice, bitwise compared.
+int run_backward(bool quick, bool use_ref) {
+  const std::vector<Case> cases = bwd_grid(quick);
+  std::printf("\n%-16s %-5s %4s %-14s %-8s %5s %-5s %9s %9s %9s %7s %5s  %s\n", "backward case", "dtype", "D", "mask",
+              "BxHxHkv", "S", "mode", "dq err", "dk err", "dv err", "tol", "unwr", "result");
+  int failed = 0, total = 0;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    const HostSchedule s = build_schedule(c.masks, c.q_seq, c.kv_seq, c.block_q, c.block_kv);
+    const Inputs in = make_inputs(c, static_cast<uint32_t>(900 + i));
+    const BwdInputs bi = make_bwd_inputs(c, in, s, static_cast<uint32_t>(77 + i));
+    Grads want;
+    oracle_backward(c, in, bi, s, use_ref, &want);
+    for (const bool fused : {false, true}) {
+      Grads got;
+      std::string error = emulate_backward(c, in, bi, s, fused, &got);
+      bool deterministic = true;
+      if (error.empty() && !fused) {
+        Grads again;
+        error = emulate_backward(c, in, bi, s, fused, &again);
+        deterministic = same_bits(got, again);
+      }
+      GradCompare cmp;
+      bool pass = false;
+      if (error.empty()) {
+        cmp = compare_grads(got, want);
+        pass = cmp.unwritten == 0 && deterministic && cmp.worst() <= bwd_tolerance(c.dtype);
+      }
+      ++total;
+      if (!pass) ++failed;
+      const std::string mask = c.masks.size() == 1 ? c.masks[0].name : "per-head";
+      const std::string bh = std::to_string(c.batch) + "x" + std::to_string(c.heads) + "x" + std::to_string(c.kv_heads);
+      std::printf("%-16s %-5s %4lld %-14s %-8s %5lld %-5s %9.2e %9.2e %9.2e %7.0e %5lld  %s%s%s%s\n", c.name.c_str(),
+                  dtype_name(c.dtype), static_cast<long long>(c.d), mask.c_str(), bh.c_str(),
+                  static_cast<long long>(c.q_seq), fused ? "fused" : "split", cmp.dq, cmp.dk, cmp.dv,
+                  bwd_tolerance(c.dtype), static_cast<long long>(cmp.unwritten), pass ? "PASS" : "FAIL",
+                  deterministic ? "" : " (runs differ)", error.empty() ? "" : ": ", error.c_str());
+      std::fflush(stdout);
+    }
+  }
+  std::printf("backward: %d passed, %d failed\n", total - failed, failed);
+  return failed;
+}
+
+std::vector<Case> grid(bool quick) {
+  std::vector<Case> v;
+  auto add = [&v](Case c, g::ForcePath path) {
+    c.path = path;
+    v.push_back(c);
+  };
+  const g::ForcePath kSimt = g::ForcePath::kSimt, kMma = g::ForcePath::kMma;
+  // Tensor-core kernel: every head dim (one CTA row tile, ragged lengths), both dtypes.
+  for (int64_t d : {32, 64, 96, 128, 192, 256}) {
+    Case c = make_case("causal", DType::BF16, d, d <= 128 ? 200 : 150, causal_mask());
+    c.heads = c.kv_heads = 1;
+    add(c, kMma);
+  }
+  {
+    Case c = make_case("causal f16", DType::F16, 64, 260, causal_mask());
+    c.heads = c.kv_heads = 1;
+    add(c, kMma);
+  }
+  // SIMT kernel: every bucket and dtype.
+  for (DType t : {DType::F32, DType::BF16, DType::F16})
+    for (int64_t d : {64, 128, 256}) {
+      Case c = make_case("causal", t, d, 100, causal_mask());
+      c.heads = c.kv_heads = 1;
+      add(c, kSimt);
+    }
+  // Masks, segments, soft cap, GQA, blocks, mask value: on both kernels.
+  for (g::ForcePath path : {kMma, kSimt}) {
+    const DType t = DType::BF16;
+    Case c = make_case("random", t, 64, 192, random_mask(192, 192, 0.5, 3));
+    c.heads = c.kv_heads = 1;
+    add(c, path);
+    c = make_case("local", t, 64, 300, local_mask(70, 20));
+    c.heads = c.kv_heads = 1;
+    add(c, path);
+    c = make_case("chunked", t, 64, 260, chunked_mask(90));
+    c.heads = c.kv_heads = 1;
+    add(c, path);
+    c = make_case("nested program", t, 64, 200, causal_or_local());
+    c.heads = c.kv_heads = 1;
+    add(c, path);
+    c = make_case("docs+orphans", t, 64, 256, causal_mask());
+    c.heads = c.kv_heads = 1;
+    c.batch = 2;
+    c.docs = 4;
+    c.orphan_rows = true;
+    add(c, path);
+    c = make_case("softcap", t, 64, 130, full_mask());
+    c.heads = c.kv_heads = 1;
+    c.soft_cap = 2.f;
+    add(c, path);
+    c = make_case("gqa 4/2", t, 64, 140, causal_mask());
+    c.heads = 4;
+    c.kv_heads = 2;
+    add(c, path);
+    c = make_case("blocks 64x96", t, 64, 250, random_mask(250, 250, 0.4, 5));
+    c.heads = c.kv_heads = 1;
+    c.block_q = 64;
+    c.block_kv = 96;
+    add(c, path);
+    c = make_case("blocks 256x64", t, 64, 300, causal_mask());
+    c.heads = c.kv_heads = 1;
+    c.block_q = 256;
+    c.block_kv = 64;
+    add(c, path);
+    c = make_case("maskValue -3", t, 64, 160, random_mask(160, 160, 0.6, 6));
+    c.heads = c.kv_heads = 1;
+    c.mask_value = -3.f;
+    add(c, path);
+    c = make_case("sq 90 skv 250", t, 64, 90, causal_mask(160));
+    c.heads = c.kv_heads = 1;
+    c.kv_seq = 250;
+    add(c, path);
+    c = make_case("multihead", t, 64, 160, causal_mask());
+    c.heads = c.kv_heads = 2;
+    c.masks = {local_mask(40, 0), random_mask(160, 160, 0.7, 4)};
+    add(c, path);
+    c = make_case("deep program", t, 64, 150, deep_mask(10));
+    c.heads = c.kv_heads = 1;
+    add(c, path);
+    c = make_case("empty rows", t, 64, 300, causal_mask(-150));  // q-block 0 has no visited block
+    c.heads = c.kv_heads = 1;
+    add(c, path);
+  }
+  if (!quick) {
+    Case c = make_case("causal 2 tiles", DType::BF16, 128, 400, causal_mask());
+    c.heads = c.kv_heads = 1;
+    add(c, kMma);
+    c = make_case("dv 64", DType::F32, 128, 120, causal_mask());
+    c.dv = 64;
+    c.heads = c.kv_heads = 1;
+    add(c, g::ForcePath::kAuto);
+  }
+  return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false, use_ref = false, bwd_only = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--quick") quick = true;
+    else if (a == "--backward-only") bwd_only = true;
+    else if (a == "--oracle" && i + 1 < argc) use_ref = std::string(argv[++i]) == "ref";
+    else {
+      std::fprintf(stderr, "usage: %s [--quick] [--backward-only] [--oracle cpu|ref]\n", argv[0]);
+      return 2;
+    }
+  }
+  const std::vector<Case> cases = bwd_only ? std::vector<Case>() : grid(quick);
+  std::printf("%-16s %-5s %4s %-20s %-8s %5s %-5s %10s %10s %8s %5s  %s\n", "case", "dtype", "D", "mask", "BxHxHkv", "S",
+              "path", "out err", "lse err", "tol", "unwr", "result");
+  int failed = 0;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    const HostSchedule s = build_schedule(c.masks, c.q_seq, c.kv_seq, c.block_q, c.block_kv);
+    const Inputs in = make_inputs(c, static_cast<uint32_t>(500 + i));
+    HostTensor want;
+    std::vector<float> want_lse;
+    oracle_forward(c, in, s, use_ref, &want, &want_lse);
+    const EmuRun r = emulate(c, in, s);
+    Compare cmp;
+    bool pass = false;
+    if (r.error.empty()) {
+      cmp = compare(r.out, r.lse, want, want_lse);
+      pass = cmp.unwritten == 0 && cmp.lse_inf_mismatch == 0 && cmp.out_err <= tolerance(c.dtype) &&
+             cmp.lse_err <= tolerance(c.dtype);
+    }
+    if (!pass) ++failed;
+    const std::string mask = c.masks.size() == 1 ? c.masks[0].name : "per-head";
+    const std::string bh = std::to_string(c.batch) + "x" + std::to_string(c.heads) + "x" + std::to_string(c.kv_heads);
+    std::printf("%-16s %-5s %4lld %-20s %-8s %5lld %-5s %10.2e %10.2e %8.0e %5lld  %s%s%s\n", c.name.c_str(),
+                dtype_name(c.dtype), static_cast<long long>(c.d), mask.c_str(), bh.c_str(),
+                static_cast<long long>(c.q_seq), r.path.c_str(), cmp.out_err, cmp.lse_err, tolerance(c.dtype),
+                static_cast<long long>(cmp.unwritten + cmp.lse_inf_mismatch), pass ? "PASS" : "FAIL",
+                r.error.empty() ? "" : ": ", r.error.c_str());
+    std::fflush(stdout);
+  }
+  const int bwd_total = static_cast<int>(bwd_grid(quick).size()) * 2;
+  const int bwd_failed = run_backward(quick, use_ref);
+  failed += bwd_failed;
+  std::printf("\n%zu passed, %d failed\n", cases.size() + static_cast<size_t>(bwd_total) - static_cast<size_t>(failed),
+              failed);
+  return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,355 @@
+// The 'cuda' / 'rocm' backends. Without a GPU (here and in CI) this checks what can be checked: the
+// addon carries the GPU entry points, the backends report the driver's reason and refuse to run with it,
+// the host-side launch planning (kernel choice, work order, packed dense blocks, schedule checks,
+// segment ranges) and the addon's argument checks, and the kernels' own source run on the CPU through
+// native/gpu/emulate.h against a reference. Tests that need a device say "skipped: no device".
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import {
+  backends,
+  CausalMask,
+  DeviceTensor,
+  FullMask,
+  LocalMask,
+  makeRandomMask,
+  makeSplashMHA,
+  makeSplashMQA,
+  Mask,
+  processMask,
+  toDevice,
+  toFloat32,
+  fromFloat32,
+  type Tensor,
+} from '../lib/index';
+import { gpuBackendOf, gpuExports, type GpuAddon, type GpuPlan } from '../lib/backends/gpu';
+import { loadNative } from '../lib/backends/native';
+import { randomNormal } from '../lib/random';
+
+const ROOT = path.resolve(__dirname, '..');
+const DEFAULT_MASK = -0.7 * 3.4028234663852886e38;
+
+const t = (shape: number[], seed: number, dtype: 'float32' | 'bfloat16' | 'float16' = 'float32', scale = 1): Tensor =>
+  fromFloat32(randomNormal(shape.reduce((a, b) => a * b, 1), seed, scale), shape, dtype);
+
+function relErr(a: Tensor, b: Tensor): number {
+  const x = toFloat32(a);
+  const y = toFloat32(b);
+  assert.equal(x.length, y.length);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < x.length; i++) {
+    num += (x[i] - y[i]) ** 2;
+    den += y[i] ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+/** The GPU backend usable here, or the reason there is none. */
+function usableGpu(): { name: 'cuda' | 'rocm' } | { reason: string } {
+  const s = backends().filter((b) => b.name === 'cuda' || b.name === 'rocm');
+  const ok = s.find((b) => b.available);
+  if (ok) return { name: ok.name as 'cuda' | 'rocm' };
+  return { reason: s.map((b) => `${b.name}: ${b.reason}`).join('; ') };
+}
+
+describe('GPU backend without a device', () => {
+  let addon: GpuAddon;
+  before(function () {
+    const a = gpuExports();
+    if (a === null) {
+      console.log(`      skipped: the native addon did not load (${loadNative().error})`);
+      this.skip();
+    }
+    addon = a as GpuAddon;
+  });
+
+  it('the addon carries the GPU entry points and names the runtime it was built for', () => {
+    const info = loadNative().info!;
+    const name = addon.gpuBackendName();
+    const expected = info.cuda.compiled ? 'cuda' : info.hip.compiled ? 'rocm' : 'none';
+    assert.equal(name, expected);
+    assert.equal(gpuBackendOf(), name === 'none' ? null : name);
+  });
+
+  it('backends() reports an unusable GPU backend with the runtime\'s reason; toDevice and makeSplashMHA refuse with it', function () {
+    const g = usableGpu();
+    if ('name' in g) {
+      console.log(`      skipped: a ${g.name} device is present`);
+      this.skip();
+    }
+    const info = loadNative().info!;
+    const cuda = backends().find((b) => b.name === 'cuda')!;
+    const rocm = backends().find((b) => b.name === 'rocm')!;
+    assert.equal(cuda.available, false);
+    assert.equal(rocm.available, false);
+    if (info.cuda.compiled) {
+      assert.match(cuda.reason ?? '', /^no CUDA device: cudaGetDeviceCount failed: cudaError\w+: .+/);
+    } else {
+      assert.match(cuda.reason ?? '', /without CUDA/);
+    }
+    if (info.hip.compiled) assert.match(rocm.reason ?? '', /^no ROCm device: hipGetDeviceCount failed: hip\w+/);
+    // The same reason surfaces from every entry point that needs the device; toDevice defaults to the
+    // GPU backend the loaded addon was built for.
+    const own = gpuBackendOf() ?? 'cuda';
+    const ownReason = (own === 'cuda' ? cuda : rocm).reason;
+    assert.throws(() => toDevice(t([4, 8], 1)), (e: unknown) => e instanceof Error && !(e instanceof TypeError) &&
+      e.message === `backend '${own}' is not available: ${ownReason}`);
+    assert.throws(() => makeSplashMHA(new CausalMask([16, 16]), { backend: 'cuda' }),
+      (e: unknown) => e instanceof Error && e.message === `backend 'cuda' is not available: ${cuda.reason}`);
+    assert.throws(() => makeSplashMQA(new CausalMask([16, 16]), { backend: 'rocm' }),
+      (e: unknown) => e instanceof Error && e.message === `backend 'rocm' is not available: ${rocm.reason}`);
+    // 'auto' falls back to a CPU backend.
+    assert.notEqual(makeSplashMHA(new CausalMask([16, 16])).backend, 'cuda');
+  });
+
+  it('toDevice checks its arguments before it looks for a device', () => {
+    assert.throws(() => toDevice({ data: new Float64Array(4), shape: [4], dtype: 'float32' } as never), TypeError);
+    assert.throws(() => toDevice(t([4], 1), { backend: 'metal' as never }), /opts\.backend: expected 'cuda' or 'rocm'/);
+    assert.throws(() => toDevice(t([4], 1), { device: 1.5 }), RangeError);
+    assert.throws(() => toDevice(t([4], 1), { device: -1 }), RangeError);
+  });
+
+  // ---- launch planning ---------------------------------------------------------------------------
+
+  const h100 = { hip: false, ccMajor: 9, ccMinor: 0, maxSmem: 232448, multiprocessors: 132 };
+  const plan = (over: Partial<Parameters<GpuAddon['gpuPlanForward']>[0]>): GpuPlan =>
+    addon.gpuPlanForward({
+      dtype: 1, headDim: 128, headDimV: 128, batch: 1, heads: 16, kvHeads: 16, qSeq: 8192, kvSeq: 8192,
+      blockQ: 128, blockKv: 128, segments: false, maskValue: DEFAULT_MASK, device: h100, ...over,
+    });
+
+  it('plans bf16/f16 on sm_80+ onto the tensor-core kernel with tiles sized by the head dim', () => {
+    const tiles: Record<number, [number, number]> = { 32: [128, 128], 64: [128, 128], 96: [128, 64], 128: [128, 64], 192: [64, 64], 256: [64, 32] };
+    for (const [d, [m, n]] of Object.entries(tiles)) {
+      for (const dtype of [1, 2] as const) {
+        const p = plan({ headDim: Number(d), headDimV: Number(d), dtype });
+        assert.equal(p.error, null, `d=${d}`);
+        assert.equal(p.path, 'mma', `d=${d}`);
+        assert.deepEqual([p.tileM, p.tileN, p.threads], [m, n, 128], `d=${d}`);
+        // Every tensor-core variant fits the smallest opt-in shared memory of the sm_80+ parts (sm_86/89: 99 KiB).
+        assert.ok(p.smemBytes <= 101376, `d=${d}: ${p.smemBytes} bytes`);
+      }
+    }
+    // blockQ larger than the CTA tile: that many CTAs walk one schedule row
+    assert.equal(plan({ blockQ: 512 }).tilesPerQblock, 4);
+    assert.equal(plan({ blockQ: 64 }).tilesPerQblock, 1);
+  });
+
+  it('plans f32, sm_75, HIP and unequal q/v head dims onto the SIMT kernel; a forced impossible path is an error', () => {
+    assert.equal(plan({ dtype: 0 }).path, 'simt');
+    assert.equal(plan({ device: { ...h100, ccMajor: 7, ccMinor: 5, maxSmem: 65536 } }).path, 'simt');
+    assert.equal(plan({ device: { ...h100, hip: true, ccMajor: 0, maxSmem: 65536 } }).path, 'simt');
+    const dv = plan({ headDimV: 64 });
+    assert.equal(dv.path, 'simt');
+    assert.equal(dv.bucket, 128);
+    assert.equal(plan({ force: 'simt' }).path, 'simt');
+    const forced = plan({ dtype: 0, force: 'mma' });
+    assert.equal(forced.path, 'none');
+    assert.match(forced.error ?? '', /tensor-core path needs CUDA sm_80\+, bf16 or f16/);
+    assert.equal(forced.rangeError, false);
+    // SIMT tiles: 64 / 32 / 16 rows for head-dim buckets 64 / 128 / 256, within 64 KiB of LDS on HIP
+    for (const [d, m] of [[32, 64], [64, 64], [96, 32], [128, 32], [192, 16], [256, 16]]) {
+      const p = plan({ dtype: 0, headDim: d, headDimV: d });
+      assert.equal(p.tileM, m, `d=${d}`);
+      assert.ok(p.smemBytes <= 65536, `d=${d}: ${p.smemBytes}`);
+    }
+  });
+
+  it('rejects unsupported head dims as RangeError and an undersized device as Error', () => {
+    for (const d of [16, 48, 80, 100, 512]) {
+      const p = plan({ headDim: d, headDimV: d });
+      assert.equal(p.path, 'none');
+      assert.equal(p.rangeError, true);
+      assert.match(p.error ?? '', new RegExp(`q\\.shape: expected a head dim of 32, 64, 96, 128, 192 or 256 on the GPU, got ${d}`));
+    }
+    const small = plan({ headDim: 256, headDimV: 256, device: { ...h100, maxSmem: 49152 } });
+    assert.equal(small.rangeError, false);
+    assert.match(small.error ?? '', /needs 81920 bytes of shared memory per block; this device has 49152/);
+  });
+
+  it('skips segment-disjoint blocks only with segment ids and a hugely negative mask value', () => {
+    assert.equal(plan({ segments: true }).segmentSkip, true);
+    assert.equal(plan({ segments: false }).segmentSkip, false);
+    assert.equal(plan({ segments: true, maskValue: -1e4 }).segmentSkip, false); // masked logits count there
+  });
+
+  it('orders q tiles heaviest schedule row first and leaves out tiles past the sequence', () => {
+    const info = processMask(new CausalMask([1000, 1000]), [256, 256]);
+    // blockQ 256 over CTA tiles of 128 rows: 2 tiles per q-block; the last q-block (rows 768..999) has 2.
+    const order = addon.gpuWorkOrder(info.rowPtr, info.numSchedules, info.rowsPerSchedule, 256, 1000, 128, 2);
+    assert.deepEqual(Array.from(order), [6, 7, 4, 5, 2, 3, 0, 1]);
+    const ragged = addon.gpuWorkOrder(info.rowPtr, info.numSchedules, info.rowsPerSchedule, 256, 1000, 192, 2);
+    // rows 768 + 192 = 960 < 1000: both sub-tiles of the last block exist; sub-tile 1 of a 256-row block starts at 192
+    assert.deepEqual(Array.from(ragged), [6, 7, 4, 5, 2, 3, 0, 1]);
+    const short = addon.gpuWorkOrder(info.rowPtr, info.numSchedules, info.rowsPerSchedule, 256, 800, 128, 2);
+    assert.ok(!Array.from(short).includes(7), 'a tile starting at row 896 >= 800 is left out');
+    assert.throws(() => addon.gpuWorkOrder(new Int32Array(3), 1, 4, 256, 1000, 128, 2), RangeError);
+  });
+
+  it('packs dense partial blocks to bits, bit c % 32 of word c / 32 of each row', () => {
+    const info = processMask(makeRandomMask([200, 200], 0.5, 3), [64, 80]);
+    const blocks = info.partialMaskBlocks!;
+    const n = blocks.length / (64 * 80);
+    const bits = addon.gpuPackMaskBits(blocks, 64, 80);
+    assert.equal(bits.length, n * 64 * 3);
+    for (let b = 0; b < n; b++) {
+      for (let r = 0; r < 64; r++) {
+        for (let c = 0; c < 80; c++) {
+          const bit = (bits[(b * 64 + r) * 3 + (c >>> 5)] >>> (c & 31)) & 1;
+          assert.equal(bit, blocks[(b * 64 + r) * 80 + c], `block ${b} row ${r} col ${c}`);
+        }
+      }
+    }
+    assert.throws(() => addon.gpuPackMaskBits(new Uint8Array(10), 3, 3), RangeError);
+  });
+
+  it('checks schedules before any upload: MaskInfo passes, corrupt or too deep ones are refused', () => {
+    const mask = new CausalMask([300, 300]).or(new LocalMask([300, 300], [10, 10]));
+    const info = processMask(mask, [64, 64]);
+    assert.equal(addon.gpuCheckSchedule(info), '');
+    assert.equal(addon.gpuCheckSchedule(processMask(makeRandomMask([130, 130], 0.3, 1), [64, 64])), '');
+    const bad = { ...info, colIdx: info.colIdx.slice() };
+    bad.colIdx[0] = info.kvBlocks;
+    assert.match(addon.gpuCheckSchedule(bad), /col_idx out of range/);
+    const shortRowPtr = { ...info, rowPtr: info.rowPtr.slice(1) };
+    assert.throws(() => addon.gpuCheckSchedule(shortRowPtr), (e: unknown) => e instanceof RangeError && /rowPtr: expected length/.test(e.message));
+    // a | (b | (c | ...)) needs a stack deeper than the kernels' registers hold: still a valid schedule
+    // (its partial blocks are materialised as packed bits on upload)
+    let deep: Mask = new FullMask([64, 64]);
+    for (let i = 0; i < 9; i++) deep = new CausalMask([64, 64], i).or(deep);
+    assert.equal(addon.gpuCheckSchedule(processMask(deep, [32, 32])), '');
+    const badProgram = { ...info, programs: info.programs.slice() };
+    badProgram.programs[0] = 99;
+    assert.match(addon.gpuCheckSchedule(badProgram), /unknown opcode 99/);
+    const wrongKind = { ...info, colKind: info.colKind.slice() };
+    wrongKind.colKind[0] = 3;
+    assert.match(addon.gpuCheckSchedule(wrongKind), /col_kind/);
+  });
+
+  it('computes per-block segment-id ranges', () => {
+    const seg = Int32Array.from([0, 0, 1, 1, 1, 2, 5, 5, 5, 5]);
+    assert.deepEqual(Array.from(addon.gpuSegmentRanges(seg, 2, 5, 2)), [0, 0, 1, 1, 1, 1, 2, 5, 5, 5, 5, 5]);
+  });
+
+  it('gpuForward checks its arguments (types, lengths) before touching a device', () => {
+    const base = {
+      device: 0, dtype: 1, batch: 1, heads: 2, kvHeads: 2, qSeq: 8, kvSeq: 8, headDim: 64, headDimV: 64,
+      q: new Uint16Array(2 * 8 * 64), k: new Uint16Array(2 * 8 * 64), v: new Uint16Array(2 * 8 * 64),
+      schedule: {}, segmentIdsQ: null, segmentIdsKv: null, maskValue: DEFAULT_MASK, softCap: 0, saveLse: true,
+      outputOnDevice: false,
+    };
+    const call = (over: Record<string, unknown>) => () => addon.gpuForwardSync({ ...base, ...over } as never);
+    assert.throws(call({ q: new Uint16Array(5) }), (e: unknown) => e instanceof RangeError && /^q: expected 1024 elements/.test(e.message));
+    assert.throws(call({ k: new Float32Array(1024) }), (e: unknown) => e instanceof TypeError && /^k: expected a Uint16Array/.test(e.message));
+    assert.throws(call({ kvHeads: 3 }), (e: unknown) => e instanceof RangeError && /kvHeads/.test(e.message));
+    assert.throws(call({ segmentIdsQ: new Int32Array(8) }), /segmentIdsQ, segmentIdsKv: expected both or neither/);
+    assert.throws(call({ segmentIdsQ: new Int32Array(7), segmentIdsKv: new Int32Array(8) }), RangeError);
+    assert.throws(call({}), (e: unknown) => e instanceof TypeError && /schedule: expected a schedule handle/.test(e.message));
+    assert.throws(call({ softCap: -1 }), RangeError);
+    assert.throws(() => addon.gpuToHostSync({} as never, new Float32Array(1)), TypeError);
+    assert.throws(() => addon.gpuDispose(42 as never), TypeError);
+  });
+
+  it('the kernels\' source, run on the CPU by native/gpu/emulate.h, matches a reference (tensor-core and SIMT)', function () {
+    this.timeout(600_000);
+    const cxx = process.env.CXX ?? 'g++';
+    if (spawnSync(cxx, ['--version']).status !== 0) {
+      console.log(`      skipped: no C++ compiler (${cxx})`);
+      this.skip();
+    }
+    const exe = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'splash-emu-')), 'gpu_emulate_test');
+    const build = spawnSync(cxx, ['-std=c++17', '-O2', '-Wall', '-Wextra', '-Werror', '-Wno-unknown-pragmas',
+      `-I${path.join(ROOT, 'native/include')}`, path.join(ROOT, 'native/tests/gpu_emulate_test.cc'), '-o', exe],
+    { encoding: 'utf8' });
+    assert.equal(build.status, 0, build.stderr);
+    // Without the CPU kernels linked, the harness's double-precision reference is the oracle.
+    const run = spawnSync(exe, ['--quick'], { encoding: 'utf8', timeout: 300_000 });
+    assert.equal(run.status, 0, run.stdout + run.stderr);
+    const summary = run.stdout.trim().split('\n').pop() ?? '';
+    const m = /^(\d+) passed, (\d+) failed$/.exec(summary);
+    assert.ok(m, `summary line: ${summary}`);
+    assert.equal(Number(m[2]), 0);
+    assert.ok(Number(m[1]) >= 30, summary);
+    assert.match(run.stdout, / mma /);
+    assert.match(run.stdout, / simt /);
+  });
+});
+
+describe('GPU backend on a device', () => {
+  let name: 'cuda' | 'rocm';
+  before(function () {
+    const g = usableGpu();
+    if ('reason' in g) {
+      console.log(`      skipped: no device (${g.reason})`);
+      this.skip();
+    }
+    name = (g as { name: 'cuda' | 'rocm' }).name;
+  });
+
+  const cases: { label: string; dtype: 'float32' | 'bfloat16' | 'float16'; tol: number; d: number }[] = [
+    // tolerances vs the float64 reference: bf16/f16 inputs and outputs round; f32 is near exact
+    { label: 'bf16 d=64', dtype: 'bfloat16', tol: 2e-2, d: 64 },
+    { label: 'f16 d=128', dtype: 'float16', tol: 2e-3, d: 128 },
+    { label: 'f32 d=64', dtype: 'float32', tol: 1e-5, d: 64 },
+  ];
+  for (const c of cases) {
+    it(`forward matches the reference backend: ${c.label}, causal + local, GQA, segments`, async () => {
+      const S = 200;
+      const mask = new CausalMask([S, S]).and(new LocalMask([S, S], [120, 0]));
+      const q = t([4, S, c.d], 11, c.dtype, 1 / Math.sqrt(c.d));
+      const k = t([2, S, c.d], 12, c.dtype);
+      const v = t([2, S, c.d], 13, c.dtype);
+      const seg = { q: new Int32Array(S).map((_, i) => (i < 90 ? 0 : 1)), kv: new Int32Array(S).map((_, i) => (i < 90 ? 0 : 1)) };
+      const gpu = makeSplashMHA(mask, { backend: name, saveResiduals: true });
+      const ref = makeSplashMHA(mask, { backend: 'reference', saveResiduals: true });
+      const got = await gpu.forward(q, k, v, seg);
+      const want = ref.forwardSync(q, k, v, seg);
+      assert.ok(relErr(got.out, want.out) <= c.tol, `out ${relErr(got.out, want.out)}`);
+      assert.ok(relErr(got.logsumexp, want.logsumexp) <= c.tol, `lse ${relErr(got.logsumexp, want.logsumexp)}`);
+      const sync = gpu.forwardSync(q, k, v, seg);
+      assert.deepEqual(sync.out.data, got.out.data, 'forwardSync and forward are bitwise equal');
+    });
+  }
+
+  it('DeviceTensors: in and out of a forward, toHost, dispose', async () => {
+    const S = 128;
+    const q = t([2, S, 64], 21, 'bfloat16', 0.125);
+    const k = t([2, S, 64], 22, 'bfloat16');
+    const v = t([2, S, 64], 23, 'bfloat16');
+    const kernel = makeSplashMHA(new CausalMask([S, S]), { backend: name });
+    const host = await kernel.forward(q, k, v);
+    const [dq, dk, dv] = [toDevice(q, { backend: name }), toDevice(k, { backend: name }), toDevice(v, { backend: name })];
+    assert.ok(dq instanceof DeviceTensor);
+    assert.deepEqual(dq.shape, [2, S, 64]);
+    assert.deepEqual((await dq.toHost()).data, q.data);
+    const out = await kernel.forward(dq, dk, dv);
+    assert.ok(out instanceof DeviceTensor);
+    assert.deepEqual((await out.toHost()).data, host.data);
+    out.dispose();
+    out.dispose();
+    await assert.rejects(out.toHost(), /disposed/);
+    dk.dispose();
+    await assert.rejects(kernel.forward(dq, dk, dv), /k: the DeviceTensor was disposed/);
+    assert.throws(() => makeSplashMHA(new CausalMask([S, S]), { backend: 'js' }).forwardSync(dq, k, v), TypeError);
+    dq.dispose();
+    dv.dispose();
+  });
+
+  it('errors: unsupported head dim, bad device index', () => {
+    const kernel = makeSplashMHA(new FullMask([16, 16]), { backend: name });
+    assert.throws(() => kernel.forwardSync(t([1, 16, 80], 1), t([1, 16, 80], 2), t([1, 16, 80], 3)),
+      (e: unknown) => e instanceof RangeError && /q\.shape: expected a head dim of 32, 64, 96, 128, 192, 256/.test(e.message));
+    assert.throws(() => toDevice(t([4], 1), { backend: name, device: 999 }), RangeError);
+  });
+
+  it('backward says it is not implemented yet', async () => {
+    const kernel = makeSplashMHA(new CausalMask([16, 16]), { backend: name });
+    const q = t([1, 16, 64], 1);
+    await assert.rejects(kernel.backward({ q, k: q, v: q, out: q, logsumexp: t([1, 16], 2), dout: q }),
+      /GPU backward not implemented yet \(issue: GPU backward\)/);
+  });
+});
