@@ -5,18 +5,23 @@
 #      local GPU's architecture only, into build-gpu/;
 #   2. correctness: GPU forward vs the CPU forward on the splash grid (masks, GQA/MQA, segment ids, soft
 #      cap, bf16/f16/f32, head dims 32..256, S up to 8192, both GPU paths, outputs poisoned with NaN);
-#   3. timing: our forward kernel (bf16, d=128, H=16, S=8192: full, causal, local 1024, packed docs);
-#   4. the peers on the same problems: PyTorch FlexAttention (compiled, same block mask) and SDPA flash
-#      (bench/gpu/flex_peer.py), and one summary table with the ratios;
+#      then the backward, split and fused, vs the CPU backward on the same grid (S <= 4096), and the
+#      split backward 20 times on one problem, bitwise equal (determinism);
+#   3. timing: our forward kernel and forward + backward (split and fused) (bf16, d=128, H=16, S=8192:
+#      full, causal, local 1024, packed docs);
+#   4. the peers on the same problems: PyTorch FlexAttention (compiled, same block mask) and SDPA flash,
+#      forward and forward + backward (bench/gpu/flex_peer.py), and summary tables with the ratios;
 #   5. optionally the Node-level GPU tests, when a node binary, node_modules and the addon were carried
 #      (scripts/gpu-carry.sh prepares them in .gpu-carry/).
 #
 # Usage:   bash scripts/gpu-check.sh
 # Results: logs and JSON in $OUT when set (the device tool's output folder), else build-gpu/out/.
-# Knobs:   SPLASH_CUDA_ARCH=90 (default: the GPU's compute capability), SPLASH_GPU_CHECK_SKIP=flex,node,bench
-#          (comma list of steps to leave out), SPLASH_GPU_CHECK_QUICK=1 (no S=4096/8192 correctness cases),
+# Knobs:   SPLASH_CUDA_ARCH=90 (default: the GPU's compute capability), SPLASH_GPU_CHECK_SKIP=flex,node,bench,backward
+#          (comma list of steps to leave out; backward: forward checks and timings only), SPLASH_GPU_CHECK_QUICK=1 (no S=4096/8192 correctness cases),
 #          SPLASH_GPU_CHECK_SANITIZE=1 (also run the quick grid under compute-sanitizer memcheck).
-# Expected: under 6 minutes on an H100 (build ~1 min, correctness ~1.5 min, timing ~0.5 min, peers ~2 min).
+# Expected (an estimate: the script has not run on a GPU yet): about 6-8 minutes on an H100 (build
+#          ~1.5 min, correctness ~2 min, timing ~1 min, peers with fwd+bwd ~3 min); to stay under 6 minutes use
+#          SPLASH_GPU_CHECK_QUICK=1, or SPLASH_GPU_CHECK_SKIP=flex for a second run.
 # Exit code: non-zero when the build or any correctness case fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -59,28 +64,32 @@ if ! cmake --build build-gpu --target splash_gpu_tests -j "$JOBS" > "$RESULTS/bu
 fi
 echo "built build-gpu/splash_gpu_tests"
 
-step 'correctness: GPU forward vs the CPU forward'
-CHECK_ARGS=(--check)
+NO_BWD=()
+skipped backward && NO_BWD=(--no-backward)
+
+step 'correctness: GPU forward and backward vs the CPU kernels, backward determinism'
+CHECK_ARGS=(--check "${NO_BWD[@]}")
 [ "${SPLASH_GPU_CHECK_QUICK:-0}" = 1 ] && CHECK_ARGS+=(--quick)
 build-gpu/splash_gpu_tests "${CHECK_ARGS[@]}" --json "$RESULTS/check.json" 2>&1 | tee "$RESULTS/check.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 if [ "${SPLASH_GPU_CHECK_SANITIZE:-0}" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then
   step 'compute-sanitizer memcheck on the quick grid'
-  compute-sanitizer --tool memcheck --print-limit 20 build-gpu/splash_gpu_tests --check --quick \
+  compute-sanitizer --tool memcheck --print-limit 20 build-gpu/splash_gpu_tests --check --quick "${NO_BWD[@]}" \
     > "$RESULTS/sanitizer.log" 2>&1 || status=1
   grep -E 'ERROR SUMMARY|Invalid|out of bounds' "$RESULTS/sanitizer.log" | head -20
 fi
 
 if ! skipped bench; then
-  step 'timing: splash forward kernel'
-  build-gpu/splash_gpu_tests --bench --json "$RESULTS/splash-bench.json" 2>&1 | tee "$RESULTS/bench.log"
+  step 'timing: splash forward, and forward + backward (split, fused)'
+  build-gpu/splash_gpu_tests --bench "${NO_BWD[@]}" --json "$RESULTS/splash-bench.json" 2>&1 | tee "$RESULTS/bench.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 fi
 
 if ! skipped flex; then
   step 'peers: FlexAttention (compiled) and SDPA flash'
   PEER_ARGS=(--json "$RESULTS/peers.json")
+  skipped backward && PEER_ARGS+=(--no-backward)
   [ -f "$RESULTS/splash-bench.json" ] && PEER_ARGS+=(--ours "$RESULTS/splash-bench.json")
   PYTHONUNBUFFERED=1 python3 bench/gpu/flex_peer.py "${PEER_ARGS[@]}" 2>&1 | tee "$RESULTS/peers.log"
 fi

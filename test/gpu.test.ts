@@ -228,6 +228,13 @@ describe('GPU backend without a device', () => {
     const wrongKind = { ...info, colKind: info.colKind.slice() };
     wrongKind.colKind[0] = 3;
     assert.match(addon.gpuCheckSchedule(wrongKind), /col_kind/);
+    // dkv schedules (the backward's): rows are kv-blocks, columns q-blocks
+    const dkv = processMask(mask, [64, 32], { isDkv: true });
+    assert.equal(addon.gpuCheckSchedule(dkv), '');
+    assert.equal(addon.gpuCheckSchedule(processMask(deep, [32, 16], { isDkv: true })), '');
+    const badDkv = { ...dkv, colIdx: dkv.colIdx.slice() };
+    badDkv.colIdx[0] = dkv.qBlocks;
+    assert.match(addon.gpuCheckSchedule(badDkv), /col_idx out of range/);
   });
 
   it('computes per-block segment-id ranges', () => {
@@ -251,6 +258,18 @@ describe('GPU backend without a device', () => {
     assert.throws(call({}), (e: unknown) => e instanceof TypeError && /schedule: expected a schedule handle/.test(e.message));
     assert.throws(call({ softCap: -1 }), RangeError);
     assert.throws(() => addon.gpuToHostSync({} as never, new Float32Array(1)), TypeError);
+    // the backward's entry point checks the same way, residuals and dout included
+    assert.equal(typeof addon.gpuBackwardSync, 'function');
+    const bwd = {
+      ...base, out: new Uint16Array(2 * 8 * 64), logsumexp: new Float32Array(2 * 8), dout: new Uint16Array(2 * 8 * 64),
+      dqSchedule: {}, dkvSchedule: {}, fused: false,
+    };
+    const bcall = (over: Record<string, unknown>) => () => addon.gpuBackwardSync!({ ...bwd, ...over } as never);
+    assert.throws(bcall({ dout: new Uint16Array(5) }), (e: unknown) => e instanceof RangeError && /^dout: expected 1024 elements/.test(e.message));
+    assert.throws(bcall({ logsumexp: new Uint16Array(16) }), (e: unknown) => e instanceof TypeError && /^logsumexp: expected a Float32Array/.test(e.message));
+    assert.throws(bcall({ out: new Float32Array(1024) }), (e: unknown) => e instanceof TypeError && /^out: expected a Uint16Array/.test(e.message));
+    assert.throws(bcall({}), (e: unknown) => e instanceof TypeError && /schedule: expected a schedule handle/.test(e.message));
+    assert.throws(bcall({ softCap: Number.NaN }), RangeError);
     assert.throws(() => addon.gpuDispose(42 as never), TypeError);
   });
 
@@ -276,6 +295,10 @@ describe('GPU backend without a device', () => {
     assert.ok(Number(m[1]) >= 30, summary);
     assert.match(run.stdout, / mma /);
     assert.match(run.stdout, / simt /);
+    // the backward kernels (split, run twice and compared bitwise, and fused) on their own grid
+    assert.match(run.stdout, /^backward: \d+ passed, 0 failed$/m);
+    assert.match(run.stdout, / split /);
+    assert.match(run.stdout, / fused /);
   });
 });
 
@@ -346,10 +369,58 @@ describe('GPU backend on a device', () => {
     assert.throws(() => toDevice(t([4], 1), { backend: name, device: 999 }), RangeError);
   });
 
-  it('backward says it is not implemented yet', async () => {
-    const kernel = makeSplashMHA(new CausalMask([16, 16]), { backend: name });
-    const q = t([1, 16, 64], 1);
-    await assert.rejects(kernel.backward({ q, k: q, v: q, out: q, logsumexp: t([1, 16], 2), dout: q }),
-      /GPU backward not implemented yet \(issue: GPU backward\)/);
+  const bwdCases: { label: string; dtype: 'float32' | 'bfloat16' | 'float16'; tol: number; d: number; fused: boolean }[] = [
+    // relative-norm tolerances vs the float64 reference (issue 6): bf16 3e-2, f16 2e-3, f32 1e-4
+    { label: 'bf16 d=64 split', dtype: 'bfloat16', tol: 3e-2, d: 64, fused: false },
+    { label: 'f16 d=128 split', dtype: 'float16', tol: 2e-3, d: 128, fused: false },
+    { label: 'f32 d=64 split', dtype: 'float32', tol: 1e-4, d: 64, fused: false },
+    { label: 'bf16 d=128 fused', dtype: 'bfloat16', tol: 3e-2, d: 128, fused: true },
+    { label: 'f32 d=64 fused', dtype: 'float32', tol: 1e-4, d: 64, fused: true },
+  ];
+  for (const c of bwdCases) {
+    it(`backward matches the reference backend: ${c.label}, causal + local, GQA, segments`, async () => {
+      const S = 200;
+      const mask = new CausalMask([S, S]).and(new LocalMask([S, S], [120, 0]));
+      const q = t([4, S, c.d], 31, c.dtype, 1 / Math.sqrt(c.d));
+      const k = t([2, S, c.d], 32, c.dtype);
+      const v = t([2, S, c.d], 33, c.dtype);
+      const dout = t([4, S, c.d], 34, c.dtype);
+      const seg = { q: new Int32Array(S).map((_, i) => (i < 90 ? 0 : 1)), kv: new Int32Array(S).map((_, i) => (i < 90 ? 0 : 1)) };
+      const opts = { saveResiduals: true as const, blockSizes: { useFusedBwdKernel: c.fused } };
+      const gpu = makeSplashMHA(mask, { ...opts, backend: name });
+      const ref = makeSplashMHA(mask, { ...opts, backend: 'reference' });
+      const res = ref.forwardSync(q, k, v, seg);
+      const a = { q, k, v, segmentIds: seg, out: res.out, logsumexp: res.logsumexp, dout };
+      const got = await gpu.backward(a);
+      const want = ref.backwardSync(a);
+      for (const n of ['dq', 'dk', 'dv'] as const) {
+        assert.ok(relErr(got[n], want[n]) <= c.tol, `${n} ${relErr(got[n], want[n])}`);
+      }
+      if (!c.fused) {
+        const again = gpu.backwardSync(a);
+        for (const n of ['dq', 'dk', 'dv'] as const) assert.deepEqual(again[n].data, got[n].data, `${n}: split backward is bitwise reproducible`);
+      }
+    });
+  }
+
+  it('backward with DeviceTensors returns DeviceTensors equal to the host call', async () => {
+    const S = 96;
+    const kernel = makeSplashMQA(new CausalMask([S, S]), { backend: name, saveResiduals: true });
+    const q = t([2, S, 64], 41, 'bfloat16', 0.125);
+    const k = t([S, 64], 42, 'bfloat16');
+    const v = t([S, 64], 43, 'bfloat16');
+    const dout = t([2, S, 64], 44, 'bfloat16');
+    const res = await kernel.forward(q, k, v);
+    const host = await kernel.backward({ q, k, v, out: res.out, logsumexp: res.logsumexp, dout });
+    assert.deepEqual(host.dk.shape, [S, 64]);
+    // BackwardInputs is typed with host Tensors; the kernel takes DeviceTensors at run time (API.md)
+    const d = (x: Tensor) => toDevice(x, { backend: name }) as unknown as Tensor;
+    const dev = await kernel.backward({ q: d(q), k: d(k), v: d(v), out: d(res.out), logsumexp: d(res.logsumexp), dout: d(dout) });
+    for (const n of ['dq', 'dk', 'dv'] as const) {
+      const g = dev[n] as unknown as DeviceTensor;
+      assert.ok(g instanceof DeviceTensor, n);
+      assert.deepEqual((await g.toHost()).data, host[n].data, n);
+      g.dispose();
+    }
   });
 });

@@ -8,7 +8,11 @@ around one call, median of --reps (>= 20) after --warmup calls. TFLOP/s count on
 4 * D flops per allowed (q, kv) pair, per head.
 
 With --ours FILE (the harness's --json output) the summary table also shows splash's kernel and the
-time ratios. Runs offline: everything it needs ships with PyTorch.
+time ratios. Unless --no-backward, forward + backward is timed too (FlexAttention compiled with the
+same block mask, SDPA flash for full / causal: out.backward(dout) after the forward, inputs with
+requires_grad), and a second table sets splash's forward + backward (the harness's "bench_bwd" rows)
+against them; a peer's backward time is its forward + backward minus its forward.
+Runs offline: everything it needs ships with PyTorch.
 """
 import argparse
 import json
@@ -32,6 +36,7 @@ def main():
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--no-flex", action="store_true", help="skip FlexAttention (SDPA only)")
+    ap.add_argument("--no-backward", action="store_true", help="time the forward only")
     args = ap.parse_args()
     if args.reps < 20:
         ap.error("--reps must be at least 20")
@@ -121,11 +126,52 @@ def main():
             except Exception as e:  # noqa: BLE001 - report and go on
                 log(f"  {mask:<12} flex failed: {type(e).__name__}: {e}")
 
+    # Forward + backward: one call = forward, then out.backward(dout); gradients dropped between calls.
+    bwd_results = []
+    if not args.no_backward:
+        qg, kg, vg = (x.detach().clone().requires_grad_(True) for x in (q, k, v))
+        dout = torch.randn(B, H, S, D, device=dev, generator=gen).to(torch.bfloat16)
+
+        def fwd_bwd(attn):
+            def call():
+                qg.grad = kg.grad = vg.grad = None
+                attn().backward(dout)
+            return call
+
+        def record_bwd(mask, impl, total_ms, fwd_row, note=""):
+            fwd_ms = fwd_row["ms"] if fwd_row else None
+            bwd_ms = total_ms - fwd_ms if fwd_ms is not None else None
+            bwd_results.append({"kind": "bench_bwd", "impl": impl, "mask": mask, "fwdBwdMs": total_ms,
+                                "fwdMs": fwd_ms, "bwdMs": bwd_ms, "note": note})
+            bwd_txt = f"{bwd_ms:9.3f}" if bwd_ms is not None else f"{'-':>9}"
+            log(f"  {mask:<12} {impl:<10} fwd+bwd {total_ms:9.3f} ms, bwd {bwd_txt} ms {note}")
+
+        for mask, causal in (("full", False), ("causal", True)):
+            try:
+                with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+                    ms = timeit(fwd_bwd(lambda: F.scaled_dot_product_attention(qg, kg, vg, is_causal=causal, scale=1.0)))
+                record_bwd(mask, "sdpa-flash", ms, next((r for r in results if r["mask"] == mask and r["impl"] == "sdpa-flash"), None))
+            except Exception as e:  # noqa: BLE001 - report and go on
+                log(f"  {mask:<12} sdpa-flash fwd+bwd failed: {e}")
+        if not args.no_flex:
+            for mask, mod in masks:
+                t0 = time.time()
+                try:
+                    bm = create_block_mask(mod, B=None, H=None, Q_LEN=S, KV_LEN=S, device=dev, BLOCK_SIZE=128)
+                    ms = timeit(fwd_bwd(lambda: flex(qg, kg, vg, block_mask=bm, scale=1.0)))
+                    record_bwd(mask, "flex", ms, next((r for r in results if r["mask"] == mask and r["impl"] == "flex"), None),
+                               f"(compile+bench {time.time() - t0:.0f} s)")
+                except Exception as e:  # noqa: BLE001 - report and go on
+                    log(f"  {mask:<12} flex fwd+bwd failed: {type(e).__name__}: {e}")
+
     ours = []
+    ours_bwd = []
     if args.ours:
         try:
             with open(args.ours) as f:
-                ours = [r for r in json.load(f)["results"] if r.get("kind") == "bench"]
+                rows = json.load(f)["results"]
+            ours = [r for r in rows if r.get("kind") == "bench"]
+            ours_bwd = [r for r in rows if r.get("kind") == "bench_bwd"]
         except (OSError, ValueError, KeyError) as e:
             log(f"flex_peer: could not read {args.ours}: {e}")
 
@@ -149,9 +195,34 @@ def main():
         log(f"{mask:<12} {cell(s_)} {cell(fl)} {cell(sd)} {ratio(s_, fl)} {ratio(s_, sd)}")
     log("(ratios are time ratios: below 1.00 means splash is faster)")
 
+    if not args.no_backward:
+        log("")
+        log(f"forward + backward, bf16, B={B}, H={H}, S={S}, D={D}; ms, median of {args.reps}; bwd = fwd+bwd - fwd for peers")
+        log(f"{'mask':<12} {'splash f+b':>10} {'bwd':>8} {'fused':>8} {'flex f+b':>10} {'bwd':>8} {'sdpa f+b':>10} "
+            f"{'bwd':>8} {'bwd/flex':>9} {'split/fused':>12}")
+
+        def bcell(r, total_key, bwd_key):
+            if not r:
+                return f"{'-':>10} {'-':>8}"
+            b = r.get(bwd_key)
+            return f"{r[total_key]:10.3f} " + (f"{b:8.3f}" if b is not None else f"{'-':>8}")
+
+        for mask, _ in masks:
+            s_ = next((r for r in ours_bwd if r["mask"] == mask), None)
+            fl = find(bwd_results, mask, "flex")
+            sd = find(bwd_results, mask, "sdpa-flash")
+            if s_:
+                s_ = dict(s_, fwdBwdMs=s_["fwdMs"] + s_["bwdMs"])
+            fused = f"{s_['fusedBwdMs']:8.3f}" if s_ else f"{'-':>8}"
+            vs_flex = f"{s_['bwdMs'] / fl['bwdMs']:9.2f}" if s_ and fl and fl.get("bwdMs") else f"{'-':>9}"
+            split_fused = f"{s_['bwdMs'] / s_['fusedBwdMs']:12.2f}" if s_ else f"{'-':>12}"
+            log(f"{mask:<12} {bcell(s_, 'fwdBwdMs', 'bwdMs')} {fused} {bcell(fl, 'fwdBwdMs', 'bwdMs')} "
+                f"{bcell(sd, 'fwdBwdMs', 'bwdMs')} {vs_flex} {split_fused}")
+        log("(targets, issue 6: splash bwd <= flex bwd on causal; split <= 1.3 x fused)")
+
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": props.name, "torch": torch.__version__, "results": results}, f, indent=1)
+            json.dump({"device": props.name, "torch": torch.__version__, "results": results + bwd_results}, f, indent=1)
     return 0
 
 

@@ -2,9 +2,9 @@
 // (native/addon/gpu.cc). Which one exists depends on the addon variant that loaded (splash.node with
 // CUDA, or splash_hip.node); both run the same code. This file marshals the call: schedules are
 // uploaded once per MaskInfo and device and cached, host tensors are copied in and out by the addon
-// within the call, and DeviceTensor inputs make the outputs DeviceTensors.
-//
-// Forward only for now: the backward throws until the GPU backward lands.
+// within the call, and DeviceTensor inputs make the outputs DeviceTensors. The backward runs split (dq
+// and dk/dv passes over the dq and dkv schedules, bitwise reproducible) or fused (cfg.dqMaskInfo null:
+// one pass over the dkv schedule, dq summed with atomics).
 
 import type { MaskInfo } from '../mask-info';
 import { tensor, type DType, type Tensor } from '../tensor';
@@ -65,6 +65,41 @@ export interface GpuForwardResult {
   kernelMs: number;
 }
 
+export interface GpuBackwardCall {
+  device: number;
+  dtype: 0 | 1 | 2;
+  batch: number;
+  heads: number;
+  kvHeads: number;
+  qSeq: number;
+  kvSeq: number;
+  headDim: number;
+  headDimV: number;
+  q: Float32Array | Uint16Array | DeviceHandle;
+  k: Float32Array | Uint16Array | DeviceHandle;
+  v: Float32Array | Uint16Array | DeviceHandle;
+  out: Float32Array | Uint16Array | DeviceHandle;
+  logsumexp: Float32Array | DeviceHandle;
+  dout: Float32Array | Uint16Array | DeviceHandle;
+  /** null for the fused backward. */
+  dqSchedule: ScheduleHandle | null;
+  dkvSchedule: ScheduleHandle;
+  fused: boolean;
+  segmentIdsQ: Int32Array | null;
+  segmentIdsKv: Int32Array | null;
+  maskValue: number;
+  softCap: number;
+  outputOnDevice: boolean;
+  timeKernel?: boolean;
+}
+
+export interface GpuBackwardResult {
+  dq: Float32Array | Uint16Array | DeviceHandle;
+  dk: Float32Array | Uint16Array | DeviceHandle;
+  dv: Float32Array | Uint16Array | DeviceHandle;
+  kernelMs: number;
+}
+
 export interface GpuPlan {
   error: string | null;
   rangeError: boolean;
@@ -89,6 +124,8 @@ export interface GpuAddon {
   gpuUploadSchedule(device: number, info: MaskInfo): ScheduleHandle;
   gpuForward(call: GpuForwardCall): Promise<GpuForwardResult>;
   gpuForwardSync(call: GpuForwardCall): GpuForwardResult;
+  gpuBackward?(call: GpuBackwardCall): Promise<GpuBackwardResult>;
+  gpuBackwardSync?(call: GpuBackwardCall): GpuBackwardResult;
   gpuPlanForward(args: {
     dtype: 0 | 1 | 2; headDim: number; headDimV: number; batch: number; heads: number; kvHeads: number;
     qSeq: number; kvSeq: number; blockQ: number; blockKv: number; segments: boolean; maskValue: number;
@@ -245,12 +282,99 @@ class GpuBackend implements Backend {
     return this.result(addon, shape, call, await addon.gpuForward(call));
   }
 
-  backwardSync(_cfg: KernelConfig, _shape: CallShape, _args: BackwardArgs): BackwardResult {
-    throw new Error('GPU backward not implemented yet (issue: GPU backward)');
+  /** The addon call for a backward, and how to shape its result. */
+  private prepareBackward(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): {
+    addon: GpuAddon; call: GpuBackwardCall; run: (c: GpuBackwardCall) => GpuBackwardResult;
+    runAsync: (c: GpuBackwardCall) => Promise<GpuBackwardResult>;
+  } {
+    const addon = gpuAddon(this.name);
+    const { gpuBackward, gpuBackwardSync } = addon;
+    if (typeof gpuBackward !== 'function' || typeof gpuBackwardSync !== 'function') {
+      throw new Error(`backend '${this.name}': the loaded addon has no GPU backward (rebuild it)`);
+    }
+    if (!GPU_HEAD_DIMS.includes(shape.headDim)) {
+      throw new RangeError(`q.shape: expected a head dim of ${GPU_HEAD_DIMS.join(', ')} on the '${this.name}' backend, got ${shape.headDim}`);
+    }
+    if (!GPU_HEAD_DIMS.includes(shape.headDimV)) {
+      throw new RangeError(`v.shape: expected a head dim of ${GPU_HEAD_DIMS.join(', ')} on the '${this.name}' backend, got ${shape.headDimV}`);
+    }
+    const operands: [string, Operand][] = [
+      ['q', args.q], ['k', args.k], ['v', args.v], ['out', args.out], ['logsumexp', args.logsumexp], ['dout', args.dout],
+    ];
+    let device: number | null = null;
+    let deviceFrom = '';
+    for (const [name, t] of operands) {
+      if (!isDeviceTensor(t)) continue;
+      if (t.backend !== this.name) {
+        throw new TypeError(`${name}: expected a tensor on the '${this.name}' backend, got a DeviceTensor of '${t.backend}'`);
+      }
+      if (device === null) {
+        device = t.device;
+        deviceFrom = name;
+      } else if (t.device !== device) {
+        throw new RangeError(`${name}.device: expected ${device} (${deviceFrom}'s), got ${t.device}`);
+      }
+    }
+    const dev = device ?? 0;
+    const data = (name: string, t: Operand): Float32Array | Uint16Array | DeviceHandle =>
+      isDeviceTensor(t) ? deviceHandle(t, name) : t.data;
+    const fused = cfg.dqMaskInfo === null;
+    const call: GpuBackwardCall = {
+      device: dev,
+      dtype: DTYPE_CODE[shape.dtype],
+      batch: shape.batch,
+      heads: shape.heads,
+      kvHeads: shape.kvHeads,
+      qSeq: shape.qSeqLen,
+      kvSeq: shape.kvSeqLen,
+      headDim: shape.headDim,
+      headDimV: shape.headDimV,
+      q: data('q', args.q),
+      k: data('k', args.k),
+      v: data('v', args.v),
+      out: data('out', args.out),
+      logsumexp: data('logsumexp', args.logsumexp) as Float32Array | DeviceHandle,
+      dout: data('dout', args.dout),
+      dqSchedule: cfg.dqMaskInfo === null ? null : this.schedule(addon, cfg.dqMaskInfo, dev),
+      dkvSchedule: this.schedule(addon, cfg.dkvMaskInfo, dev),
+      fused,
+      segmentIdsQ: args.segQ,
+      segmentIdsKv: args.segKv,
+      maskValue: cfg.maskValue,
+      softCap: cfg.attnLogitsSoftCap ?? 0,
+      outputOnDevice: device !== null,
+    };
+    return {
+      addon,
+      call,
+      run: (c) => gpuBackwardSync.call(addon, c),
+      runAsync: (c) => gpuBackward.call(addon, c),
+    };
+  }
+
+  private backwardResult(addon: GpuAddon, shape: CallShape, args: BackwardArgs, call: GpuBackwardCall,
+    r: GpuBackwardResult): BackwardResult {
+    // dq, dk and dv take their inputs' shapes (MQA's k and v have no head axis).
+    const dqShape = [...args.q.shape];
+    const dkShape = [...args.k.shape];
+    const dvShape = [...args.v.shape];
+    if (call.outputOnDevice) {
+      const wrap = (h: unknown, s: number[]): Tensor =>
+        wrapDeviceBuffer(addon, this.name, h as DeviceHandle, s, shape.dtype, call.device) as unknown as Tensor;
+      return { dq: wrap(r.dq, dqShape), dk: wrap(r.dk, dkShape), dv: wrap(r.dv, dvShape) };
+    }
+    const host = (a: unknown, s: number[]): Tensor => tensor(a as Float32Array | Uint16Array, s, shape.dtype);
+    return { dq: host(r.dq, dqShape), dk: host(r.dk, dkShape), dv: host(r.dv, dvShape) };
+  }
+
+  backwardSync(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): BackwardResult {
+    const { addon, call, run } = this.prepareBackward(cfg, shape, args);
+    return this.backwardResult(addon, shape, args, call, run(call));
   }
 
   async backward(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): Promise<BackwardResult> {
-    return this.backwardSync(cfg, shape, args);
+    const { addon, call, runAsync } = this.prepareBackward(cfg, shape, args);
+    return this.backwardResult(addon, shape, args, call, await runAsync(call));
   }
 }
 

@@ -6,8 +6,9 @@
 //   gpuToHostSync(handle, out)
 //   gpuDispose(handle)                        frees now (or when the last call using it ends)
 //   gpuBufferInfo(handle) → { device, bytes, disposed }
-//   gpuUploadSchedule(device, maskInfo) → handle    a MaskInfo's forward schedule on a device
+//   gpuUploadSchedule(device, maskInfo) → handle    a MaskInfo's schedule (fwd, dq or dkv) on a device
 //   gpuForward(call) → Promise<result>, gpuForwardSync(call) → result
+//   gpuBackward(call) → Promise<{ dq, dk, dv }>, gpuBackwardSync(call): split or fused (call.fused)
 //   gpuPlanForward, gpuWorkOrder, gpuPackMaskBits, gpuCheckSchedule, gpuSegmentRanges:
 //                                             the host-side planning, exported for tests
 //
@@ -617,6 +618,176 @@ Napi::Value ForwardSync(const Napi::CallbackInfo& info) {
   return job->Finish(info.Env());
 }
 
+// ---- backward ------------------------------------------------------------------------------------------
+
+// A host array copied into a new device buffer, or the given device buffer itself.
+Status stage_operand(int device, const Operand& o, BufferPtr* out) {
+  if (o.device) {
+    *out = o.device;
+    return Status::Ok();
+  }
+  Status s = alloc_buffer(device, o.bytes, out);
+  if (s.ok()) s = gpu::copy_to_device(device, (*out)->ptr, o.host, o.bytes);
+  return s;
+}
+
+class BackwardJob : public Job {
+ public:
+  AttentionParams p{};
+  std::shared_ptr<gpu::DeviceSchedule> dq_schedule, dkv_schedule;
+  Operand q, k, v, out, lse, dout;
+  std::vector<int32_t> seg_q, seg_kv;
+  bool out_on_device = false;
+  size_t bytes[3] = {0, 0, 0};             // dq, dk, dv
+  void* host[3] = {nullptr, nullptr, nullptr};
+  Napi::ObjectReference arrays[3];
+  BufferPtr grads[3];
+  bool time_kernel = false;
+  gpu::BackwardInfo info;
+
+  Status Run() override {
+    const int dev = p.device;
+    BufferPtr qd, kd, vd, od, ld, gd;
+    Status s = stage_operand(dev, q, &qd);
+    if (s.ok()) s = stage_operand(dev, k, &kd);
+    if (s.ok()) s = stage_operand(dev, v, &vd);
+    if (s.ok()) s = stage_operand(dev, out, &od);
+    if (s.ok()) s = stage_operand(dev, lse, &ld);
+    if (s.ok()) s = stage_operand(dev, dout, &gd);
+    for (int i = 0; i < 3 && s.ok(); ++i) s = alloc_buffer(dev, bytes[i], &grads[i]);
+    if (!s.ok()) return s;
+    p.q.ptr = qd->ptr;
+    p.k.ptr = kd->ptr;
+    p.v.ptr = vd->ptr;
+    p.out.ptr = od->ptr;
+    p.lse.ptr = ld->ptr;
+    p.dout.ptr = gd->ptr;
+    p.dq.ptr = grads[0]->ptr;
+    p.dk.ptr = grads[1]->ptr;
+    p.dv.ptr = grads[2]->ptr;
+    p.segment_ids_q = seg_q.empty() ? nullptr : seg_q.data();
+    p.segment_ids_kv = seg_kv.empty() ? nullptr : seg_kv.data();
+    s = gpu::backward(p, dq_schedule.get(), *dkv_schedule, &info, time_kernel);
+    if (!s.ok()) return s;
+    if (!out_on_device) {
+      for (int i = 0; i < 3 && s.ok(); ++i) s = gpu::copy_to_host(dev, host[i], grads[i]->ptr, bytes[i]);
+      for (BufferPtr& g : grads) g.reset();
+    }
+    return s;
+  }
+
+  Napi::Value Finish(Napi::Env env) override {
+    Napi::Object r = Napi::Object::New(env);
+    const char* names[3] = {"dq", "dk", "dv"};
+    for (int i = 0; i < 3; ++i) r.Set(names[i], out_on_device ? wrap_buffer(env, grads[i]) : arrays[i].Value());
+    r.Set("kernelMs", info.kernel_ms);
+    return r;
+  }
+};
+
+std::unique_ptr<BackwardJob> backward_job(const Napi::CallbackInfo& info, std::vector<Napi::ObjectReference>* refs) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) type_error(env, "call: expected an object");
+  const Napi::Object c = info[0].As<Napi::Object>();
+  auto job = std::make_unique<BackwardJob>();
+  AttentionParams& p = job->p;
+  p.device = static_cast<int32_t>(field_int(c, "device", 0, 1 << 20));
+  const DType dtype = static_cast<DType>(field_int(c, "dtype", 0, 2));
+  p.batch = field_int(c, "batch", 1, kMaxExtent - 1);
+  p.heads = field_int(c, "heads", 1, kMaxExtent - 1);
+  p.kv_heads = field_int(c, "kvHeads", 1, kMaxExtent - 1);
+  p.q_seq = field_int(c, "qSeq", 1, kMaxExtent - 1);
+  p.kv_seq = field_int(c, "kvSeq", 1, kMaxExtent - 1);
+  p.head_dim = field_int(c, "headDim", 1, 1 << 16);
+  p.head_dim_v = field_int(c, "headDimV", 1, 1 << 16);
+  if (p.heads % p.kv_heads != 0) {
+    range_error(env, "kvHeads: expected a divisor of heads (" + num(p.heads) + "), got " + num(p.kv_heads));
+  }
+  const double q_elems = static_cast<double>(p.batch) * p.heads * p.q_seq * std::max(p.head_dim, p.head_dim_v);
+  const double kv_elems = static_cast<double>(p.batch) * p.kv_heads * p.kv_seq * std::max(p.head_dim, p.head_dim_v);
+  if (q_elems > 9e15 || kv_elems > 9e15) range_error(env, "sizes: the tensors are too large");
+  p.mask_value = static_cast<float>(number_of(env, c.Get("maskValue"), "maskValue"));
+  const double cap = number_of(env, c.Get("softCap"), "softCap");
+  if (!(cap >= 0) || !std::isfinite(cap)) range_error(env, "softCap: expected 0 (none) or a positive finite number");
+  p.soft_cap = static_cast<float>(cap);
+  p.fused_bwd = field_bool(c, "fused") ? 1 : 0;
+
+  contiguous(&p.q, dtype, p.heads, p.q_seq, p.head_dim);
+  contiguous(&p.k, dtype, p.kv_heads, p.kv_seq, p.head_dim);
+  contiguous(&p.v, dtype, p.kv_heads, p.kv_seq, p.head_dim_v);
+  contiguous(&p.out, dtype, p.heads, p.q_seq, p.head_dim_v);
+  contiguous(&p.dout, dtype, p.heads, p.q_seq, p.head_dim_v);
+  contiguous(&p.lse, DType::F32, p.heads, p.q_seq, 1);
+  contiguous(&p.dq, dtype, p.heads, p.q_seq, p.head_dim);
+  contiguous(&p.dk, dtype, p.kv_heads, p.kv_seq, p.head_dim);
+  contiguous(&p.dv, dtype, p.kv_heads, p.kv_seq, p.head_dim_v);
+
+  const int64_t nq = p.batch * p.heads * p.q_seq, nkv = p.batch * p.kv_heads * p.kv_seq;
+  job->q = read_operand(env, c.Get("q"), "q", p.device, dtype, nq * p.head_dim, refs);
+  job->k = read_operand(env, c.Get("k"), "k", p.device, dtype, nkv * p.head_dim, refs);
+  job->v = read_operand(env, c.Get("v"), "v", p.device, dtype, nkv * p.head_dim_v, refs);
+  job->out = read_operand(env, c.Get("out"), "out", p.device, dtype, nq * p.head_dim_v, refs);
+  job->lse = read_operand(env, c.Get("logsumexp"), "logsumexp", p.device, DType::F32, nq, refs);
+  job->dout = read_operand(env, c.Get("dout"), "dout", p.device, dtype, nq * p.head_dim_v, refs);
+
+  const Span seg_q = field_array(c, "segmentIdsQ", napi_int32_array, true);
+  const Span seg_kv = field_array(c, "segmentIdsKv", napi_int32_array, true);
+  if ((seg_q.data == nullptr) != (seg_kv.data == nullptr)) {
+    range_error(env, "segmentIdsQ, segmentIdsKv: expected both or neither");
+  }
+  if (seg_q.data != nullptr) {
+    if (seg_q.length != p.batch * p.q_seq) {
+      range_error(env, "segmentIdsQ: expected length " + num(p.batch * p.q_seq) + ", got " + num(seg_q.length));
+    }
+    if (seg_kv.length != p.batch * p.kv_seq) {
+      range_error(env, "segmentIdsKv: expected length " + num(p.batch * p.kv_seq) + ", got " + num(seg_kv.length));
+    }
+    const int32_t* sq = static_cast<const int32_t*>(seg_q.data);
+    const int32_t* skv = static_cast<const int32_t*>(seg_kv.data);
+    job->seg_q.assign(sq, sq + seg_q.length);
+    job->seg_kv.assign(skv, skv + seg_kv.length);
+  }
+
+  job->dkv_schedule = schedule_of(env, c.Get("dkvSchedule"));
+  if (!p.fused_bwd) job->dq_schedule = schedule_of(env, c.Get("dqSchedule"));
+  for (const auto* sch : {job->dkv_schedule.get(), job->dq_schedule.get()}) {
+    if (sch != nullptr && sch->device() != p.device) {
+      range_error(env, "schedule: uploaded to device " + num(sch->device()) + ", the call runs on device " +
+                           num(p.device));
+    }
+  }
+  if (job->dkv_schedule->view().is_dkv != 1) range_error(env, "dkvSchedule: expected a dkv schedule (isDkv)");
+  if (job->dq_schedule && job->dq_schedule->view().is_dkv != 0) {
+    range_error(env, "dqSchedule: expected a q-major schedule (isDkv false)");
+  }
+
+  job->time_kernel = field_bool(c, "timeKernel");
+  job->out_on_device = field_bool(c, "outputOnDevice");
+  const int64_t elems[3] = {nq * p.head_dim, nkv * p.head_dim, nkv * p.head_dim_v};
+  for (int i = 0; i < 3; ++i) {
+    job->bytes[i] = static_cast<size_t>(elems[i]) * (dtype == DType::F32 ? 4 : 2);
+    if (job->out_on_device) continue;
+    Napi::TypedArray a = dtype == DType::F32
+                             ? static_cast<Napi::TypedArray>(Napi::Float32Array::New(env, static_cast<size_t>(elems[i])))
+                             : static_cast<Napi::TypedArray>(Napi::Uint16Array::New(env, static_cast<size_t>(elems[i])));
+    job->host[i] = static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
+    job->arrays[i] = Napi::Persistent(static_cast<Napi::Object>(a));
+  }
+  return job;
+}
+
+Napi::Value Backward(const Napi::CallbackInfo& info) {
+  std::vector<Napi::ObjectReference> refs;
+  std::unique_ptr<BackwardJob> job = backward_job(info, &refs);
+  return queue(info.Env(), std::move(job), std::move(refs));
+}
+
+Napi::Value BackwardSync(const Napi::CallbackInfo& info) {
+  std::unique_ptr<BackwardJob> job = backward_job(info, nullptr);
+  check(info.Env(), job->Run());
+  return job->Finish(info.Env());
+}
+
 // ---- host-side planning, exported for tests --------------------------------------------------------------
 
 // gpuPlanForward({ dtype, headDim, headDimV, batch, heads, kvHeads, qSeq, kvSeq, blockQ, blockKv,
@@ -748,6 +919,8 @@ void RegisterGpu(Napi::Env env, Napi::Object exports) {
   exports.Set("gpuUploadSchedule", Napi::Function::New(env, UploadSchedule, "gpuUploadSchedule"));
   exports.Set("gpuForward", Napi::Function::New(env, Forward, "gpuForward"));
   exports.Set("gpuForwardSync", Napi::Function::New(env, ForwardSync, "gpuForwardSync"));
+  exports.Set("gpuBackward", Napi::Function::New(env, Backward, "gpuBackward"));
+  exports.Set("gpuBackwardSync", Napi::Function::New(env, BackwardSync, "gpuBackwardSync"));
   exports.Set("gpuPlanForward", Napi::Function::New(env, PlanForward, "gpuPlanForward"));
   exports.Set("gpuWorkOrder", Napi::Function::New(env, WorkOrder, "gpuWorkOrder"));
   exports.Set("gpuPackMaskBits", Napi::Function::New(env, PackMaskBits, "gpuPackMaskBits"));

@@ -35,6 +35,9 @@ Status copy_device_to_device(int, void*, const void*, size_t) { return not_compi
 Status device_fill(int, void*, int, size_t) { return not_compiled(); }
 Status upload_schedule(int, const ScheduleView&, std::shared_ptr<DeviceSchedule>*) { return not_compiled(); }
 Status forward(const AttentionParams&, const DeviceSchedule&, ForcePath, ForwardInfo*, bool) { return not_compiled(); }
+Status backward(const AttentionParams&, const DeviceSchedule*, const DeviceSchedule&, BackwardInfo*, bool) {
+  return not_compiled();
+}
 Status describe_device(int, std::string*) { return not_compiled(); }
 
 }  // namespace gpu

@@ -268,14 +268,14 @@ __global__ void __launch_bounds__(kThreads) bwd_dq_simt_kernel(const BwdKernelPa
       }
     }
     __syncthreads();
-    // dQ += dS K over the tile's keys (rows of sKV past t.len are zero, dS there is zero).
+    // dQ += dS K over the tile's keys, in key order for every element.
+    for (int n = 0; n < t.len; ++n) {
 #pragma unroll
-    for (int a = 0; a < ACC; ++a) {
-      const int e = tid + kThreads * a;
-      const int r = e / B, c = e - (e / B) * B;
-      float sum = acc[a];
-      for (int n = 0; n < t.len; ++n) sum = fmaf(sdS[r * LDS + n], sKV[n * LD + c], sum);
-      acc[a] = sum;
+      for (int a = 0; a < ACC; ++a) {
+        const int e = tid + kThreads * a;
+        const int r = e / B, c = e - (e / B) * B;
+        acc[a] = fmaf(sdS[r * LDS + n], sKV[n * LD + c], acc[a]);
+      }
     }
   }
 
@@ -448,31 +448,35 @@ __global__ void __launch_bounds__(kThreads) bwd_dkv_simt_kernel(const BwdKernelP
           }
         }
         __syncthreads();
-        // dV += P^T dO, dK += dS^T Q over the tile's rows, in row order.
+        // dV += P^T dO, dK += dS^T Q over the tile's rows, in row order for every element.
+        for (int r = 0; r < rows; ++r) {
 #pragma unroll
-        for (int a = 0; a < ACC; ++a) {
-          const int el = tid + kThreads * a;
-          const int n = el / B, c = el - (el / B) * B;
-          float sv = dvacc[a], sk = dk[a];
-          for (int r = 0; r < rows; ++r) {
-            sv = fmaf(sP[r * LDS + n], sdO[r * LD + c], sv);
-            sk = fmaf(sdS[r * LDS + n], sQ[r * LD + c], sk);
+          for (int a = 0; a < ACC; ++a) {
+            const int el = tid + kThreads * a;
+            const int n = el / B, c = el - (el / B) * B;
+            dvacc[a] = fmaf(sP[r * LDS + n], sdO[r * LD + c], dvacc[a]);
+            dk[a] = fmaf(sdS[r * LDS + n], sQ[r * LD + c], dk[a]);
           }
-          dvacc[a] = sv;
-          dk[a] = sk;
         }
         if constexpr (Fused) {
           // This tile's share of dQ = dS K, added to the f32 buffer.
+          float qacc[QACC];
+#pragma unroll
+          for (int a = 0; a < QACC; ++a) qacc[a] = 0.f;
+          for (int n = 0; n < len; ++n) {
+#pragma unroll
+            for (int a = 0; a < QACC; ++a) {
+              const int el = tid + kThreads * a;
+              const int r = el / B, c = el - (el / B) * B;
+              qacc[a] = fmaf(sdS[r * LDS + n], sK[n * LD + c], qacc[a]);
+            }
+          }
           const int64_t acc_base = ((static_cast<int64_t>(b) * p.heads + h) * p.q_seq + q0) * d;
 #pragma unroll
           for (int a = 0; a < QACC; ++a) {
             const int el = tid + kThreads * a;
             const int r = el / B, c = el - (el / B) * B;
-            if (r < rows && c < d) {
-              float sum = 0.f;
-              for (int n = 0; n < len; ++n) sum = fmaf(sdS[r * LDS + n], sK[n * LD + c], sum);
-              atomicAdd(bp.dq_acc + acc_base + static_cast<int64_t>(r) * d + c, sum);
-            }
+            if (r < rows && c < d) atomicAdd(bp.dq_acc + acc_base + static_cast<int64_t>(r) * d + c, qacc[a]);
           }
         }
       }

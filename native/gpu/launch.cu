@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "bwd_plan.h"
 #include "compat.h"
 #include "fwd_params.h"
 #include "kernels.h"
@@ -177,6 +178,15 @@ gpuError_t launch(const FwdPlan& plan, DType dtype, int head_dim, const FwdKerne
   if (head_dim <= 64) return launch_fwd_mma_small(dtype, head_dim, kp, grid, stream);
   if (head_dim <= 128) return launch_fwd_mma_medium(dtype, head_dim, kp, grid, stream);
   return launch_fwd_mma_large(dtype, head_dim, kp, grid, stream);
+}
+
+gpuError_t launch_bwd(DType dtype, BwdStep step, int bucket, const BwdKernelParams& bp, dim3 grid, gpuStream_t stream) {
+  switch (dtype) {
+    case DType::F32: return launch_bwd_simt_f32(step, bucket, bp, grid, stream);
+    case DType::BF16: return launch_bwd_simt_bf16(step, bucket, bp, grid, stream);
+    case DType::F16: return launch_bwd_simt_f16(step, bucket, bp, grid, stream);
+  }
+  return gpuErrorInvalidValue;
 }
 
 }  // namespace
@@ -392,6 +402,127 @@ Status forward(const AttentionParams& p_in, const DeviceSchedule& schedule_in, F
     info->tile_m = plan.tile_m;
     info->tile_n = plan.tile_n;
     info->ctas = grid_x * p.batch;
+    info->kernel_ms = ms;
+  }
+  return Status::Ok();
+}
+
+// ---- backward -------------------------------------------------------------------------------------------
+
+Status backward(const AttentionParams& p_in, const DeviceSchedule* dq_schedule, const DeviceSchedule& dkv_schedule,
+                BackwardInfo* info, bool time_kernel) {
+  DeviceState* st = nullptr;
+  Status s = use_device(p_in.device, &st);
+  if (!s.ok()) return s;
+  const bool fused = p_in.fused_bwd != 0;
+  if (!fused && dq_schedule == nullptr) return Status::Error("the split backward needs a dq schedule");
+  if (dkv_schedule.device() != p_in.device || (!fused && dq_schedule->device() != p_in.device)) {
+    return Status::Error("a backward schedule was uploaded to another device than the call's (" +
+                         std::to_string(p_in.device) + ")");
+  }
+  AttentionParams p = p_in;
+  p.dkv_sched = dkv_schedule.view();
+  p.dq_sched = fused ? ScheduleView{} : dq_schedule->view();
+  p.fwd = fused ? p.dkv_sched : p.dq_sched;
+  const BwdPlan plan = plan_backward(p, st->caps);
+  if (!plan.error.empty()) return plan.range_error ? Status::Range(plan.error) : Status::Error(plan.error);
+
+  // Temporaries in one allocation: di, the fused dq buffer, segment ids and their block ranges.
+  const bool seg = p.segment_ids_q != nullptr && p.segment_ids_kv != nullptr;
+  const size_t n_di = static_cast<size_t>(p.batch * p.heads * p.q_seq);
+  const size_t n_acc = fused ? static_cast<size_t>(p.batch * p.heads * p.q_seq * p.head_dim) : 0;
+  std::vector<int32_t> kv_ranges, q_ranges;
+  const size_t nq = seg ? static_cast<size_t>(p.batch * p.q_seq) : 0, nkv = seg ? static_cast<size_t>(p.batch * p.kv_seq) : 0;
+  if (seg) {
+    if (!fused) kv_ranges = segment_block_ranges(p.segment_ids_kv, p.batch, p.kv_seq, p.dq_sched.block_kv);
+    q_ranges = segment_block_ranges(p.segment_ids_q, p.batch, p.q_seq, p.dkv_sched.block_q);
+  }
+  const size_t off_acc = align16(n_di * sizeof(float));
+  const size_t off_sq = off_acc + align16(n_acc * sizeof(float));
+  const size_t off_skv = off_sq + align16(nq * sizeof(int32_t));
+  const size_t off_kvr = off_skv + align16(nkv * sizeof(int32_t));
+  const size_t off_qr = off_kvr + align16(kv_ranges.size() * sizeof(int32_t));
+  const size_t total = off_qr + q_ranges.size() * sizeof(int32_t);
+  DeviceScratch scratch(p.device);
+  s = device_alloc(p.device, total, &scratch.ptr);
+  if (!s.ok()) return s;
+  uint8_t* base = static_cast<uint8_t*>(scratch.ptr);
+  if (seg) {
+    std::vector<uint8_t> staging(total - off_sq, 0);
+    std::memcpy(staging.data(), p.segment_ids_q, nq * sizeof(int32_t));
+    std::memcpy(staging.data() + (off_skv - off_sq), p.segment_ids_kv, nkv * sizeof(int32_t));
+    if (!kv_ranges.empty()) {
+      std::memcpy(staging.data() + (off_kvr - off_sq), kv_ranges.data(), kv_ranges.size() * sizeof(int32_t));
+    }
+    std::memcpy(staging.data() + (off_qr - off_sq), q_ranges.data(), q_ranges.size() * sizeof(int32_t));
+    s = copy_to_device(p.device, base + off_sq, staging.data(), staging.size());
+    if (!s.ok()) return s;
+  }
+  auto fill = [&](BwdKernelParams* bp) {
+    bp->di = reinterpret_cast<float*>(base);
+    bp->dq_acc = fused ? reinterpret_cast<float*>(base + off_acc) : nullptr;
+    if (seg) {
+      bp->s.seg_q = reinterpret_cast<const int32_t*>(base + off_sq);
+      bp->s.seg_kv = reinterpret_cast<const int32_t*>(base + off_skv);
+      bp->s.kv_block_seg = kv_ranges.empty() ? nullptr : reinterpret_cast<const int32_t*>(base + off_kvr);
+      bp->q_block_seg = reinterpret_cast<const int32_t*>(base + off_qr);
+    }
+  };
+  BwdKernelParams dkv_bp = make_bwd_kernel_params(p, plan, p.dkv_sched, true);
+  fill(&dkv_bp);
+  BwdKernelParams dq_bp{};
+  if (!fused) {
+    dq_bp = make_bwd_kernel_params(p, plan, p.dq_sched, false);
+    fill(&dq_bp);
+  }
+
+  gpuEvent_t start = nullptr, stop = nullptr;
+  if (time_kernel) {
+    SPLASH_GPU_CHECK("EventCreate", gpuEventCreate(&start));
+    gpuError_t e = gpuEventCreate(&stop);
+    if (e != gpuSuccess) {
+      (void)gpuEventDestroy(start);
+      return runtime_error("EventCreate", e);
+    }
+    (void)gpuEventRecord(start, st->stream);
+  }
+  gpuError_t launch_status = gpuSuccess;
+  const char* failed_step = "";
+  if (fused) {
+    launch_status = gpuMemsetAsync(base + off_acc, 0, n_acc * sizeof(float), st->stream);
+    if (launch_status != gpuSuccess) failed_step = "MemsetAsync(splash backward dq buffer)";
+  }
+  const int64_t chunk = st->caps.max_grid_y > 0 ? st->caps.max_grid_y : 65535;
+  const DType dtype = p.q.dtype;
+  auto run = [&](BwdStep step, BwdKernelParams bp, int64_t grid_x, int64_t b0, const char* what) {
+    if (launch_status != gpuSuccess || grid_x == 0) return;
+    bp.s.batch_offset = static_cast<int32_t>(b0);
+    const dim3 grid(static_cast<unsigned>(grid_x), static_cast<unsigned>(std::min<int64_t>(chunk, p.batch - b0)), 1);
+    launch_status = launch_bwd(dtype, step, plan.bucket, bp, grid, st->stream);
+    if (launch_status != gpuSuccess) failed_step = what;
+  };
+  for (int64_t b0 = 0; b0 < p.batch; b0 += chunk) {
+    run(BwdStep::kDi, dkv_bp, plan.di_grid_x, b0, "LaunchKernel(splash backward di)");
+    if (fused) {
+      run(BwdStep::kFused, dkv_bp, plan.dkv_grid_x, b0, "LaunchKernel(splash backward fused)");
+      run(BwdStep::kCast, dkv_bp, plan.cast_grid_x, b0, "LaunchKernel(splash backward dq cast)");
+    } else {
+      run(BwdStep::kDq, dq_bp, plan.dq_grid_x, b0, "LaunchKernel(splash backward dq)");
+      run(BwdStep::kDkv, dkv_bp, plan.dkv_grid_x, b0, "LaunchKernel(splash backward dk/dv)");
+    }
+  }
+  if (time_kernel) (void)gpuEventRecord(stop, st->stream);
+  const gpuError_t sync_status = gpuStreamSynchronize(st->stream);
+  float ms = 0.f;
+  if (time_kernel) {
+    if (launch_status == gpuSuccess && sync_status == gpuSuccess) (void)gpuEventElapsedTime(&ms, start, stop);
+    (void)gpuEventDestroy(start);
+    (void)gpuEventDestroy(stop);
+  }
+  if (launch_status != gpuSuccess) return runtime_error(failed_step, launch_status);
+  if (sync_status != gpuSuccess) return runtime_error("StreamSynchronize(splash backward)", sync_status);
+  if (info != nullptr) {
+    info->bucket = plan.bucket;
     info->kernel_ms = ms;
   }
   return Status::Ok();

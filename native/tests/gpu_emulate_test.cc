@@ -5,7 +5,11 @@
 // concurrency between warps, and whether the hardware agrees with the PTX ISA's fragment layouts as
 // emulate.h restates them.
 //
-//   splash_gpu_emulate_tests [--quick] [--oracle cpu|ref]
+// The backward kernels (bwd_simt.cuh: di, dq, dk/dv, fused, dq cast) run the same way through the
+// launch sequence of launch.cu's backward, split (twice, compared bitwise) and fused, against the CPU
+// backward or bwd_harness.h's double-precision reference.
+//
+//   splash_gpu_emulate_tests [--quick] [--backward-only] [--oracle cpu|ref]
 #define SPLASH_GPU_EMULATE 1
 
 #include <cstdio>

@@ -4,7 +4,10 @@
 // them (blocks classified element by element; computable masks keep their program, dense masks store
 // their partial blocks), so the file needs neither Node nor JSON fixtures.
 //
-//   splash_gpu_tests [--check] [--bench] [--quick] [--json FILE] [--device N] [--oracle cpu|ref]
+//   splash_gpu_tests [--check] [--bench] [--quick] [--no-backward] [--json FILE] [--device N] [--oracle cpu|ref]
+//
+// The backward (gpu_backward_cases.h) runs with both unless --no-backward: split and fused vs the CPU
+// backward on the same grid, split determinism over 20 runs, and forward + backward timings.
 //
 // --check (default) runs the correctness grid and prints one row per case; outputs are poisoned with
 // 0xFF bytes (NaN in every dtype) before each launch, so an element the kernel never writes shows up
@@ -342,8 +345,10 @@ int run_bench(int device, FILE* json, bool* first_json) {
 
 }  // namespace
 
+#include "gpu_backward_cases.h"
+
 int main(int argc, char** argv) {
-  bool check = false, bench = false, quick = false, use_ref = false;
+  bool check = false, bench = false, quick = false, use_ref = false, backward = true;
   int device = 0;
   const char* json_path = nullptr;
   for (int i = 1; i < argc; ++i) {
@@ -351,11 +356,12 @@ int main(int argc, char** argv) {
     if (a == "--check") check = true;
     else if (a == "--bench") bench = true;
     else if (a == "--quick") quick = true;
+    else if (a == "--no-backward") backward = false;
     else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else if (a == "--device" && i + 1 < argc) device = std::atoi(argv[++i]);
     else if (a == "--oracle" && i + 1 < argc) use_ref = std::string(argv[++i]) == "ref";
     else {
-      std::fprintf(stderr, "usage: %s [--check] [--bench] [--quick] [--json FILE] [--device N] [--oracle cpu|ref]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--check] [--bench] [--quick] [--no-backward] [--json FILE] [--device N] [--oracle cpu|ref]\n", argv[0]);
       return 2;
     }
   }
@@ -372,7 +378,9 @@ int main(int argc, char** argv) {
   if (json) std::fprintf(json, "{\"device\":\"%s\",\"results\":[\n", desc.c_str());
   int failed = 0;
   if (check) failed += run_check(device, quick, use_ref, json, &first);
+  if (check && backward) failed += run_bwd_check(device, quick, use_ref, json, &first);
   if (bench) failed += run_bench(device, json, &first);
+  if (bench && backward) failed += run_bwd_bench(device, json, &first);
   if (json) {
     std::fprintf(json, "\n]}\n");
     std::fclose(json);

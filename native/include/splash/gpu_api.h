@@ -47,7 +47,7 @@ Status device_fill(int device, void* ptr, int value, size_t bytes);
 
 // ---- schedules ---------------------------------------------------------------------------------------
 
-// A forward schedule (ScheduleView of a MaskInfo, is_dkv = 0) copied to one device, with its dense
+// A schedule (ScheduleView of a MaskInfo: forward / dq with is_dkv = 0, or dkv) copied to one device, with its dense
 // partial blocks packed to bits and its mask programs checked. Immutable once made, shared by every
 // call that uses the same MaskInfo on that device; the launch orders of q tiles are added lazily and
 // are safe to request from several threads.
@@ -83,6 +83,22 @@ struct ForwardInfo {
 // With `time_kernel`, the kernel alone is timed with events and reported in info->kernel_ms.
 Status forward(const AttentionParams& p, const DeviceSchedule& schedule, ForcePath force = ForcePath::kAuto,
                ForwardInfo* info = nullptr, bool time_kernel = false);
+
+// ---- backward ----------------------------------------------------------------------------------------
+
+struct BackwardInfo {
+  int bucket = 0;          // head-dim bucket of the SIMT backward kernels
+  float kernel_ms = 0.f;   // every launch of the call, timed with events when asked for, else 0
+};
+
+// dq, dk, dv from q, k, v, out, lse, dout on p.device (all device memory; segment ids HOST arrays, as
+// for forward). p.fused_bwd == 0: split (di, then a dq pass over `dq_schedule` and a dk/dv pass over
+// `dkv_schedule`; no atomics, bitwise reproducible). p.fused_bwd == 1: one pass over `dkv_schedule`
+// with dq summed through atomics in an f32 buffer, then cast; `dq_schedule` may be null. Schedules are
+// uploaded with upload_schedule (a dq schedule is a forward-shaped one; the dkv one has is_dkv = 1);
+// p.fwd, p.dq_sched and p.dkv_sched are ignored.
+Status backward(const AttentionParams& p, const DeviceSchedule* dq_schedule, const DeviceSchedule& dkv_schedule,
+                BackwardInfo* info = nullptr, bool time_kernel = false);
 
 // A short description of the device ("NVIDIA H100 80GB HBM3, sm_90, 132 SMs"), or the error.
 Status describe_device(int device, std::string* text);
