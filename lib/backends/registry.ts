@@ -25,8 +25,8 @@ const nativeKernels: Record<NativeName, Backend> = { cpu: cpuBackend, cuda: cuda
 /** Addon functions each native backend calls: an addon built before they existed must not count as available. */
 const REQUIRED_EXPORTS: Record<NativeName, readonly string[]> = {
   cpu: ['forward', 'forwardSync', 'backward', 'backwardSync'],
-  cuda: ['gpuForward', 'gpuForwardSync', 'gpuUploadSchedule', 'gpuToDevice', 'gpuToHost', 'gpuDispose'],
-  rocm: ['gpuForward', 'gpuForwardSync', 'gpuUploadSchedule', 'gpuToDevice', 'gpuToHost', 'gpuDispose'],
+  cuda: ['gpuForward', 'gpuForwardSync', 'gpuBackward', 'gpuBackwardSync', 'gpuUploadSchedule', 'gpuToDevice', 'gpuToHost', 'gpuDispose'],
+  rocm: ['gpuForward', 'gpuForwardSync', 'gpuBackward', 'gpuBackwardSync', 'gpuUploadSchedule', 'gpuToDevice', 'gpuToHost', 'gpuDispose'],
 };
 
 function nativeStatus(name: NativeName): BackendStatus {
