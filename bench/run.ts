@@ -1,0 +1,86 @@
+// `npm run bench -- <name> [args…]`: runs one benchmark script of this folder in its own node
+// process (each script keeps its own command line, and a benchmark never inherits another's heap,
+// JIT state or threads). The exit status is the script's. A name not in the table below runs
+// bench/<name>.ts when there is one.
+
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+
+interface Entry {
+  script: string;
+  about: string;
+  nodeFlags?: string[];
+}
+
+const BENCHES: Record<string, Entry> = {
+  cpu: {
+    script: 'cpu.ts',
+    about: 'CPU backend fwd/bwd vs the measured FMA peak and onnxruntime-node  [--quick] [--json] [--backend cpu|js] [--sizes …] [--no-peer]',
+  },
+  js: { script: 'js.ts', about: 'JS backend forward throughput  [--heads 8] [--seq 2048] [--dim 128] [--repeats 3]' },
+  'mask-info': {
+    script: 'mask-info.ts',
+    about: 'processMask time and memory on huge masks  [--quick]',
+    nodeFlags: ['--expose-gc'], // steadier heap figures, as the script asks
+  },
+  peak: { script: 'peak.ts', about: "this machine's peak FMA throughput (compiles bench/fma-peak.cc)  [--quick] [--threads N]" },
+  ort: {
+    script: path.join('peers', 'ort-peer.ts'),
+    about: 'onnxruntime-node alone (installs it into bench/peers on first use)  [--sizes …] [--heads 8] [--dim 128] [--threads 2]',
+  },
+};
+
+/** Modules in bench/ that are not benchmarks. */
+const HELPERS = new Set(['run.ts', 'timing.ts']);
+
+/** Scripts in bench/ that the table does not describe (helpers and peers aside). */
+function otherScripts(): string[] {
+  const known = new Set([...Object.values(BENCHES).map((e) => e.script), ...HELPERS]);
+  return readdirSync(__dirname)
+    .filter((f) => f.endsWith('.ts') && !known.has(f))
+    .map((f) => f.slice(0, -3))
+    .sort();
+}
+
+function usage(): string {
+  const names = Object.keys(BENCHES);
+  const width = Math.max(...names.map((n) => n.length));
+  const others = otherScripts();
+  return [
+    'usage: npm run bench -- <name> [args…]',
+    '',
+    ...names.map((n) => `  ${n.padEnd(width)}  ${BENCHES[n].about}`),
+    ...(others.length ? ['', `also: ${others.join(', ')} (bench/<name>.ts)`] : []),
+  ].join('\n');
+}
+
+const [name, ...rest] = process.argv.slice(2);
+if (!name || name === '--help' || name === '-h') {
+  console.log(usage());
+  process.exit(name ? 0 : 1);
+}
+const generic = /^[\w-]+$/.test(name) && !HELPERS.has(`${name}.ts`) && existsSync(path.join(__dirname, `${name}.ts`));
+const entry: Entry | undefined = BENCHES[name] ?? (generic ? { script: `${name}.ts`, about: '' } : undefined);
+if (!entry) {
+  console.error(`unknown benchmark '${name}'\n\n${usage()}`);
+  process.exit(1);
+}
+
+const root = path.join(__dirname, '..');
+const child = spawn(
+  process.execPath,
+  [...(entry.nodeFlags ?? []), '--import', 'tsx', path.join(__dirname, entry.script), ...rest],
+  { cwd: root, stdio: 'inherit' },
+);
+child.on('error', (e) => {
+  console.error(`could not start ${entry.script}: ${e.message}`);
+  process.exit(1);
+});
+child.on('exit', (code, signal) => {
+  if (signal) {
+    console.error(`${entry.script} was killed by ${signal}`);
+    process.exit(1);
+  }
+  process.exit(code ?? 1);
+});

@@ -1,0 +1,91 @@
+// The benchmark scripts still run: tiny sizes, child processes, no timing assertions (benchmarks
+// live in bench/, DESIGN.md). The onnxruntime peer is never installed from here (--no-peer).
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const root = path.join(__dirname, '..');
+
+/** `npm run bench -- <args>` without npm: node --import tsx bench/run.ts <args>. */
+function bench(args: string[]): { status: number | null; out: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'bench', 'run.ts'), ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+interface CpuRow {
+  backend: string;
+  pass: string;
+  dtype: string;
+  mask: string;
+  seq: number;
+  ms: number;
+  reps: number;
+  pairs: number;
+  gflops: number;
+}
+
+describe('benchmark scripts (tiny sizes)', function () {
+  this.timeout(90_000);
+
+  it('cpu --quick --backend js prints a row per pass, dtype and mask and writes its JSON', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'splash-bench-'));
+    try {
+      const file = path.join(dir, 'cpu.json');
+      const { status, out } = bench(['cpu', '--quick', '--backend', 'js', '--no-peer', '--out', file]);
+      assert.equal(status, 0, out);
+      assert.match(out, /^(peak FMA throughput: \d+\.\d GFLOP\/s|peak: skipped — )/m);
+      assert.match(out, /peer: skipped \(--no-peer\)/);
+      const masks = ['full', 'causal', 'local64', 'chunked128', 'packed8', 'random50'];
+      const printed = [...out.matchAll(/^js\s+(fwd|bwd|bwd-fused)\s+(f32|bf16)\s+(\S+)\s+2\s+256\s+64\s+\d+\.\d/gm)];
+      // fwd + bwd for 6 masks × 2 dtypes, plus the fused backward for full and causal × 2 dtypes.
+      assert.equal(printed.length, 6 * 2 * 2 + 2 * 2, out);
+      assert.deepEqual([...new Set(printed.map((m) => m[3]))], masks);
+      assert.match(out, /causal \/ full time, fwd f32/);
+
+      const report = JSON.parse(readFileSync(file, 'utf8')) as { backend: string; rows: CpuRow[] };
+      assert.equal(report.backend, 'js');
+      assert.equal(report.rows.length, printed.length);
+      for (const r of report.rows) assert.ok(r.ms > 0 && r.gflops > 0 && r.reps >= 1, JSON.stringify(r));
+      // FLOPs count only allowed pairs, segment ids included (S = 256, 8 documents of 32).
+      const pairs = (mask: string) => report.rows.find((r) => r.mask === mask)?.pairs;
+      assert.equal(pairs('full'), 256 * 256);
+      assert.equal(pairs('causal'), (256 * 257) / 2);
+      assert.equal(pairs('packed8'), 8 * ((32 * 33) / 2));
+      assert.equal(pairs('chunked128'), 2 * ((128 * 129) / 2));
+      // local window 64 (left only): row i sees min(i, 64) + 1 keys.
+      let local = 0;
+      for (let i = 0; i < 256; i++) local += Math.min(i, 64) + 1;
+      assert.equal(pairs('local64'), local);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('mask-info --quick times its three masks', () => {
+    const { status, out } = bench(['mask-info', '--quick']);
+    assert.equal(status, 0, out);
+    const rows = out.split('\n').filter((l) => /\d+\.\d ms\s+heap/.test(l));
+    assert.equal(rows.length, 3, out);
+  });
+
+  it('js runs on a tiny size (it has no --quick; its size flags serve)', () => {
+    const { status, out } = bench(['js', '--heads', '2', '--seq', '128', '--dim', '32', '--repeats', '1']);
+    assert.equal(status, 0, out);
+    assert.match(out, /^full\s+\|\s+2\s+\|\s+128\s+\|/m);
+    assert.match(out, /^causal\s+\|\s+2\s+\|\s+128\s+\|/m);
+  });
+
+  it('an unknown benchmark name exits 1 with the list of names', () => {
+    const { status, out } = bench(['no-such-bench']);
+    assert.equal(status, 1);
+    assert.match(out, /unknown benchmark 'no-such-bench'/);
+    assert.match(out, /^\s+cpu\s/m);
+  });
+});
