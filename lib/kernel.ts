@@ -168,7 +168,6 @@ export class SplashAttentionKernel {
 }
 
 // Overloads so TypeScript users get the right result type from saveResiduals.
-// DeviceTensor inputs (GPU backends) give DeviceTensor outputs.
 // DeviceTensor inputs (GPU backends) give DeviceTensor outputs; mixed inputs give DeviceTensors too.
 type DeviceResiduals = { out: DeviceTensor; logsumexp: DeviceTensor };
 type AnyTensor = Tensor | DeviceTensor;
