@@ -22,9 +22,7 @@ import {
   MultiHeadMask,
   QKVLayout,
   fromFloat32,
-  makeRandomMask,
   makeSplashMHA,
-  makeSplashMQA,
   processMask,
   toFloat32,
   type BlockSizes,
@@ -32,50 +30,15 @@ import {
   type Mask,
   type SegmentIds,
   type SplashOptions,
-  type Tensor,
 } from '../lib/index';
 import { randomNormal, seededRandom } from '../lib/random';
+import { assertBitwise, assertClose, run, type Grads, type Problem, type Residuals } from './support/compare';
+import { BATCHES, BLOCKS, DIMS, HEADS, SEQS, SOFT_CAPS, cycler, randTensor, randomMask } from './support/grid';
 
 const SMALL = process.env.SPLASH_TEST_SCALE === 'small';
 const ROOT = path.resolve(__dirname, '..');
 
-type Residuals = { out: Tensor; logsumexp: Tensor };
-type Grads = { dq: Tensor; dk: Tensor; dv: Tensor };
-
 // ---- comparisons --------------------------------------------------------------------------------
-
-/** ‖a − e‖ / ‖e‖ over finite entries of e; -Infinity entries (rows with no allowed key) must match. */
-function relErr(actual: Float32Array, expected: Float32Array, what: string): number {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < expected.length; i++) {
-    const a = actual[i];
-    const e = expected[i];
-    assert.ok(!Number.isNaN(a), `${what}[${i}] is NaN`);
-    if (e === -Infinity) {
-      assert.equal(a, -Infinity, `${what}[${i}]: expected -Infinity, got ${a}`);
-      continue;
-    }
-    num += (a - e) * (a - e);
-    den += e * e;
-  }
-  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
-}
-
-function assertClose(actual: Tensor, expected: Tensor, tol: number, what: string): void {
-  assert.deepEqual([...actual.shape], [...expected.shape], `${what}: shape`);
-  assert.equal(actual.dtype, expected.dtype, `${what}: dtype`);
-  const err = relErr(toFloat32(actual), toFloat32(expected), what);
-  assert.ok(err <= tol, `${what}: relative-norm error ${err.toExponential(3)} > ${tol}`);
-}
-
-function assertBitwise(a: Tensor, b: Tensor, what: string): void {
-  assert.deepEqual([...a.shape], [...b.shape], `${what}: shape`);
-  const x = Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength);
-  const y = Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength);
-  assert.ok(x.equals(y), `${what}: not bitwise identical`);
-}
 
 function assertSameRun(a: { res: Residuals; grads: Grads }, b: { res: Residuals; grads: Grads }, tag: string): void {
   assertBitwise(a.res.out, b.res.out, `out ${tag}`);
@@ -101,11 +64,6 @@ function withEnv<T>(vars: Record<string, string>, fn: () => T): T {
 
 // ---- data -----------------------------------------------------------------------------------------
 
-function randTensor(shape: number[], seed: number, dtype: DType, scale = 1): Tensor {
-  const n = shape.reduce((a, b) => a * b, 1);
-  return fromFloat32(randomNormal(n, seed, scale), shape, dtype);
-}
-
 /** `docs` contiguous documents per batch row at the same relative positions in q and kv. */
 function packedSegments(batch: number, sq: number, skv: number, docs: number, seed: number): SegmentIds {
   const rand = seededRandom(seed);
@@ -118,13 +76,6 @@ function packedSegments(batch: number, sq: number, skv: number, docs: number, se
     for (let j = 0; j < skv; j++) kv[b * skv + j] = id(j / skv);
   }
   return { q, kv };
-}
-
-/** makeRandomMask with column 0 forced on, as in the JAX tests. */
-function randomMask(sq: number, skv: number, sparsity: number, seed: number): DenseMask {
-  const data = makeRandomMask([sq, skv], sparsity, seed).toDense();
-  for (let i = 0; i < sq; i++) data[i * skv] = 1;
-  return new DenseMask(data, [sq, skv]);
 }
 
 const MASK_KINDS = ['causal', 'full', 'random', 'local', 'chunked', 'or', 'and', 'multihead'] as const;
@@ -162,17 +113,6 @@ function makeMask(kind: MaskKind, heads: number, sq: number, skv: number, rand: 
 
 // ---- the sampled grid -------------------------------------------------------------------------------
 
-const SEQS: [number, number][] = [
-  ...[128, 256, 512, 1024].flatMap((a) => [128, 256, 512, 1024].map((b): [number, number] => [a, b])),
-  [200, 328],
-  [328, 200],
-];
-const DIMS = [64, 128, 256];
-/** [q heads, kv heads]; kv heads 0 = MQA. */
-const HEADS: [number, number][] = [[1, 1], [2, 2], [4, 1], [8, 4], [6, 2], [4, 0]];
-const SOFT_CAPS = [null, 1, 5, 20, 50];
-const BLOCKS = [64, 128, 256];
-const BATCHES = [0, 2]; // 0: no batch dimension
 const DTYPES: DType[] = ['float32', 'bfloat16', 'float16'];
 const { HEAD_DIM_MINOR: HM, SEQ_MINOR: SM } = QKVLayout;
 /** [q, k, v] physical layouts. */
@@ -192,21 +132,6 @@ interface GridCase {
   blocks: BlockSizes;
   dtype: DType;
   seed: number;
-}
-
-/** Each call returns the next value of a seeded shuffle that visits every value once per cycle. */
-function cycler<T>(values: readonly T[], rand: () => number): () => T {
-  let order: T[] = [];
-  return () => {
-    if (order.length === 0) {
-      order = [...values];
-      for (let i = order.length - 1; i > 0; i--) {
-        const j = Math.floor(rand() * (i + 1));
-        [order[i], order[j]] = [order[j], order[i]];
-      }
-    }
-    return order.pop() as T;
-  };
 }
 
 function sampleGrid(n: number, seed: number): GridCase[] {
@@ -264,16 +189,6 @@ function describeCase(c: GridCase): string {
     `${c.segments ? ' seg' : ''} cap=${c.softCap ?? 'none'} ${c.dtype} ${lay} ${bs}`;
 }
 
-interface Problem {
-  q: Tensor;
-  k: Tensor;
-  v: Tensor;
-  dout: Tensor;
-  seg?: SegmentIds;
-  mask: Mask | MultiHeadMask;
-  mqa: boolean;
-}
-
 function gridProblem(c: GridCase): Problem {
   const rand = seededRandom(c.seed);
   const [sq, skv] = c.seq;
@@ -292,18 +207,6 @@ function gridProblem(c: GridCase): Problem {
     mask: makeMask(c.mask, h, sq, skv, rand),
     mqa,
   };
-}
-
-function kernelFor(p: Problem, opts: SplashOptions) {
-  const o = { ...opts, saveResiduals: true as const };
-  return p.mqa ? makeSplashMQA(p.mask, o) : makeSplashMHA(p.mask, o);
-}
-
-function run(p: Problem, opts: SplashOptions): { res: Residuals; grads: Grads } {
-  const kernel = kernelFor(p, opts);
-  const res = kernel.forwardSync(p.q, p.k, p.v, p.seg);
-  const grads = kernel.backwardSync({ q: p.q, k: p.k, v: p.v, segmentIds: p.seg, ...res, dout: p.dout });
-  return { res, grads };
 }
 
 /** Tolerances against the float64 reference, by dtype. */

@@ -10,68 +10,20 @@ import {
   LocalMask,
   MultiHeadMask,
   QKVLayout,
-  fromFloat32,
-  makeRandomMask,
   makeSplashMHA,
-  makeSplashMQA,
   toFloat32,
   type BlockSizes,
   type Mask,
   type SegmentIds,
-  type SplashOptions,
-  type Tensor,
 } from '../lib/index';
-import { randomNormal, seededRandom } from '../lib/random';
+import { seededRandom } from '../lib/random';
 import { benchJs } from '../bench/js';
+import { assertBitwise, assertClose, kernelFor, relErr, run, type Problem } from './support/compare';
+import { BATCHES, BLOCKS, DIMS, HEADS, SEQS, SOFT_CAPS, cycler, randTensor, randomMask } from './support/grid';
 
 type DT = 'float32' | 'bfloat16';
-type Residuals = { out: Tensor; logsumexp: Tensor };
-type Grads = { dq: Tensor; dk: Tensor; dv: Tensor };
-
-// ---- comparison helpers ------------------------------------------------------------------
-
-/**
- * ‖actual − expected‖ / ‖expected‖ over the finite entries of `expected`; -Infinity entries (rows with no
- * allowed key) must match exactly and no NaN may appear.
- */
-function relErr(actual: Float32Array, expected: Float32Array, what: string): number {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < expected.length; i++) {
-    const a = actual[i];
-    const e = expected[i];
-    assert.ok(!Number.isNaN(a), `${what}[${i}] is NaN`);
-    if (e === -Infinity) {
-      assert.equal(a, -Infinity, `${what}[${i}]: expected -Infinity, got ${a}`);
-      continue;
-    }
-    num += (a - e) * (a - e);
-    den += e * e;
-  }
-  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
-}
-
-function assertClose(actual: Tensor, expected: Tensor, tol: number, what: string): void {
-  assert.deepEqual([...actual.shape], [...expected.shape], `${what}: shape`);
-  assert.equal(actual.dtype, expected.dtype, `${what}: dtype`);
-  const err = relErr(toFloat32(actual), toFloat32(expected), what);
-  assert.ok(err <= tol, `${what}: relative-norm error ${err.toExponential(3)} > ${tol}`);
-}
-
-function assertBitwise(a: Tensor, b: Tensor, what: string): void {
-  assert.deepEqual([...a.shape], [...b.shape], `${what}: shape`);
-  const x = Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength);
-  const y = Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength);
-  assert.ok(x.equals(y), `${what}: not bitwise identical`);
-}
 
 // ---- data ------------------------------------------------------------------------------------
-
-function randTensor(shape: number[], seed: number, dtype: DT, scale = 1): Tensor {
-  const n = shape.reduce((a, b) => a * b, 1);
-  return fromFloat32(randomNormal(n, seed, scale), shape, dtype);
-}
 
 /** Contiguous segments at the same relative positions in q and kv (so segments overlap), batch-major. */
 function segmentIds(batch: number, sq: number, skv: number, seed: number): SegmentIds {
@@ -85,13 +37,6 @@ function segmentIds(batch: number, sq: number, skv: number, seed: number): Segme
     for (let j = 0; j < skv; j++) kv[b * skv + j] = id(j / skv);
   }
   return { q, kv };
-}
-
-/** makeRandomMask with column 0 forced on, as in the JAX tests (every row keeps a key). */
-function randomMask(sq: number, skv: number, sparsity: number, seed: number): DenseMask {
-  const data = makeRandomMask([sq, skv], sparsity, seed).toDense();
-  for (let i = 0; i < sq; i++) data[i * skv] = 1;
-  return new DenseMask(data, [sq, skv]);
 }
 
 const MASK_KINDS = ['causal', 'full', 'random', 'local', 'diagonal', 'chunked', 'or', 'and', 'multihead'] as const;
@@ -131,17 +76,6 @@ function makeMask(kind: MaskKind, heads: number, sq: number, skv: number, rand: 
 
 // ---- the sampled grid --------------------------------------------------------------------------
 
-const SEQS: [number, number][] = [
-  ...[128, 256, 512, 1024].flatMap((a) => [128, 256, 512, 1024].map((b): [number, number] => [a, b])),
-  [200, 328],
-  [328, 200],
-];
-const DIMS = [64, 128, 256];
-/** [q heads, kv heads]; kv heads 0 = MQA (k, v without a head dim). */
-const HEADS: [number, number][] = [[1, 1], [2, 2], [4, 1], [8, 4], [6, 2], [4, 0]];
-const SOFT_CAPS = [null, 1, 5, 20, 50];
-const BLOCKS = [64, 128, 256];
-const BATCHES = [0, 2]; // 0: no batch dimension
 const DTYPES: DT[] = ['float32', 'bfloat16'];
 /** B·H·Sq·Skv·D above this is scaled down so the reference stays fast (1024² fits with H = 1, D = 64). */
 const MAX_COST = 1024 * 1024 * 64;
@@ -157,21 +91,6 @@ interface GridCase {
   blocks: BlockSizes;
   dtype: DT;
   seed: number;
-}
-
-/** A stream over the axis values that visits each once per cycle in a seeded order. */
-function cycler<T>(values: readonly T[], rand: () => number): () => T {
-  let order: T[] = [];
-  return () => {
-    if (order.length === 0) {
-      order = [...values];
-      for (let i = order.length - 1; i > 0; i--) {
-        const j = Math.floor(rand() * (i + 1));
-        [order[i], order[j]] = [order[j], order[i]];
-      }
-    }
-    return order.pop() as T;
-  };
 }
 
 /** A compute block size from BLOCKS that divides `block`. */
@@ -241,16 +160,6 @@ function describeCase(c: GridCase): string {
     `${c.segments ? ' seg' : ''} cap=${c.softCap ?? 'none'} ${c.dtype} ${bs}`;
 }
 
-interface Problem {
-  q: Tensor;
-  k: Tensor;
-  v: Tensor;
-  dout: Tensor;
-  seg?: SegmentIds;
-  mask: Mask | MultiHeadMask;
-  mqa: boolean;
-}
-
 function makeProblem(c: GridCase): Problem {
   const rand = seededRandom(c.seed);
   const [sq, skv] = c.seq;
@@ -269,18 +178,6 @@ function makeProblem(c: GridCase): Problem {
     mask: makeMask(c.mask, h, sq, skv, rand),
     mqa,
   };
-}
-
-function kernelFor(p: Problem, opts: SplashOptions) {
-  const o = { ...opts, saveResiduals: true as const };
-  return p.mqa ? makeSplashMQA(p.mask, o) : makeSplashMHA(p.mask, o);
-}
-
-function run(p: Problem, opts: SplashOptions): { res: Residuals; grads: Grads } {
-  const kernel = kernelFor(p, opts);
-  const res = kernel.forwardSync(p.q, p.k, p.v, p.seg);
-  const grads = kernel.backwardSync({ q: p.q, k: p.k, v: p.v, segmentIds: p.seg, ...res, dout: p.dout });
-  return { res, grads };
 }
 
 // ---- tests ---------------------------------------------------------------------------------------
