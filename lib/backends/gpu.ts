@@ -181,6 +181,26 @@ const DTYPE_CODE: Record<DType, 0 | 1 | 2> = { float32: 0, bfloat16: 1, float16:
 
 type Operand = Tensor | DeviceTensor;
 
+/** The sizes every GPU addon call carries. */
+function callSizes(shape: CallShape, device: number) {
+  return {
+    device,
+    dtype: DTYPE_CODE[shape.dtype],
+    batch: shape.batch,
+    heads: shape.heads,
+    kvHeads: shape.kvHeads,
+    qSeq: shape.qSeqLen,
+    kvSeq: shape.kvSeqLen,
+    headDim: shape.headDim,
+    headDimV: shape.headDimV,
+  };
+}
+
+/** What the addon reads for one operand: the host array, or the device buffer's handle. */
+function operandData(name: string, t: Operand): Float32Array | Uint16Array | DeviceHandle {
+  return isDeviceTensor(t) ? deviceHandle(t, name) : t.data;
+}
+
 class GpuBackend implements Backend {
   /** Uploaded schedules per MaskInfo and device; freed with the MaskInfo (the handle's finalizer). */
   private readonly schedules = new WeakMap<MaskInfo, Map<number, ScheduleHandle>>();
@@ -205,16 +225,15 @@ class GpuBackend implements Backend {
     return h;
   }
 
-  /** The addon call for a forward, and how to shape its result. */
-  private prepare(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): { addon: GpuAddon; call: GpuForwardCall } {
-    const addon = gpuAddon(this.name);
+  /** Checks the GPU's head dims and that every DeviceTensor operand lives on this backend and one device;
+   *  returns that device, or null when every operand is on the host. */
+  private checkOperands(shape: CallShape, operands: [string, Operand][]): number | null {
     if (!GPU_HEAD_DIMS.includes(shape.headDim)) {
       throw new RangeError(`q.shape: expected a head dim of ${GPU_HEAD_DIMS.join(', ')} on the '${this.name}' backend, got ${shape.headDim}`);
     }
     if (!GPU_HEAD_DIMS.includes(shape.headDimV)) {
       throw new RangeError(`v.shape: expected a head dim of ${GPU_HEAD_DIMS.join(', ')} on the '${this.name}' backend, got ${shape.headDimV}`);
     }
-    const operands: [string, Operand][] = [['q', args.q], ['k', args.k], ['v', args.v]];
     let device: number | null = null;
     let deviceFrom = '';
     for (const [name, t] of operands) {
@@ -229,23 +248,21 @@ class GpuBackend implements Backend {
         throw new RangeError(`${name}.device: expected ${device} (${deviceFrom}'s), got ${t.device}`);
       }
     }
+    return device;
+  }
+
+  /** The addon call for a forward, and how to shape its result. */
+  private prepare(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): { addon: GpuAddon; call: GpuForwardCall } {
+    const addon = gpuAddon(this.name);
+    const operands: [string, Operand][] = [['q', args.q], ['k', args.k], ['v', args.v]];
+    const device = this.checkOperands(shape, operands);
     const onDevice = device !== null;
     const dev = device ?? 0;
-    const data = (name: string, t: Operand): Float32Array | Uint16Array | DeviceHandle =>
-      isDeviceTensor(t) ? deviceHandle(t, name) : t.data;
     const call: GpuForwardCall = {
-      device: dev,
-      dtype: DTYPE_CODE[shape.dtype],
-      batch: shape.batch,
-      heads: shape.heads,
-      kvHeads: shape.kvHeads,
-      qSeq: shape.qSeqLen,
-      kvSeq: shape.kvSeqLen,
-      headDim: shape.headDim,
-      headDimV: shape.headDimV,
-      q: data('q', args.q),
-      k: data('k', args.k),
-      v: data('v', args.v),
+      ...callSizes(shape, dev),
+      q: operandData('q', args.q),
+      k: operandData('k', args.k),
+      v: operandData('v', args.v),
       schedule: this.schedule(addon, cfg.fwdMaskInfo, dev),
       segmentIdsQ: args.segQ,
       segmentIdsKv: args.segKv,
@@ -292,49 +309,20 @@ class GpuBackend implements Backend {
     if (typeof gpuBackward !== 'function' || typeof gpuBackwardSync !== 'function') {
       throw new Error(`backend '${this.name}': the loaded addon has no GPU backward (rebuild it)`);
     }
-    if (!GPU_HEAD_DIMS.includes(shape.headDim)) {
-      throw new RangeError(`q.shape: expected a head dim of ${GPU_HEAD_DIMS.join(', ')} on the '${this.name}' backend, got ${shape.headDim}`);
-    }
-    if (!GPU_HEAD_DIMS.includes(shape.headDimV)) {
-      throw new RangeError(`v.shape: expected a head dim of ${GPU_HEAD_DIMS.join(', ')} on the '${this.name}' backend, got ${shape.headDimV}`);
-    }
     const operands: [string, Operand][] = [
       ['q', args.q], ['k', args.k], ['v', args.v], ['out', args.out], ['logsumexp', args.logsumexp], ['dout', args.dout],
     ];
-    let device: number | null = null;
-    let deviceFrom = '';
-    for (const [name, t] of operands) {
-      if (!isDeviceTensor(t)) continue;
-      if (t.backend !== this.name) {
-        throw new TypeError(`${name}: expected a tensor on the '${this.name}' backend, got a DeviceTensor of '${t.backend}'`);
-      }
-      if (device === null) {
-        device = t.device;
-        deviceFrom = name;
-      } else if (t.device !== device) {
-        throw new RangeError(`${name}.device: expected ${device} (${deviceFrom}'s), got ${t.device}`);
-      }
-    }
+    const device = this.checkOperands(shape, operands);
     const dev = device ?? 0;
-    const data = (name: string, t: Operand): Float32Array | Uint16Array | DeviceHandle =>
-      isDeviceTensor(t) ? deviceHandle(t, name) : t.data;
     const fused = cfg.dqMaskInfo === null;
     const call: GpuBackwardCall = {
-      device: dev,
-      dtype: DTYPE_CODE[shape.dtype],
-      batch: shape.batch,
-      heads: shape.heads,
-      kvHeads: shape.kvHeads,
-      qSeq: shape.qSeqLen,
-      kvSeq: shape.kvSeqLen,
-      headDim: shape.headDim,
-      headDimV: shape.headDimV,
-      q: data('q', args.q),
-      k: data('k', args.k),
-      v: data('v', args.v),
-      out: data('out', args.out),
-      logsumexp: data('logsumexp', args.logsumexp) as Float32Array | DeviceHandle,
-      dout: data('dout', args.dout),
+      ...callSizes(shape, dev),
+      q: operandData('q', args.q),
+      k: operandData('k', args.k),
+      v: operandData('v', args.v),
+      out: operandData('out', args.out),
+      logsumexp: operandData('logsumexp', args.logsumexp) as Float32Array | DeviceHandle,
+      dout: operandData('dout', args.dout),
       dqSchedule: cfg.dqMaskInfo === null ? null : this.schedule(addon, cfg.dqMaskInfo, dev),
       dkvSchedule: this.schedule(addon, cfg.dkvMaskInfo, dev),
       fused,
