@@ -199,7 +199,7 @@ def main():
         log("")
         log(f"forward + backward, bf16, B={B}, H={H}, S={S}, D={D}; ms, median of {args.reps}; bwd = fwd+bwd - fwd for peers")
         log(f"{'mask':<12} {'splash f+b':>10} {'bwd':>8} {'fused':>8} {'flex f+b':>10} {'bwd':>8} {'sdpa f+b':>10} "
-            f"{'bwd':>8} {'bwd/flex':>9} {'split/fused':>12}")
+            f"{'bwd':>8} {'bwd/flex':>9} {'split/fused':>12} {'path':>5} {'simt bwd':>9}")
 
         def bcell(r, total_key, bwd_key):
             if not r:
@@ -216,9 +216,12 @@ def main():
             fused = f"{s_['fusedBwdMs']:8.3f}" if s_ else f"{'-':>8}"
             vs_flex = f"{s_['bwdMs'] / fl['bwdMs']:9.2f}" if s_ and fl and fl.get("bwdMs") else f"{'-':>9}"
             split_fused = f"{s_['bwdMs'] / s_['fusedBwdMs']:12.2f}" if s_ else f"{'-':>12}"
+            path = f"{s_.get('path', '-'):>5}" if s_ else f"{'-':>5}"
+            simt = f"{s_['simtBwdMs']:9.3f}" if s_ and "simtBwdMs" in s_ else f"{'-':>9}"
             log(f"{mask:<12} {bcell(s_, 'fwdBwdMs', 'bwdMs')} {fused} {bcell(fl, 'fwdBwdMs', 'bwdMs')} "
-                f"{bcell(sd, 'fwdBwdMs', 'bwdMs')} {vs_flex} {split_fused}")
-        log("(targets, issue 6: splash bwd <= flex bwd on causal; split <= 1.3 x fused)")
+                f"{bcell(sd, 'fwdBwdMs', 'bwdMs')} {vs_flex} {split_fused} {path} {simt}")
+        log("(targets, issue 6: splash bwd <= flex bwd on causal; split <= 1.3 x fused; path: splash's bwd kernels, "
+            "simt bwd: its SIMT split backward on the same problem)")
 
     if args.json:
         with open(args.json, "w") as f:

@@ -681,6 +681,7 @@ class BackwardJob : public Job {
     const char* names[3] = {"dq", "dk", "dv"};
     for (int i = 0; i < 3; ++i) r.Set(names[i], out_on_device ? wrap_buffer(env, grads[i]) : arrays[i].Value());
     r.Set("kernelMs", info.kernel_ms);
+    r.Set("path", info.path);
     return r;
   }
 };

@@ -3,6 +3,9 @@
 //
 //   split (p.fused_bwd == 0):  di; dq over p.dq_sched; dk/dv over p.dkv_sched       (no atomics)
 //   fused (p.fused_bwd == 1):  di; zero the f32 dq buffer; fused over p.dkv_sched; cast dq
+// The dq, dk/dv and fused steps run the tensor-core kernels (bwd_mma_sm80.cuh) for bf16 / f16 on
+// CUDA sm_80+ with equal q/k and v head dims up to 128, else the SIMT kernels (bwd_simt.cuh); di and
+// the dq cast are SIMT kernels either way.
 #pragma once
 
 #include <algorithm>
@@ -21,7 +24,10 @@ namespace gpu {
 struct BwdPlan {
   std::string error;         // empty when the call can run
   bool range_error = false;
-  int bucket = 0;            // head-dim bucket of every kernel of the call
+  FwdPath path = FwdPath::Simt;  // kernels of the dq, dk/dv and fused steps
+  int bucket = 0;            // SIMT: head-dim bucket of every kernel; mma: the head dim
+  int dq_rows = 0;           // query rows per dq CTA
+  int dkv_keys = 0;          // keys per dk/dv (or fused) CTA
   int64_t dq_smem = 0, dkv_smem = 0;
   int64_t dq_tiles_per_block = 0;   // q tiles per dq q-block
   int64_t dkv_tiles_per_block = 0;  // kv tiles per dkv kv-block
@@ -38,7 +44,8 @@ inline bool schedule_matches(const ScheduleView& s, int64_t q_seq, int64_t kv_se
          s.rows_per_schedule == (dkv ? s.kv_blocks : s.q_blocks) && (s.heads == 1 || s.heads == heads);
 }
 
-inline BwdPlan plan_backward(const AttentionParams& p, const DeviceCaps& caps) {
+// `force` as for the forward (plan.h: plan_forward): Simt or Mma pins the kernels, None chooses.
+inline BwdPlan plan_backward(const AttentionParams& p, const DeviceCaps& caps, FwdPath force = FwdPath::None) {
   BwdPlan plan;
   auto fail = [&plan](const std::string& msg, bool range) {
     plan.error = msg;
@@ -88,23 +95,42 @@ inline BwdPlan plan_backward(const AttentionParams& p, const DeviceCaps& caps) {
   }
   if (p.lse.ptr == nullptr) return fail("logsumexp not given", false);
 
-  const int b = simt_bucket(std::max(p.head_dim, p.head_dim_v));
-  plan.bucket = b;
-  plan.dq_smem = bwd_dq_smem_bytes(b);
-  plan.dkv_smem = bwd_dkv_smem_bytes(b);
+  const bool mma_ok = !caps.hip && caps.cc_major >= 8 && t != DType::F32 && p.head_dim == p.head_dim_v &&
+                      p.head_dim <= kBwdMmaMaxHeadDim;
+  if (force == FwdPath::Mma && !mma_ok) {
+    return fail(std::string("the tensor-core backward needs CUDA sm_80+, bf16 or f16, and equal q/v head dims of at "
+                            "most ") + std::to_string(kBwdMmaMaxHeadDim) + (caps.hip ? " (this is HIP)" : ""), false);
+  }
+  plan.path = mma_ok && force != FwdPath::Simt ? FwdPath::Mma : FwdPath::Simt;
+  if (plan.path == FwdPath::Mma) {
+    const int d = static_cast<int>(p.head_dim);
+    plan.bucket = d;
+    plan.dq_smem = bwd_mma_dq_smem_bytes(d);
+    plan.dkv_smem = bwd_mma_dkv_smem_bytes(d, p.fused_bwd != 0);
+    plan.dq_rows = kBwdMmaDqRows;
+    plan.dkv_keys = kBwdMmaDkvKeys;
+  } else {
+    const int b = simt_bucket(std::max(p.head_dim, p.head_dim_v));
+    plan.bucket = b;
+    plan.dq_smem = bwd_dq_smem_bytes(b);
+    plan.dkv_smem = bwd_dkv_smem_bytes(b);
+    plan.dq_rows = bwd_dq_rows(b);
+    plan.dkv_keys = bwd_dkv_keys(b);
+  }
   const int64_t need = p.fused_bwd ? plan.dkv_smem : std::max(plan.dq_smem, plan.dkv_smem);
   if (need > caps.max_smem_per_block) {
-    return fail("the backward kernels for head dim " + std::to_string(b) + " need " + std::to_string(need) +
+    return fail("the " + std::string(path_name(plan.path)) + " backward kernels for head dim " +
+                    std::to_string(plan.bucket) + " need " + std::to_string(need) +
                     " bytes of shared memory per block; this device has " + std::to_string(caps.max_smem_per_block),
                 false);
   }
   if (!p.fused_bwd) {
     const ScheduleView& s = p.dq_sched;
-    plan.dq_tiles_per_block = (s.block_q + bwd_dq_rows(b) - 1) / bwd_dq_rows(b);
+    plan.dq_tiles_per_block = (s.block_q + plan.dq_rows - 1) / plan.dq_rows;
     plan.dq_grid_x = static_cast<int64_t>(s.q_blocks) * plan.dq_tiles_per_block * p.heads;
   }
   const ScheduleView& s = p.dkv_sched;
-  plan.dkv_tiles_per_block = (s.block_kv + bwd_dkv_keys(b) - 1) / bwd_dkv_keys(b);
+  plan.dkv_tiles_per_block = (s.block_kv + plan.dkv_keys - 1) / plan.dkv_keys;
   plan.dkv_grid_x = static_cast<int64_t>(s.kv_blocks) * plan.dkv_tiles_per_block * p.kv_heads;
   plan.di_grid_x = (p.heads * p.q_seq + 127) / 128;
   plan.cast_grid_x = (p.heads * p.q_seq * p.head_dim + 127) / 128;

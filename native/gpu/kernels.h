@@ -26,5 +26,12 @@ gpuError_t launch_bwd_simt_f32(BwdStep step, int bucket, const BwdKernelParams& 
 gpuError_t launch_bwd_simt_bf16(BwdStep step, int bucket, const BwdKernelParams& p, dim3 grid, gpuStream_t stream);
 gpuError_t launch_bwd_simt_f16(BwdStep step, int bucket, const BwdKernelParams& p, dim3 grid, gpuStream_t stream);
 
+// bwd_mma_d{32_64,96_128}.cu (CUDA only; HIP builds answer gpuErrorInvalidValue): the dq, dk/dv or
+// fused step of the tensor-core backward, bf16 or f16.
+gpuError_t launch_bwd_mma_small(DType dtype, int head_dim, BwdStep step, const BwdKernelParams& p, dim3 grid,
+                                gpuStream_t stream);
+gpuError_t launch_bwd_mma_medium(DType dtype, int head_dim, BwdStep step, const BwdKernelParams& p, dim3 grid,
+                                 gpuStream_t stream);
+
 }  // namespace gpu
 }  // namespace splash

@@ -180,11 +180,17 @@ gpuError_t launch(const FwdPlan& plan, DType dtype, int head_dim, const FwdKerne
   return launch_fwd_mma_large(dtype, head_dim, kp, grid, stream);
 }
 
-gpuError_t launch_bwd(DType dtype, BwdStep step, int bucket, const BwdKernelParams& bp, dim3 grid, gpuStream_t stream) {
+gpuError_t launch_bwd(const BwdPlan& plan, DType dtype, int head_dim, BwdStep step, const BwdKernelParams& bp, dim3 grid,
+                      gpuStream_t stream) {
+  const bool simt_step = step == BwdStep::kDi || step == BwdStep::kCast;  // dtype-generic helpers
+  if (plan.path == FwdPath::Mma && !simt_step) {
+    return head_dim <= 64 ? launch_bwd_mma_small(dtype, head_dim, step, bp, grid, stream)
+                          : launch_bwd_mma_medium(dtype, head_dim, step, bp, grid, stream);
+  }
   switch (dtype) {
-    case DType::F32: return launch_bwd_simt_f32(step, bucket, bp, grid, stream);
-    case DType::BF16: return launch_bwd_simt_bf16(step, bucket, bp, grid, stream);
-    case DType::F16: return launch_bwd_simt_f16(step, bucket, bp, grid, stream);
+    case DType::F32: return launch_bwd_simt_f32(step, plan.bucket, bp, grid, stream);
+    case DType::BF16: return launch_bwd_simt_bf16(step, plan.bucket, bp, grid, stream);
+    case DType::F16: return launch_bwd_simt_f16(step, plan.bucket, bp, grid, stream);
   }
   return gpuErrorInvalidValue;
 }
@@ -410,7 +416,7 @@ Status forward(const AttentionParams& p_in, const DeviceSchedule& schedule_in, F
 // ---- backward -------------------------------------------------------------------------------------------
 
 Status backward(const AttentionParams& p_in, const DeviceSchedule* dq_schedule, const DeviceSchedule& dkv_schedule,
-                BackwardInfo* info, bool time_kernel) {
+                BackwardInfo* info, bool time_kernel, ForcePath force) {
   DeviceState* st = nullptr;
   Status s = use_device(p_in.device, &st);
   if (!s.ok()) return s;
@@ -424,7 +430,8 @@ Status backward(const AttentionParams& p_in, const DeviceSchedule* dq_schedule, 
   p.dkv_sched = dkv_schedule.view();
   p.dq_sched = fused ? ScheduleView{} : dq_schedule->view();
   p.fwd = fused ? p.dkv_sched : p.dq_sched;
-  const BwdPlan plan = plan_backward(p, st->caps);
+  const FwdPath want = force == ForcePath::kSimt ? FwdPath::Simt : force == ForcePath::kMma ? FwdPath::Mma : env_force();
+  const BwdPlan plan = plan_backward(p, st->caps, want);
   if (!plan.error.empty()) return plan.range_error ? Status::Range(plan.error) : Status::Error(plan.error);
 
   // Temporaries in one allocation: di, the fused dq buffer, segment ids and their block ranges.
@@ -498,7 +505,7 @@ Status backward(const AttentionParams& p_in, const DeviceSchedule* dq_schedule, 
     if (launch_status != gpuSuccess || grid_x == 0) return;
     bp.s.batch_offset = static_cast<int32_t>(b0);
     const dim3 grid(static_cast<unsigned>(grid_x), static_cast<unsigned>(std::min<int64_t>(chunk, p.batch - b0)), 1);
-    launch_status = launch_bwd(dtype, step, plan.bucket, bp, grid, st->stream);
+    launch_status = launch_bwd(plan, dtype, static_cast<int>(p.head_dim), step, bp, grid, st->stream);
     if (launch_status != gpuSuccess) failed_step = what;
   };
   for (int64_t b0 = 0; b0 < p.batch; b0 += chunk) {
@@ -522,6 +529,7 @@ Status backward(const AttentionParams& p_in, const DeviceSchedule* dq_schedule, 
   if (launch_status != gpuSuccess) return runtime_error(failed_step, launch_status);
   if (sync_status != gpuSuccess) return runtime_error("StreamSynchronize(splash backward)", sync_status);
   if (info != nullptr) {
+    info->path = path_name(plan.path);
     info->bucket = plan.bucket;
     info->kernel_ms = ms;
   }

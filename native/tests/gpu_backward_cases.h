@@ -15,6 +15,7 @@ namespace {
 
 struct GpuBwdRun {
   std::string error;
+  std::string path;  // kernels of the dq, dk/dv and fused steps
   Grads grads;
   std::vector<float> times_ms;
 };
@@ -69,8 +70,9 @@ GpuBwdRun gpu_backward(const Case& c, const Inputs& in, const BwdInputs& bi, con
   p.dv.ptr = dv.ptr;
   for (int i = 0; i < warmup + reps; ++i) {
     gpu::BackwardInfo info;
-    if (!ok(gpu::backward(p, dq_sched.get(), *dkv_sched, &info, reps > 1), &r.error)) return r;
+    if (!ok(gpu::backward(p, dq_sched.get(), *dkv_sched, &info, reps > 1, c.path), &r.error)) return r;
     if (i >= warmup) r.times_ms.push_back(info.kernel_ms);
+    r.path = info.path;
   }
   for (int i = 0; i < 3; ++i) {
     if (!ok(gpu::copy_to_host(device, outs[i]->bytes.data(), dev_outs[i]->ptr, outs[i]->bytes.size()), &r.error)) return r;
@@ -78,15 +80,16 @@ GpuBwdRun gpu_backward(const Case& c, const Inputs& in, const BwdInputs& bi, con
   return r;
 }
 
-// The forward check grid once per problem (the backward has one kernel path), sequences up to 4096.
+// The forward check grid, sequences up to 4096: each case on its path (the half-precision cases forced
+// to SIMT check the SIMT backward; the forced tensor-core duplicates are left out, auto picks it).
 int run_bwd_check(int device, bool quick, bool use_ref, FILE* json, bool* first_json) {
   std::vector<Case> grid;
   for (const Case& c : check_grid(quick)) {
     if (c.path == gpu::ForcePath::kMma || c.q_seq > 4096 || c.kv_seq > 4096) continue;
     grid.push_back(c);
   }
-  std::printf("\n%-16s %-5s %4s %-20s %-10s %5s %-5s %9s %9s %9s %7s %5s  %s\n", "backward case", "dtype", "D", "mask",
-              "BxHxHkv", "S", "mode", "dq err", "dk err", "dv err", "tol", "unwr", "result");
+  std::printf("\n%-16s %-5s %4s %-20s %-10s %5s %-5s %-4s %9s %9s %9s %7s %5s  %s\n", "backward case", "dtype", "D",
+              "mask", "BxHxHkv", "S", "mode", "path", "dq err", "dk err", "dv err", "tol", "unwr", "result");
   int failed = 0, total = 0;
   for (size_t i = 0; i < grid.size(); ++i) {
     const Case& c = grid[i];
@@ -107,18 +110,18 @@ int run_bwd_check(int device, bool quick, bool use_ref, FILE* json, bool* first_
       if (!pass) ++failed;
       const std::string mask = c.masks.size() == 1 ? c.masks[0].name : "per-head";
       const std::string bh = std::to_string(c.batch) + "x" + std::to_string(c.heads) + "x" + std::to_string(c.kv_heads);
-      std::printf("%-16s %-5s %4lld %-20s %-10s %5lld %-5s %9.2e %9.2e %9.2e %7.0e %5lld  %s%s%s\n", c.name.c_str(),
-                  dtype_name(c.dtype), static_cast<long long>(c.d), mask.c_str(), bh.c_str(),
-                  static_cast<long long>(c.q_seq), fused ? "fused" : "split", cmp.dq, cmp.dk, cmp.dv,
+      std::printf("%-16s %-5s %4lld %-20s %-10s %5lld %-5s %-4s %9.2e %9.2e %9.2e %7.0e %5lld  %s%s%s\n",
+                  c.name.c_str(), dtype_name(c.dtype), static_cast<long long>(c.d), mask.c_str(), bh.c_str(),
+                  static_cast<long long>(c.q_seq), fused ? "fused" : "split", r.path.c_str(), cmp.dq, cmp.dk, cmp.dv,
                   bwd_tolerance(c.dtype), static_cast<long long>(cmp.unwritten), pass ? "PASS" : "FAIL",
                   r.error.empty() ? "" : ": ", r.error.c_str());
       std::fflush(stdout);
       if (json) {
         std::fprintf(json, "%s{\"kind\":\"check_bwd\",\"case\":\"%s\",\"dtype\":\"%s\",\"d\":%lld,\"mask\":\"%s\","
-                     "\"mode\":\"%s\",\"dqErr\":%.3e,\"dkErr\":%.3e,\"dvErr\":%.3e,\"tol\":%.0e,\"unwritten\":%lld,"
+                     "\"mode\":\"%s\",\"path\":\"%s\",\"dqErr\":%.3e,\"dkErr\":%.3e,\"dvErr\":%.3e,\"tol\":%.0e,\"unwritten\":%lld,"
                      "\"pass\":%s}",
                      *first_json ? "" : ",\n", c.name.c_str(), dtype_name(c.dtype), static_cast<long long>(c.d),
-                     mask.c_str(), fused ? "fused" : "split", cmp.dq, cmp.dk, cmp.dv, bwd_tolerance(c.dtype),
+                     mask.c_str(), fused ? "fused" : "split", r.path.c_str(), cmp.dq, cmp.dk, cmp.dv, bwd_tolerance(c.dtype),
                      static_cast<long long>(cmp.unwritten), pass ? "true" : "false");
         *first_json = false;
       }
@@ -165,7 +168,8 @@ int run_bwd_bench(int device, FILE* json, bool* first_json) {
                               {"packed docs", causal_mask(), true}};
   std::printf("\nbackward timing: bf16, B=1, H=%lld, S=%lld, D=%lld, blocks 128x128 (median of 5 after 1 warm-up)\n",
               static_cast<long long>(H), static_cast<long long>(S), static_cast<long long>(D));
-  std::printf("%-12s %10s %10s %10s %12s %10s\n", "mask", "fwd ms", "bwd ms", "fused ms", "fwd+bwd ms", "split/fused");
+  std::printf("%-12s %-5s %10s %10s %10s %12s %10s %12s\n", "mask", "path", "fwd ms", "bwd ms", "fused ms", "fwd+bwd ms",
+              "split/fused", "simt bwd ms");
   int failed = 0;
   for (const Problem& pr : problems) {
     Case c = make_case(pr.name, DType::BF16, D, S, pr.mask);
@@ -199,8 +203,11 @@ int run_bwd_bench(int device, FILE* json, bool* first_json) {
     for (size_t i = 0; i < bi.dout.count; ++i) bi.dout.set(i, n(rng));
     const GpuBwdRun split = gpu_backward(c, in, bi, s, false, device, 1, 5);
     const GpuBwdRun fused = gpu_backward(c, in, bi, s, true, device, 1, 5);
-    if (!split.error.empty() || !fused.error.empty()) {
-      std::printf("%-12s FAILED: %s%s\n", pr.name, split.error.c_str(), fused.error.c_str());
+    Case simt_case = c;  // the SIMT split backward on the same problem, for the tensor cores' gain
+    simt_case.path = gpu::ForcePath::kSimt;
+    const GpuBwdRun simt = gpu_backward(simt_case, in, bi, s, false, device, 1, 3);
+    if (!split.error.empty() || !fused.error.empty() || !simt.error.empty()) {
+      std::printf("%-12s FAILED: %s%s%s\n", pr.name, split.error.c_str(), fused.error.c_str(), simt.error.c_str());
       ++failed;
       continue;
     }
@@ -209,12 +216,14 @@ int run_bwd_bench(int device, FILE* json, bool* first_json) {
       return static_cast<double>(t[t.size() / 2]);
     };
     const double fms = median(f.times_ms), bms = median(split.times_ms), fused_ms = median(fused.times_ms);
-    std::printf("%-12s %10.3f %10.3f %10.3f %12.3f %10.2f\n", pr.name, fms, bms, fused_ms, fms + bms, bms / fused_ms);
+    const double simt_ms = median(simt.times_ms);
+    std::printf("%-12s %-5s %10.3f %10.3f %10.3f %12.3f %10.2f %12.3f\n", pr.name, split.path.c_str(), fms, bms, fused_ms,
+                fms + bms, bms / fused_ms, simt_ms);
     std::fflush(stdout);
     if (json) {
-      std::fprintf(json, "%s{\"kind\":\"bench_bwd\",\"impl\":\"splash\",\"mask\":\"%s\",\"fwdMs\":%.4f,\"bwdMs\":%.4f,"
-                   "\"fusedBwdMs\":%.4f,\"S\":%lld,\"H\":%lld,\"D\":%lld}",
-                   *first_json ? "" : ",\n", pr.name, fms, bms, fused_ms, static_cast<long long>(S),
+      std::fprintf(json, "%s{\"kind\":\"bench_bwd\",\"impl\":\"splash\",\"mask\":\"%s\",\"path\":\"%s\",\"fwdMs\":%.4f,"
+                   "\"bwdMs\":%.4f,\"fusedBwdMs\":%.4f,\"simtBwdMs\":%.4f,\"S\":%lld,\"H\":%lld,\"D\":%lld}",
+                   *first_json ? "" : ",\n", pr.name, split.path.c_str(), fms, bms, fused_ms, simt_ms, static_cast<long long>(S),
                    static_cast<long long>(H), static_cast<long long>(D));
       *first_json = false;
     }

@@ -5,8 +5,9 @@
 // concurrency between warps, and whether the hardware agrees with the PTX ISA's fragment layouts as
 // emulate.h restates them.
 //
-// The backward kernels (bwd_simt.cuh: di, dq, dk/dv, fused, dq cast) run the same way through the
-// launch sequence of launch.cu's backward, split (twice, compared bitwise) and fused, against the CPU
+// The backward kernels (bwd_simt.cuh: di, dq, dk/dv, fused, dq cast; bwd_mma_sm80.cuh: the
+// tensor-core dq, dk/dv and fused steps) run the same way through the launch sequence of launch.cu's
+// backward, split (twice, compared bitwise) and fused, against the CPU
 // backward or bwd_harness.h's double-precision reference.
 //
 //   splash_gpu_emulate_tests [--quick] [--backward-only] [--oracle cpu|ref]
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "../gpu/bwd_mma_sm80.cuh"
 #include "../gpu/bwd_plan.h"
 #include "../gpu/bwd_simt.cuh"
 #include "../gpu/fwd_mma_sm80.cuh"
@@ -133,7 +135,7 @@ EmuRun emulate(const Case& c, const Inputs& in, const HostSchedule& s) {
 // ---- backward ---------------------------------------------------------------------------------------------
 
 template <class T>
-void run_bwd_step(g::BwdStep step, int bucket, const g::BwdKernelParams& bp) {
+void run_bwd_simt_step(g::BwdStep step, int bucket, const g::BwdKernelParams& bp) {
   namespace k = g::bwd;
   switch (step) {
     case g::BwdStep::kDi: k::bwd_di_kernel<T>(bp); return;
@@ -145,6 +147,32 @@ void run_bwd_step(g::BwdStep step, int bucket, const g::BwdKernelParams& bp) {
     case 64: dq ? k::bwd_dq_simt_kernel<T, 64>(bp) : fused ? k::bwd_dkv_simt_kernel<T, 64, true>(bp) : k::bwd_dkv_simt_kernel<T, 64, false>(bp); break;
     case 128: dq ? k::bwd_dq_simt_kernel<T, 128>(bp) : fused ? k::bwd_dkv_simt_kernel<T, 128, true>(bp) : k::bwd_dkv_simt_kernel<T, 128, false>(bp); break;
     default: dq ? k::bwd_dq_simt_kernel<T, 256>(bp) : fused ? k::bwd_dkv_simt_kernel<T, 256, true>(bp) : k::bwd_dkv_simt_kernel<T, 256, false>(bp); break;
+  }
+}
+
+template <class T, int D>
+void run_bwd_mma_d(g::BwdStep step, const g::BwdKernelParams& bp) {
+  if (step == g::BwdStep::kDq) g::mma::bwd_dq_mma_kernel<T, D>(bp);
+  else if (step == g::BwdStep::kDkv) g::mma::bwd_dkv_mma_kernel<T, D, false>(bp);
+  else g::mma::bwd_dkv_mma_kernel<T, D, true>(bp);
+}
+
+// One backward step as launch.cu's launch_bwd dispatches it (di and the dq cast are SIMT either way).
+template <class T>
+void run_bwd_step(const g::BwdPlan& plan, g::BwdStep step, const g::BwdKernelParams& bp) {
+  if (plan.path == g::FwdPath::Simt || step == g::BwdStep::kDi || step == g::BwdStep::kCast) {
+    run_bwd_simt_step<T>(step, plan.bucket, bp);
+    return;
+  }
+  if constexpr (T::kDType == DType::F32) {
+    throw std::runtime_error("no tensor-core backward for f32");
+  } else {
+    switch (plan.bucket) {
+      case 32: run_bwd_mma_d<T, 32>(step, bp); break;
+      case 64: run_bwd_mma_d<T, 64>(step, bp); break;
+      case 96: run_bwd_mma_d<T, 96>(step, bp); break;
+      default: run_bwd_mma_d<T, 128>(step, bp); break;
+    }
   }
 }
 
@@ -170,7 +198,7 @@ struct DeviceView {
 
 // The launch sequence of launch.cu's backward, on the emulator. Outputs start poisoned (NaN).
 std::string emulate_backward(const Case& c, const Inputs& in, const BwdInputs& bi, const HostSchedule& s, bool fused,
-                             Grads* out) {
+                             Grads* out, std::string* path) {
   out->init(c);
   out->poison();
   AttentionParams p = make_bwd_params(c, in, bi, out, fused);
@@ -184,11 +212,18 @@ std::string emulate_backward(const Case& c, const Inputs& in, const BwdInputs& b
   g::DeviceCaps caps{};
   caps.hip = false;
   caps.cc_major = 9;
-  caps.max_smem_per_block = 64 * 1024;  // HIP's LDS: the smaller of the two
+  caps.max_smem_per_block = 99 * 1024;  // the opt-in limit of sm_86 / sm_89, the smallest of sm_80+
   caps.multiprocessors = 132;
   caps.max_grid_y = 65535;
-  const g::BwdPlan plan = g::plan_backward(p, caps);
+  const g::FwdPath force = c.path == g::ForcePath::kSimt ? g::FwdPath::Simt
+                           : c.path == g::ForcePath::kMma ? g::FwdPath::Mma
+                                                          : g::FwdPath::None;
+  const g::BwdPlan plan = g::plan_backward(p, caps, force);
   if (!plan.error.empty()) return plan.error;
+  *path = g::path_name(plan.path);
+  if (plan.path == g::FwdPath::Simt && std::max(plan.dq_smem, plan.dkv_smem) > 64 * 1024) {
+    return "the SIMT backward kernels must fit HIP's 64 KiB of LDS";
+  }
 
   std::vector<float> di(static_cast<size_t>(c.batch * c.heads * c.q_seq), std::numeric_limits<float>::quiet_NaN());
   std::vector<float> dq_acc(fused ? static_cast<size_t>(c.batch * c.heads * c.q_seq * c.d) : 0, 0.f);
@@ -211,11 +246,11 @@ std::string emulate_backward(const Case& c, const Inputs& in, const BwdInputs& b
     return bp;
   };
   auto run = [&](g::BwdStep step, const g::BwdKernelParams& bp, int64_t grid_x, size_t smem) {
-    const int threads = g::bwd::kThreads;
+    const int threads = g::bwd::kThreads;  // == kMmaThreads
     g::emu::launch(dim3(static_cast<unsigned>(grid_x), static_cast<unsigned>(c.batch), 1), threads, smem, [&]() {
-      if (c.dtype == DType::F32) run_bwd_step<g::F32>(step, plan.bucket, bp);
-      else if (c.dtype == DType::BF16) run_bwd_step<g::BF16>(step, plan.bucket, bp);
-      else run_bwd_step<g::F16>(step, plan.bucket, bp);
+      if (c.dtype == DType::F32) run_bwd_step<g::F32>(plan, step, bp);
+      else if (c.dtype == DType::BF16) run_bwd_step<g::BF16>(plan, step, bp);
+      else run_bwd_step<g::F16>(plan, step, bp);
     });
   };
   try {
@@ -286,8 +321,56 @@ std::vector<Case> bwd_grid(bool quick) {
   c.masks = {local_mask(20, 0), random_mask(64, 64, 0.7, 4)};
   c.block_q = c.block_kv = 32;
   v.push_back(c);
+  // bf16 / f16 above run the tensor-core backward where it applies (head dims up to 128); these add
+  // its other head dims and edge cases, and keep the SIMT kernels covered for 16-bit dtypes.
+  c = one(make_case("causal simt", DType::BF16, 64, 100, causal_mask()));
+  c.path = g::ForcePath::kSimt;
+  v.push_back(c);
+  c = one(make_case("d32", DType::F16, 32, 90, causal_mask()));
+  v.push_back(c);
+  c = one(make_case("d96 48x40", DType::F16, 96, 130, random_mask(130, 130, 0.4, 7)));
+  c.block_q = 48;
+  c.block_kv = 40;
+  v.push_back(c);
+  c = one(make_case("docs+orphans", DType::BF16, 64, 100, causal_mask()));
+  c.batch = 2;
+  c.docs = 3;
+  c.orphan_rows = true;
+  v.push_back(c);
+  c = one(make_case("softcap", DType::F16, 128, 70, causal_mask()));
+  c.soft_cap = 2.f;
+  v.push_back(c);
+  c = one(make_case("maskValue -3", DType::BF16, 32, 64, random_mask(64, 64, 0.6, 8)));
+  c.mask_value = -3.f;
+  c.block_q = c.block_kv = 32;
+  v.push_back(c);
+  c = one(make_case("sq 40 skv 90", DType::F16, 64, 40, causal_mask(50)));
+  c.kv_seq = 90;
+  c.block_q = c.block_kv = 32;
+  v.push_back(c);
+  c = make_case("mqa 3/1", DType::F16, 128, 50, full_mask());
+  c.heads = 3;
+  c.kv_heads = 1;
+  v.push_back(c);
+  c = make_case("multihead", DType::BF16, 64, 64, causal_mask());
+  c.heads = c.kv_heads = 2;
+  c.masks = {local_mask(20, 0), random_mask(64, 64, 0.7, 9)};
+  c.block_q = c.block_kv = 32;
+  v.push_back(c);
+  c = one(make_case("deep program", DType::F16, 64, 80, deep_mask(10)));
+  v.push_back(c);
+  c = one(make_case("empty rows", DType::BF16, 128, 96, causal_mask(-40)));
+  c.block_q = c.block_kv = 32;
+  v.push_back(c);
+  c = make_case("full blocks", DType::F16, 64, 256, causal_mask());  // whole 64-key tiles of full blocks
+  c.heads = 2;
+  c.kv_heads = 1;
+  v.push_back(c);
   if (!quick) {
     c = one(make_case("causal", DType::BF16, 256, 60, causal_mask()));
+    v.push_back(c);
+    c = one(make_case("2 tiles/block", DType::BF16, 128, 300, local_mask(90, 30)));
+    c.block_q = c.block_kv = 256;
     v.push_back(c);
   }
   return v;
@@ -296,8 +379,8 @@ std::vector<Case> bwd_grid(bool quick) {
 // Every backward case split and fused; the split one twice, bitwise compared.
 int run_backward(bool quick, bool use_ref) {
   const std::vector<Case> cases = bwd_grid(quick);
-  std::printf("\n%-16s %-5s %4s %-14s %-8s %5s %-5s %9s %9s %9s %7s %5s  %s\n", "backward case", "dtype", "D", "mask",
-              "BxHxHkv", "S", "mode", "dq err", "dk err", "dv err", "tol", "unwr", "result");
+  std::printf("\n%-16s %-5s %4s %-14s %-8s %5s %-5s %-4s %9s %9s %9s %7s %5s  %s\n", "backward case", "dtype", "D",
+              "mask", "BxHxHkv", "S", "mode", "path", "dq err", "dk err", "dv err", "tol", "unwr", "result");
   int failed = 0, total = 0;
   for (size_t i = 0; i < cases.size(); ++i) {
     const Case& c = cases[i];
@@ -308,11 +391,12 @@ int run_backward(bool quick, bool use_ref) {
     oracle_backward(c, in, bi, s, use_ref, &want);
     for (const bool fused : {false, true}) {
       Grads got;
-      std::string error = emulate_backward(c, in, bi, s, fused, &got);
+      std::string path = "?";
+      std::string error = emulate_backward(c, in, bi, s, fused, &got, &path);
       bool deterministic = true;
       if (error.empty() && !fused) {
         Grads again;
-        error = emulate_backward(c, in, bi, s, fused, &again);
+        error = emulate_backward(c, in, bi, s, fused, &again, &path);
         deterministic = same_bits(got, again);
       }
       GradCompare cmp;
@@ -325,9 +409,9 @@ int run_backward(bool quick, bool use_ref) {
       if (!pass) ++failed;
       const std::string mask = c.masks.size() == 1 ? c.masks[0].name : "per-head";
       const std::string bh = std::to_string(c.batch) + "x" + std::to_string(c.heads) + "x" + std::to_string(c.kv_heads);
-      std::printf("%-16s %-5s %4lld %-14s %-8s %5lld %-5s %9.2e %9.2e %9.2e %7.0e %5lld  %s%s%s%s\n", c.name.c_str(),
-                  dtype_name(c.dtype), static_cast<long long>(c.d), mask.c_str(), bh.c_str(),
-                  static_cast<long long>(c.q_seq), fused ? "fused" : "split", cmp.dq, cmp.dk, cmp.dv,
+      std::printf("%-16s %-5s %4lld %-14s %-8s %5lld %-5s %-4s %9.2e %9.2e %9.2e %7.0e %5lld  %s%s%s%s\n",
+                  c.name.c_str(), dtype_name(c.dtype), static_cast<long long>(c.d), mask.c_str(), bh.c_str(),
+                  static_cast<long long>(c.q_seq), fused ? "fused" : "split", path.c_str(), cmp.dq, cmp.dk, cmp.dv,
                   bwd_tolerance(c.dtype), static_cast<long long>(cmp.unwritten), pass ? "PASS" : "FAIL",
                   deterministic ? "" : " (runs differ)", error.empty() ? "" : ": ", error.c_str());
       std::fflush(stdout);

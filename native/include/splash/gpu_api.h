@@ -87,7 +87,8 @@ Status forward(const AttentionParams& p, const DeviceSchedule& schedule, ForcePa
 // ---- backward ----------------------------------------------------------------------------------------
 
 struct BackwardInfo {
-  int bucket = 0;          // head-dim bucket of the SIMT backward kernels
+  std::string path;        // "simt" or "mma": the kernels of the dq, dk/dv and fused steps
+  int bucket = 0;          // head-dim bucket of the SIMT kernels, or the head dim of the mma ones
   float kernel_ms = 0.f;   // every launch of the call, timed with events when asked for, else 0
 };
 
@@ -96,9 +97,10 @@ struct BackwardInfo {
 // `dkv_schedule`; no atomics, bitwise reproducible). p.fused_bwd == 1: one pass over `dkv_schedule`
 // with dq summed through atomics in an f32 buffer, then cast; `dq_schedule` may be null. Schedules are
 // uploaded with upload_schedule (a dq schedule is a forward-shaped one; the dkv one has is_dkv = 1);
-// p.fwd, p.dq_sched and p.dkv_sched are ignored.
+// p.fwd, p.dq_sched and p.dkv_sched are ignored. `force` pins the kernels of the dq, dk/dv and fused
+// steps as for forward (kAuto: tensor cores where they apply, or SPLASH_GPU_PATH).
 Status backward(const AttentionParams& p, const DeviceSchedule* dq_schedule, const DeviceSchedule& dkv_schedule,
-                BackwardInfo* info = nullptr, bool time_kernel = false);
+                BackwardInfo* info = nullptr, bool time_kernel = false, ForcePath force = ForcePath::kAuto);
 
 // A short description of the device ("NVIDIA H100 80GB HBM3, sm_90, 132 SMs"), or the error.
 Status describe_device(int device, std::string* text);
