@@ -9,9 +9,16 @@
 # moved here, before prebuildify looks, to prebuilds/<platform>-<arch>/hip/splash_hip.node. A
 # subdirectory keeps node-gyp-build (which only reads *.node files directly inside
 # prebuilds/<platform>-<arch>/) from ever choosing it; lib/backends/native.ts looks for it there.
+#
+# SPLASH_PREBUILD_REUSE=1 builds incrementally on top of build/ instead of from scratch: for CI, right
+# after `npm run build` with the same environment, where a rebuild would only compile everything again.
 set -eu
 
-cmake-js rebuild --arch="${PREBUILD_ARCH:-x64}"
+if [ "${SPLASH_PREBUILD_REUSE:-0}" = 1 ]; then
+  cmake-js build --arch="${PREBUILD_ARCH:-x64}"
+else
+  cmake-js rebuild --arch="${PREBUILD_ARCH:-x64}"
+fi
 
 hip_build=build/Release/splash_hip.node
 hip_dir="prebuilds/${PREBUILD_PLATFORM:-linux}-${PREBUILD_ARCH:-x64}/hip"
