@@ -257,6 +257,7 @@ describe('GPU backend without a device', () => {
     assert.throws(call({ segmentIdsQ: new Int32Array(7), segmentIdsKv: new Int32Array(8) }), RangeError);
     assert.throws(call({}), (e: unknown) => e instanceof TypeError && /schedule: expected a schedule handle/.test(e.message));
     assert.throws(call({ softCap: -1 }), RangeError);
+    assert.throws(call({ force: 'tensor' }), (e: unknown) => e instanceof TypeError && /^force: expected 'auto', 'simt' or 'mma'/.test(e.message));
     assert.throws(() => addon.gpuToHostSync({} as never, new Float32Array(1)), TypeError);
     // the backward's entry point checks the same way, residuals and dout included
     assert.equal(typeof addon.gpuBackwardSync, 'function');
@@ -270,6 +271,7 @@ describe('GPU backend without a device', () => {
     assert.throws(bcall({ out: new Float32Array(1024) }), (e: unknown) => e instanceof TypeError && /^out: expected a Uint16Array/.test(e.message));
     assert.throws(bcall({}), (e: unknown) => e instanceof TypeError && /schedule: expected a schedule handle/.test(e.message));
     assert.throws(bcall({ softCap: Number.NaN }), RangeError);
+    assert.throws(bcall({ force: 'tensor' }), (e: unknown) => e instanceof TypeError && /^force: expected 'auto', 'simt' or 'mma'/.test(e.message));
     assert.throws(() => addon.gpuDispose(42 as never), TypeError);
   });
 

@@ -90,6 +90,7 @@ export interface GpuBackwardCall {
   maskValue: number;
   softCap: number;
   outputOnDevice: boolean;
+  force?: 'auto' | 'simt' | 'mma';
   timeKernel?: boolean;
 }
 
@@ -97,6 +98,8 @@ export interface GpuBackwardResult {
   dq: Float32Array | Uint16Array | DeviceHandle;
   dk: Float32Array | Uint16Array | DeviceHandle;
   dv: Float32Array | Uint16Array | DeviceHandle;
+  /** Kernels of the dq, dk/dv and fused steps. */
+  path: 'simt' | 'mma';
   kernelMs: number;
 }
 

@@ -413,6 +413,17 @@ struct Operand {
   size_t bytes = 0;
 };
 
+// A host array copied into a new device buffer, or the given device buffer itself.
+Status stage_operand(int device, const Operand& o, BufferPtr* out) {
+  if (o.device) {
+    *out = o.device;
+    return Status::Ok();
+  }
+  Status s = alloc_buffer(device, o.bytes, out);
+  if (s.ok()) s = gpu::copy_to_device(device, (*out)->ptr, o.host, o.bytes);
+  return s;
+}
+
 class ForwardJob : public Job {
  public:
   AttentionParams p{};
@@ -432,9 +443,9 @@ class ForwardJob : public Job {
   Status Run() override {
     const int dev = p.device;
     BufferPtr qd, kd, vd;
-    Status s = stage(q, &qd);
-    if (s.ok()) s = stage(k, &kd);
-    if (s.ok()) s = stage(v, &vd);
+    Status s = stage_operand(dev, q, &qd);
+    if (s.ok()) s = stage_operand(dev, k, &kd);
+    if (s.ok()) s = stage_operand(dev, v, &vd);
     if (s.ok()) s = alloc_buffer(dev, out_bytes, &out_dev);
     if (s.ok() && p.save_lse) s = alloc_buffer(dev, lse_bytes, &lse_dev);
     if (!s.ok()) return s;
@@ -472,17 +483,6 @@ class ForwardJob : public Job {
     r.Set("kernelMs", info.kernel_ms);
     return r;
   }
-
- private:
-  Status stage(const Operand& o, BufferPtr* out) {
-    if (o.device) {
-      *out = o.device;
-      return Status::Ok();
-    }
-    Status s = alloc_buffer(p.device, o.bytes, out);
-    if (s.ok()) s = gpu::copy_to_device(p.device, (*out)->ptr, o.host, o.bytes);
-    return s;
-  }
 };
 
 void contiguous(TensorRef* t, DType dtype, int64_t heads, int64_t seq, int64_t dim) {
@@ -517,11 +517,11 @@ Operand read_operand(Napi::Env env, const Napi::Value& v, const std::string& nam
   return o;
 }
 
-std::unique_ptr<ForwardJob> forward_job(const Napi::CallbackInfo& info, std::vector<Napi::ObjectReference>* refs) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsObject()) type_error(env, "call: expected an object");
-  const Napi::Object c = info[0].As<Napi::Object>();
-  auto job = std::make_unique<ForwardJob>();
+// The fields forward and backward calls share, read into `job` (a ForwardJob or a BackwardJob): device,
+// dtype, sizes, mask value, soft cap, the contiguous layouts of q, k, v, out and lse, the q / k / v
+// operands and the segment ids. Returns the dtype; a bad field throws TypeError / RangeError.
+template <class J>
+DType read_common(Napi::Env env, const Napi::Object& c, J* job, std::vector<Napi::ObjectReference>* refs) {
   AttentionParams& p = job->p;
   p.device = static_cast<int32_t>(field_int(c, "device", 0, 1 << 20));
   const DType dtype = static_cast<DType>(field_int(c, "dtype", 0, 2));
@@ -542,7 +542,6 @@ std::unique_ptr<ForwardJob> forward_job(const Napi::CallbackInfo& info, std::vec
   const double cap = number_of(env, c.Get("softCap"), "softCap");
   if (!(cap >= 0) || !std::isfinite(cap)) range_error(env, "softCap: expected 0 (none) or a positive finite number");
   p.soft_cap = static_cast<float>(cap);
-  p.save_lse = field_bool(c, "saveLse") ? 1 : 0;
 
   contiguous(&p.q, dtype, p.heads, p.q_seq, p.head_dim);
   contiguous(&p.k, dtype, p.kv_heads, p.kv_seq, p.head_dim);
@@ -571,6 +570,37 @@ std::unique_ptr<ForwardJob> forward_job(const Napi::CallbackInfo& info, std::vec
     job->seg_q.assign(sq, sq + seg_q.length);
     job->seg_kv.assign(skv, skv + seg_kv.length);
   }
+  return dtype;
+}
+
+// The optional `force` field: 'auto' (default), 'simt' or 'mma'.
+gpu::ForcePath read_force(Napi::Env env, const Napi::Object& c) {
+  const std::string force = c.Get("force").IsString() ? c.Get("force").As<Napi::String>().Utf8Value() : "auto";
+  if (force == "simt") return gpu::ForcePath::kSimt;
+  if (force == "mma") return gpu::ForcePath::kMma;
+  if (force != "auto") type_error(env, "force: expected 'auto', 'simt' or 'mma', got '" + force + "'");
+  return gpu::ForcePath::kAuto;
+}
+
+// A new Float32Array (f32) or Uint16Array of `elements` for a host output, kept alive by `keep`; returns
+// its data for the worker to fill.
+void* new_host_output(Napi::Env env, DType dtype, int64_t elements, Napi::ObjectReference* keep) {
+  const size_t n = static_cast<size_t>(elements);
+  Napi::TypedArray a = dtype == DType::F32 ? static_cast<Napi::TypedArray>(Napi::Float32Array::New(env, n))
+                                           : static_cast<Napi::TypedArray>(Napi::Uint16Array::New(env, n));
+  *keep = Napi::Persistent(static_cast<Napi::Object>(a));
+  return static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
+}
+
+std::unique_ptr<ForwardJob> forward_job(const Napi::CallbackInfo& info, std::vector<Napi::ObjectReference>* refs) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) type_error(env, "call: expected an object");
+  const Napi::Object c = info[0].As<Napi::Object>();
+  auto job = std::make_unique<ForwardJob>();
+  AttentionParams& p = job->p;
+  const DType dtype = read_common(env, c, job.get(), refs);
+  p.save_lse = field_bool(c, "saveLse") ? 1 : 0;
+  job->force = read_force(env, c);
 
   job->schedule = schedule_of(env, c.Get("schedule"));
   if (job->schedule->device() != p.device) {
@@ -578,30 +608,14 @@ std::unique_ptr<ForwardJob> forward_job(const Napi::CallbackInfo& info, std::vec
                          num(p.device));
   }
 
-  const std::string force = c.Get("force").IsString() ? c.Get("force").As<Napi::String>().Utf8Value() : "auto";
-  if (force == "simt") {
-    job->force = gpu::ForcePath::kSimt;
-  } else if (force == "mma") {
-    job->force = gpu::ForcePath::kMma;
-  } else if (force != "auto") {
-    type_error(env, "force: expected 'auto', 'simt' or 'mma', got '" + force + "'");
-  }
   job->time_kernel = field_bool(c, "timeKernel");
   job->out_on_device = field_bool(c, "outputOnDevice");
   const int64_t out_elems = p.batch * p.heads * p.q_seq * p.head_dim_v;
   job->out_bytes = static_cast<size_t>(out_elems) * (dtype == DType::F32 ? 4 : 2);
   job->lse_bytes = static_cast<size_t>(p.batch * p.heads * p.q_seq) * 4;
   if (!job->out_on_device) {
-    Napi::TypedArray out = dtype == DType::F32
-                               ? static_cast<Napi::TypedArray>(Napi::Float32Array::New(env, static_cast<size_t>(out_elems)))
-                               : static_cast<Napi::TypedArray>(Napi::Uint16Array::New(env, static_cast<size_t>(out_elems)));
-    job->out_host = static_cast<uint8_t*>(out.ArrayBuffer().Data()) + out.ByteOffset();
-    job->out_array = Napi::Persistent(static_cast<Napi::Object>(out));
-    if (p.save_lse) {
-      Napi::Float32Array lse = Napi::Float32Array::New(env, static_cast<size_t>(p.batch * p.heads * p.q_seq));
-      job->lse_host = lse.Data();
-      job->lse_array = Napi::Persistent(static_cast<Napi::Object>(lse));
-    }
+    job->out_host = new_host_output(env, dtype, out_elems, &job->out_array);
+    if (p.save_lse) job->lse_host = new_host_output(env, DType::F32, p.batch * p.heads * p.q_seq, &job->lse_array);
   }
   return job;
 }
@@ -620,16 +634,6 @@ Napi::Value ForwardSync(const Napi::CallbackInfo& info) {
 
 // ---- backward ------------------------------------------------------------------------------------------
 
-// A host array copied into a new device buffer, or the given device buffer itself.
-Status stage_operand(int device, const Operand& o, BufferPtr* out) {
-  if (o.device) {
-    *out = o.device;
-    return Status::Ok();
-  }
-  Status s = alloc_buffer(device, o.bytes, out);
-  if (s.ok()) s = gpu::copy_to_device(device, (*out)->ptr, o.host, o.bytes);
-  return s;
-}
 
 class BackwardJob : public Job {
  public:
@@ -642,6 +646,7 @@ class BackwardJob : public Job {
   void* host[3] = {nullptr, nullptr, nullptr};
   Napi::ObjectReference arrays[3];
   BufferPtr grads[3];
+  gpu::ForcePath force = gpu::ForcePath::kAuto;
   bool time_kernel = false;
   gpu::BackwardInfo info;
 
@@ -667,7 +672,7 @@ class BackwardJob : public Job {
     p.dv.ptr = grads[2]->ptr;
     p.segment_ids_q = seg_q.empty() ? nullptr : seg_q.data();
     p.segment_ids_kv = seg_kv.empty() ? nullptr : seg_kv.data();
-    s = gpu::backward(p, dq_schedule.get(), *dkv_schedule, &info, time_kernel);
+    s = gpu::backward(p, dq_schedule.get(), *dkv_schedule, &info, time_kernel, force);
     if (!s.ok()) return s;
     if (!out_on_device) {
       for (int i = 0; i < 3 && s.ok(); ++i) s = gpu::copy_to_host(dev, host[i], grads[i]->ptr, bytes[i]);
@@ -692,62 +697,17 @@ std::unique_ptr<BackwardJob> backward_job(const Napi::CallbackInfo& info, std::v
   const Napi::Object c = info[0].As<Napi::Object>();
   auto job = std::make_unique<BackwardJob>();
   AttentionParams& p = job->p;
-  p.device = static_cast<int32_t>(field_int(c, "device", 0, 1 << 20));
-  const DType dtype = static_cast<DType>(field_int(c, "dtype", 0, 2));
-  p.batch = field_int(c, "batch", 1, kMaxExtent - 1);
-  p.heads = field_int(c, "heads", 1, kMaxExtent - 1);
-  p.kv_heads = field_int(c, "kvHeads", 1, kMaxExtent - 1);
-  p.q_seq = field_int(c, "qSeq", 1, kMaxExtent - 1);
-  p.kv_seq = field_int(c, "kvSeq", 1, kMaxExtent - 1);
-  p.head_dim = field_int(c, "headDim", 1, 1 << 16);
-  p.head_dim_v = field_int(c, "headDimV", 1, 1 << 16);
-  if (p.heads % p.kv_heads != 0) {
-    range_error(env, "kvHeads: expected a divisor of heads (" + num(p.heads) + "), got " + num(p.kv_heads));
-  }
-  const double q_elems = static_cast<double>(p.batch) * p.heads * p.q_seq * std::max(p.head_dim, p.head_dim_v);
-  const double kv_elems = static_cast<double>(p.batch) * p.kv_heads * p.kv_seq * std::max(p.head_dim, p.head_dim_v);
-  if (q_elems > 9e15 || kv_elems > 9e15) range_error(env, "sizes: the tensors are too large");
-  p.mask_value = static_cast<float>(number_of(env, c.Get("maskValue"), "maskValue"));
-  const double cap = number_of(env, c.Get("softCap"), "softCap");
-  if (!(cap >= 0) || !std::isfinite(cap)) range_error(env, "softCap: expected 0 (none) or a positive finite number");
-  p.soft_cap = static_cast<float>(cap);
+  const DType dtype = read_common(env, c, job.get(), refs);
   p.fused_bwd = field_bool(c, "fused") ? 1 : 0;
-
-  contiguous(&p.q, dtype, p.heads, p.q_seq, p.head_dim);
-  contiguous(&p.k, dtype, p.kv_heads, p.kv_seq, p.head_dim);
-  contiguous(&p.v, dtype, p.kv_heads, p.kv_seq, p.head_dim_v);
-  contiguous(&p.out, dtype, p.heads, p.q_seq, p.head_dim_v);
   contiguous(&p.dout, dtype, p.heads, p.q_seq, p.head_dim_v);
-  contiguous(&p.lse, DType::F32, p.heads, p.q_seq, 1);
   contiguous(&p.dq, dtype, p.heads, p.q_seq, p.head_dim);
   contiguous(&p.dk, dtype, p.kv_heads, p.kv_seq, p.head_dim);
   contiguous(&p.dv, dtype, p.kv_heads, p.kv_seq, p.head_dim_v);
-
   const int64_t nq = p.batch * p.heads * p.q_seq, nkv = p.batch * p.kv_heads * p.kv_seq;
-  job->q = read_operand(env, c.Get("q"), "q", p.device, dtype, nq * p.head_dim, refs);
-  job->k = read_operand(env, c.Get("k"), "k", p.device, dtype, nkv * p.head_dim, refs);
-  job->v = read_operand(env, c.Get("v"), "v", p.device, dtype, nkv * p.head_dim_v, refs);
   job->out = read_operand(env, c.Get("out"), "out", p.device, dtype, nq * p.head_dim_v, refs);
   job->lse = read_operand(env, c.Get("logsumexp"), "logsumexp", p.device, DType::F32, nq, refs);
   job->dout = read_operand(env, c.Get("dout"), "dout", p.device, dtype, nq * p.head_dim_v, refs);
-
-  const Span seg_q = field_array(c, "segmentIdsQ", napi_int32_array, true);
-  const Span seg_kv = field_array(c, "segmentIdsKv", napi_int32_array, true);
-  if ((seg_q.data == nullptr) != (seg_kv.data == nullptr)) {
-    range_error(env, "segmentIdsQ, segmentIdsKv: expected both or neither");
-  }
-  if (seg_q.data != nullptr) {
-    if (seg_q.length != p.batch * p.q_seq) {
-      range_error(env, "segmentIdsQ: expected length " + num(p.batch * p.q_seq) + ", got " + num(seg_q.length));
-    }
-    if (seg_kv.length != p.batch * p.kv_seq) {
-      range_error(env, "segmentIdsKv: expected length " + num(p.batch * p.kv_seq) + ", got " + num(seg_kv.length));
-    }
-    const int32_t* sq = static_cast<const int32_t*>(seg_q.data);
-    const int32_t* skv = static_cast<const int32_t*>(seg_kv.data);
-    job->seg_q.assign(sq, sq + seg_q.length);
-    job->seg_kv.assign(skv, skv + seg_kv.length);
-  }
+  job->force = read_force(env, c);
 
   job->dkv_schedule = schedule_of(env, c.Get("dkvSchedule"));
   if (!p.fused_bwd) job->dq_schedule = schedule_of(env, c.Get("dqSchedule"));
@@ -767,12 +727,7 @@ std::unique_ptr<BackwardJob> backward_job(const Napi::CallbackInfo& info, std::v
   const int64_t elems[3] = {nq * p.head_dim, nkv * p.head_dim, nkv * p.head_dim_v};
   for (int i = 0; i < 3; ++i) {
     job->bytes[i] = static_cast<size_t>(elems[i]) * (dtype == DType::F32 ? 4 : 2);
-    if (job->out_on_device) continue;
-    Napi::TypedArray a = dtype == DType::F32
-                             ? static_cast<Napi::TypedArray>(Napi::Float32Array::New(env, static_cast<size_t>(elems[i])))
-                             : static_cast<Napi::TypedArray>(Napi::Uint16Array::New(env, static_cast<size_t>(elems[i])));
-    job->host[i] = static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
-    job->arrays[i] = Napi::Persistent(static_cast<Napi::Object>(a));
+    if (!job->out_on_device) job->host[i] = new_host_output(env, dtype, elems[i], &job->arrays[i]);
   }
   return job;
 }
