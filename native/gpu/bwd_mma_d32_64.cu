@@ -1,18 +1,17 @@
 // Tensor-core backward kernel instantiations (dq, dk/dv, fused) for head dims 32 and 64, bf16 and
-// f16 (CUDA sm_80+; the device code is empty for older targets, and HIP builds compile only the
-// stub); see bwd_mma_sm80.cuh.
+// f16 (CUDA sm_80+; the device code is empty for older targets); see bwd_mma_sm80.cuh.
 #include "kernels.h"
 
+// HIP builds take mma_hip_stubs.cu instead.
 #ifndef SPLASH_GPU_HIP
+
 #include "bwd_mma_sm80.cuh"
-#endif
 
 namespace splash {
 namespace gpu {
 
 gpuError_t launch_bwd_mma_small(DType dtype, int head_dim, BwdStep step, const BwdKernelParams& p, dim3 grid,
                                 gpuStream_t stream) {
-#ifndef SPLASH_GPU_HIP
   const bool bf16 = dtype == DType::BF16;
   if (dtype != DType::BF16 && dtype != DType::F16) return gpuErrorInvalidValue;
   switch (head_dim) {
@@ -20,16 +19,9 @@ gpuError_t launch_bwd_mma_small(DType dtype, int head_dim, BwdStep step, const B
     case 64: return bf16 ? launch_bwd_mma_t<BF16, 64>(step, p, grid, stream) : launch_bwd_mma_t<F16, 64>(step, p, grid, stream);
     default: return gpuErrorInvalidValue;
   }
-#else
-  (void)dtype;
-  (void)head_dim;
-  (void)step;
-  (void)p;
-  (void)grid;
-  (void)stream;
-  return gpuErrorInvalidValue;
-#endif
 }
 
 }  // namespace gpu
 }  // namespace splash
+
+#endif  // !SPLASH_GPU_HIP

@@ -32,10 +32,8 @@ namespace splash {
 namespace gpu {
 namespace mma {
 
-__device__ __forceinline__ float bwd_pos_inf() { return __int_as_float(0x7f800000); }
-
 // lse * log2e of a stored row, or +inf for a row that must contribute nothing (lse = -inf).
-__device__ __forceinline__ float lse_log2(float lse) { return lse == neg_inf() ? bwd_pos_inf() : lse * kLog2e; }
+__device__ __forceinline__ float lse_log2(float lse) { return lse == neg_inf() ? pos_inf() : lse * kLog2e; }
 
 // One score element in place: s (q.k) becomes p, dp (dO.v) becomes ds. lse2 is the row's lse in the
 // exp2 domain (lse_log2). kMasked: `exists` / `allowed` come from the tile's mask.
@@ -54,13 +52,64 @@ __device__ __forceinline__ void grad_in_place(float& s, float& dp, float lse2, f
   s = pr;
 }
 
-// A operand (16 x 16) from four n8 accumulator tiles' worth of a C fragment pair: tiles j and j + 1.
+// The A operand (16 x 16, rounded to T) made of two adjacent n8 accumulator tiles: `lo` holds k 0-7 of
+// the product's k step, `hi` k 8-15.
 template <class T>
 __device__ __forceinline__ void acc_to_a(uint32_t (&a)[4], const float (&lo)[4], const float (&hi)[4]) {
   a[0] = cvt_pack<T>(lo[0], lo[1]);
   a[1] = cvt_pack<T>(lo[2], lo[3]);
   a[2] = cvt_pack<T>(hi[0], hi[1]);
   a[3] = cvt_pack<T>(hi[2], hi[3]);
+}
+
+// One warp's s = A1 B1^T and (kSecond) dp = A2 B2^T over D: the A operands are rows [a_row0, a_row0 + 16)
+// of two [*, D] shared tiles, the B operands rows [b_row0, b_row0 + 8 NT) of two others (the n
+// dimension). Without kSecond, dp is zero.
+template <class T, int D, int NT, bool kSecond = true>
+__device__ __forceinline__ void two_products(float (&s)[NT][4], float (&dp)[NT][4], const FragAddr<D>& a1,
+                                             const FragAddr<D>& a2, int a_row0, const FragAddr<D>& b1,
+                                             const FragAddr<D>& b2, int b_row0) {
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) s[j][e] = dp[j][e] = 0.f;
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    uint32_t x1[4], x2[4];
+    ldmatrix_x4(x1, a1.at(a_row0, kk));
+    if constexpr (kSecond) ldmatrix_x4(x2, a2.at(a_row0, kk));
+#pragma unroll
+    for (int jp = 0; jp < NT / 2; ++jp) {
+      uint32_t y1[4], y2[4];
+      ldmatrix_x4(y1, b1.at(b_row0 + jp * 16, kk));
+      mma_16816<T>(s[2 * jp], x1, y1[0], y1[1]);
+      mma_16816<T>(s[2 * jp + 1], x1, y1[2], y1[3]);
+      if constexpr (kSecond) {
+        ldmatrix_x4(y2, b2.at(b_row0 + jp * 16, kk));
+        mma_16816<T>(dp[2 * jp], x2, y2[0], y2[1]);
+        mma_16816<T>(dp[2 * jp + 1], x2, y2[2], y2[3]);
+      }
+    }
+  }
+}
+
+// One warp's acc += A B: A (16 rows x 16 KS) from the accumulator tiles `src` rounded to T, B rows
+// [b_row0, b_row0 + 16 KS) of a [*, D] shared tile read transposed (the k dimension).
+template <class T, int D, int KS>
+__device__ __forceinline__ void acc_times_tile(float (&acc)[D / 8][4], const float (&src)[2 * KS][4],
+                                               const FragAddr<D>& b, int b_row0) {
+#pragma unroll
+  for (int kk = 0; kk < KS; ++kk) {
+    uint32_t a[4];
+    acc_to_a<T>(a, src[2 * kk], src[2 * kk + 1]);
+#pragma unroll
+    for (int cp = 0; cp < D / 16; ++cp) {
+      uint32_t y[4];
+      ldmatrix_x4_trans(y, b.at(b_row0 + kk * 16, cp));
+      mma_16816<T>(acc[2 * cp], a, y[0], y[1]);
+      mma_16816<T>(acc[2 * cp + 1], a, y[2], y[3]);
+    }
+  }
 }
 
 // [kRows, D] accumulators of four warps (warp w: rows 16w.., C fragment layout), rounded to T, staged
@@ -98,11 +147,10 @@ template <class T, int D>
 __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dq_mma_kernel(const BwdKernelParams bp) {
 #if defined(SPLASH_GPU_EMULATE) || (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800)
   constexpr int M = kBwdMmaDqRows;       // query rows of the CTA, 16 per warp
-  constexpr int N = kBwdMmaDqKeys;       // keys per K/V tile
+  constexpr int N = bwd_mma_dq_keys(D);  // keys per K/V tile
   constexpr int NC = bwd_mma_dq_step(D); // keys per inner step
   constexpr int NT = NC / 8;             // n8 tiles of S and dP per step
   constexpr int DT = D / 8;              // n8 tiles of dQ
-  constexpr int KT = D / 16;             // k16 steps of Q K^T and dO V^T
   constexpr int PK = NC / 16;            // k16 steps of dS K per step
   constexpr int C = 2 * NT;              // key columns of one row per thread and step
   constexpr int LDS = mma_row_stride(D);
@@ -114,7 +162,6 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dq_mma_kernel(const BwdKer
   uint16_t* sdO = sQ + M * LDS;
   uint16_t* sK = sdO + M * LDS;      // two buffers of N rows
   uint16_t* sV = sK + 2 * N * LDS;   // two buffers of N rows
-  __shared__ int s_seg_lo, s_seg_hi;
 
   const int tid = static_cast<int>(threadIdx.x);
   const int warp = tid >> 5;
@@ -124,7 +171,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dq_mma_kernel(const BwdKer
 
   const unsigned heads = static_cast<unsigned>(p.heads);
   const int h = static_cast<int>(blockIdx.x % heads);
-  const int tile = static_cast<int>(blockIdx.x / heads);
+  const int tile = __ldg(p.work + blockIdx.x / heads);  // launch order: heaviest schedule rows first
   const int b = static_cast<int>(blockIdx.y) + p.batch_offset;
   const int qb = tile / bp.tiles_per_block;
   const int sub = tile - qb * bp.tiles_per_block;
@@ -150,22 +197,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dq_mma_kernel(const BwdKer
   walk.has_seg = p.seg_q != nullptr;
   walk.q_seg_lo = walk.q_seg_hi = 0;
   if (walk.has_seg) {
-    if (tid == 0) {
-      s_seg_lo = INT_MAX;
-      s_seg_hi = INT_MIN;
-    }
-    __syncthreads();
-    int lo = INT_MAX, hi = INT_MIN;
-    for (int r = tid; r < rows; r += kMmaThreads) {
-      const int sg = __ldg(p.seg_q + static_cast<int64_t>(b) * p.q_seq + q_begin + r);
-      lo = min(lo, sg);
-      hi = max(hi, sg);
-    }
-    atomicMin(&s_seg_lo, lo);
-    atomicMax(&s_seg_hi, hi);
-    __syncthreads();
-    walk.q_seg_lo = s_seg_lo;
-    walk.q_seg_hi = s_seg_hi;
+    cta_segment_range(p.seg_q + static_cast<int64_t>(b) * p.q_seq + q_begin, rows,
+                      tid, kMmaThreads, &walk.q_seg_lo, &walk.q_seg_hi);
   }
 
   // The thread's two rows (g and g + 8 of its warp's strip): lse, di and segment id, once.
@@ -175,7 +208,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dq_mma_kernel(const BwdKer
   for (int hf = 0; hf < 2; ++hf) {
     const int r = warp_row0 + g + 8 * hf;
     qrow[hf] = q_begin + r;
-    lse2[hf] = bwd_pos_inf();
+    lse2[hf] = pos_inf();
     di[hf] = 0.f;
     seg_row[hf] = INT_MAX;
     if (r < rows) {
@@ -233,26 +266,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dq_mma_kernel(const BwdKer
 
       // ---- S = Q K^T and dP = dO V^T for NC keys ---------------------------------------------------
       float s[NT][4], dp[NT][4];
-#pragma unroll
-      for (int j = 0; j < NT; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) s[j][e] = dp[j][e] = 0.f;
-#pragma unroll
-      for (int kk = 0; kk < KT; ++kk) {
-        uint32_t aq[4], ao[4];
-        ldmatrix_x4(aq, q_frag.at(warp_row0, kk));
-        ldmatrix_x4(ao, do_frag.at(warp_row0, kk));
-#pragma unroll
-        for (int jp = 0; jp < NT / 2; ++jp) {
-          uint32_t bk[4], bv[4];
-          ldmatrix_x4(bk, k_frag.at(key0 + jp * 16, kk));
-          ldmatrix_x4(bv, v_frag.at(key0 + jp * 16, kk));
-          mma_16816<T>(s[2 * jp], aq, bk[0], bk[1]);
-          mma_16816<T>(s[2 * jp + 1], aq, bk[2], bk[3]);
-          mma_16816<T>(dp[2 * jp], ao, bv[0], bv[1]);
-          mma_16816<T>(dp[2 * jp + 1], ao, bv[2], bv[3]);
-        }
-      }
+      two_products<T, D, NT>(s, dp, q_frag, do_frag, warp_row0, k_frag, v_frag, key0);
 
       // ---- p and ds (element (row half hf, column 2j + e1) is bit hf * C + 2j + e1) ----------------
       if (plain) {
@@ -282,18 +296,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dq_mma_kernel(const BwdKer
       }
 
       // ---- dQ += dS K --------------------------------------------------------------------------------
-#pragma unroll
-      for (int kk = 0; kk < PK; ++kk) {
-        uint32_t a[4];
-        acc_to_a<T>(a, dp[2 * kk], dp[2 * kk + 1]);
-#pragma unroll
-        for (int cp = 0; cp < DT / 2; ++cp) {
-          uint32_t bk[4];
-          ldmatrix_x4_trans(bk, kt_frag.at(key0 + kk * 16, cp));
-          mma_16816<T>(dq[2 * cp], a, bk[0], bk[1]);
-          mma_16816<T>(dq[2 * cp + 1], a, bk[2], bk[3]);
-        }
-      }
+      acc_times_tile<T, D, PK>(dq, dp, kt_frag, key0);
     }
     buf ^= 1;
     t = next;
@@ -387,7 +390,7 @@ __device__ __forceinline__ void load_q_tile(const BwdKernelParams& bp, const QTi
                                  t.q0 * bp.do_seq_stride,
                         bp.do_seq_stride, t.rows, tid);
   for (int r = tid; r < M; r += kMmaThreads) {
-    float l2 = bwd_pos_inf(), d = 0.f;
+    float l2 = pos_inf(), d = 0.f;
     if (r < t.rows) {
       l2 = lse_log2(p.lse[b * p.lse_batch_stride + t.h * p.lse_head_stride +
                           static_cast<int64_t>(t.q0 + r) * p.lse_seq_stride]);
@@ -398,19 +401,21 @@ __device__ __forceinline__ void load_q_tile(const BwdKernelParams& bp, const QTi
   }
 }
 
-template <class T, int D, bool Fused>
+// kDv / kDk: which of dV and dK this launch computes (both up to d = 128; above, one launch each over
+// the same tiles, bwd_tiles.h: bwd_mma_dkv_in_two). Fused needs kDk (it uses dS).
+template <class T, int D, bool Fused, bool kDv = true, bool kDk = true>
 __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dkv_mma_kernel(const BwdKernelParams bp) {
 #if defined(SPLASH_GPU_EMULATE) || (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800)
   constexpr int N = kBwdMmaDkvKeys;      // keys of the CTA, 16 per warp
   constexpr int M = bwd_mma_dkv_rows(D); // query rows per Q/dO tile
   constexpr int NT = M / 8;              // n8 tiles of S^T and dP^T (query rows)
   constexpr int DT = D / 8;              // n8 tiles of dK and dV
-  constexpr int KT = D / 16;             // k16 steps of K Q^T and V dO^T
   constexpr int PK = M / 16;             // k16 steps of P^T dO and dS^T Q
   constexpr int R = 2 * NT;              // query rows per thread (mask)
   constexpr int LDS = mma_row_stride(D);
   constexpr int LDT = mma_row_stride(M); // the dS^T tile's rows (fused)
   static_assert(N == 16 * 4 && NT % 2 == 0 && DT % 2 == 0 && R * 2 <= 64, "tile shapes");
+  static_assert((kDv || kDk) && (kDk || !Fused), "a dk/dv launch computes dV, dK or both; fused needs dK");
   const FwdKernelParams& p = bp.s;
 
   SPLASH_DYNAMIC_SMEM(uint4, bwd_mma_smem);
@@ -421,7 +426,6 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dkv_mma_kernel(const BwdKe
   uint16_t* sdS = sdO + 2 * M * LDS;   // fused: [N keys, M rows]
   float* sLse2 = reinterpret_cast<float*>(sdS + (Fused ? N * LDT : 0));  // two buffers of M
   float* sDi = sLse2 + 2 * M;                                            // two buffers of M
-  __shared__ int s_seg_lo, s_seg_hi;
 
   const int tid = static_cast<int>(threadIdx.x);
   const int warp = tid >> 5;
@@ -431,7 +435,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dkv_mma_kernel(const BwdKe
 
   const unsigned kv_heads = static_cast<unsigned>(bp.kv_heads);
   const int kvh = static_cast<int>(blockIdx.x % kv_heads);
-  const int tile = static_cast<int>(blockIdx.x / kv_heads);
+  const int tile = __ldg(p.work + blockIdx.x / kv_heads);  // launch order: heaviest schedule rows first
   const int b = static_cast<int>(blockIdx.y) + p.batch_offset;
   const int kb = tile / bp.tiles_per_block;
   const int sub = tile - kb * bp.tiles_per_block;
@@ -450,22 +454,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dkv_mma_kernel(const BwdKe
   walk.has_seg = has_seg;
   walk.kv_seg_lo = walk.kv_seg_hi = 0;
   if (has_seg) {
-    if (tid == 0) {
-      s_seg_lo = INT_MAX;
-      s_seg_hi = INT_MIN;
-    }
-    __syncthreads();
-    int lo = INT_MAX, hi = INT_MIN;
-    for (int c = tid; c < len; c += kMmaThreads) {
-      const int sg = __ldg(p.seg_kv + static_cast<int64_t>(b) * p.kv_seq + kv_begin + c);
-      lo = min(lo, sg);
-      hi = max(hi, sg);
-    }
-    atomicMin(&s_seg_lo, lo);
-    atomicMax(&s_seg_hi, hi);
-    __syncthreads();
-    walk.kv_seg_lo = s_seg_lo;
-    walk.kv_seg_hi = s_seg_hi;
+    cta_segment_range(p.seg_kv + static_cast<int64_t>(b) * p.kv_seq + kv_begin, len,
+                      tid, kMmaThreads, &walk.kv_seg_lo, &walk.kv_seg_hi);
   }
 
   float dk[DT][4], dv[DT][4];
@@ -516,26 +506,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dkv_mma_kernel(const BwdKe
 
     // ---- S^T = K Q^T and dP^T = V dO^T (keys x query rows) ---------------------------------------------
     float s[NT][4], dp[NT][4];
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) s[j][e] = dp[j][e] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < KT; ++kk) {
-      uint32_t ak[4], av[4];
-      ldmatrix_x4(ak, ka_frag.at(key0, kk));
-      ldmatrix_x4(av, va_frag.at(key0, kk));
-#pragma unroll
-      for (int jp = 0; jp < NT / 2; ++jp) {
-        uint32_t bq[4], bo[4];
-        ldmatrix_x4(bq, qb_frag.at(row0 + jp * 16, kk));
-        ldmatrix_x4(bo, dob_frag.at(row0 + jp * 16, kk));
-        mma_16816<T>(s[2 * jp], ak, bq[0], bq[1]);
-        mma_16816<T>(s[2 * jp + 1], ak, bq[2], bq[3]);
-        mma_16816<T>(dp[2 * jp], av, bo[0], bo[1]);
-        mma_16816<T>(dp[2 * jp + 1], av, bo[2], bo[3]);
-      }
-    }
+    two_products<T, D, NT, kDk>(s, dp, ka_frag, va_frag, key0, qb_frag, dob_frag, row0);
 
     // ---- p and ds: accumulator s[j][2 * hf + e1] is (key g + 8 hf, query row 8j + 2 t4 + e1) --------------
     const bool plain = t.kind == static_cast<int>(BlockKind::Full) && (!has_seg || t.seg_uniform) && len == N;
@@ -582,22 +553,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dkv_mma_kernel(const BwdKe
     }
 
     // ---- dV += P^T dO, dK += dS^T Q ------------------------------------------------------------------------
-#pragma unroll
-    for (int kk = 0; kk < PK; ++kk) {
-      uint32_t pa[4], da[4];
-      acc_to_a<T>(pa, s[2 * kk], s[2 * kk + 1]);
-      acc_to_a<T>(da, dp[2 * kk], dp[2 * kk + 1]);
-#pragma unroll
-      for (int cp = 0; cp < DT / 2; ++cp) {
-        uint32_t bo[4], bq[4];
-        ldmatrix_x4_trans(bo, dot_frag.at(row0 + kk * 16, cp));
-        mma_16816<T>(dv[2 * cp], pa, bo[0], bo[1]);
-        mma_16816<T>(dv[2 * cp + 1], pa, bo[2], bo[3]);
-        ldmatrix_x4_trans(bq, qt_frag.at(row0 + kk * 16, cp));
-        mma_16816<T>(dk[2 * cp], da, bq[0], bq[1]);
-        mma_16816<T>(dk[2 * cp + 1], da, bq[2], bq[3]);
-      }
-    }
+    if constexpr (kDv) acc_times_tile<T, D, PK>(dv, s, dot_frag, row0);
+    if constexpr (kDk) acc_times_tile<T, D, PK>(dk, dp, qt_frag, row0);
 
     if constexpr (Fused) {
       // dS^T to shared memory, then warp w computes rows strip (w % RS) x dims part (w / RS) of dS K.
@@ -653,43 +610,45 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dkv_mma_kernel(const BwdKe
                      kv_begin * bp.dk_seq_stride;
   uint16_t* dv_dst = static_cast<uint16_t*>(bp.dv) + b * bp.dv_batch_stride + kvh * bp.dv_head_stride +
                      kv_begin * bp.dv_seq_stride;
-  store_rows<T, D, N>(sK, dk, dk_dst, bp.dk_seq_stride, len, warp, g, t4, tid);
-  store_rows<T, D, N>(sV, dv, dv_dst, bp.dv_seq_stride, len, warp, g, t4, tid);
+  if constexpr (kDk) store_rows<T, D, N>(sK, dk, dk_dst, bp.dk_seq_stride, len, warp, g, t4, tid);
+  if constexpr (kDv) store_rows<T, D, N>(sV, dv, dv_dst, bp.dv_seq_stride, len, warp, g, t4, tid);
 #endif  // device code for sm_80+
 }
 
 }  // namespace mma
 
 #ifndef SPLASH_GPU_EMULATE
+// One launch of `kernel` with `smem` bytes of dynamic shared memory (opted into above 48 KiB).
+inline gpuError_t launch_with_smem(void (*kernel)(BwdKernelParams), size_t smem, const BwdKernelParams& p, dim3 grid,
+                                   gpuStream_t stream) {
+  if (smem > 48 * 1024) {
+    const gpuError_t e = gpuFuncSetAttribute(reinterpret_cast<const void*>(kernel),
+                                             gpuFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (e != gpuSuccess) return e;
+  }
+  kernel<<<grid, kMmaThreads, smem, stream>>>(p);
+  return gpuGetLastError();
+}
+
 // Launches one tensor-core backward step (kDq, kDkv or kFused) for one (dtype, head dim).
 template <class T, int D>
 gpuError_t launch_bwd_mma_t(BwdStep step, const BwdKernelParams& p, dim3 grid, gpuStream_t stream) {
-  const void* fn = nullptr;
-  size_t smem = 0;
   if (step == BwdStep::kDq) {
-    fn = reinterpret_cast<const void*>(&mma::bwd_dq_mma_kernel<T, D>);
-    smem = static_cast<size_t>(bwd_mma_dq_smem_bytes(D));
-  } else if (step == BwdStep::kDkv) {
-    fn = reinterpret_cast<const void*>(&mma::bwd_dkv_mma_kernel<T, D, false>);
-    smem = static_cast<size_t>(bwd_mma_dkv_smem_bytes(D, false));
-  } else if (step == BwdStep::kFused) {
-    fn = reinterpret_cast<const void*>(&mma::bwd_dkv_mma_kernel<T, D, true>);
-    smem = static_cast<size_t>(bwd_mma_dkv_smem_bytes(D, true));
-  } else {
-    return gpuErrorInvalidValue;
+    return launch_with_smem(&mma::bwd_dq_mma_kernel<T, D>, static_cast<size_t>(bwd_mma_dq_smem_bytes(D)), p, grid,
+                            stream);
   }
-  if (smem > 48 * 1024) {
-    const gpuError_t e = gpuFuncSetAttribute(fn, gpuFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  if (step != BwdStep::kDkv && step != BwdStep::kFused) return gpuErrorInvalidValue;
+  const bool fused = step == BwdStep::kFused;
+  const size_t smem = static_cast<size_t>(bwd_mma_dkv_smem_bytes(D, fused));
+  if constexpr (bwd_mma_dkv_in_two(D)) {  // dV, then dK (and the fused dQ) over the same tiles
+    const gpuError_t e = launch_with_smem(&mma::bwd_dkv_mma_kernel<T, D, false, true, false>, smem, p, grid, stream);
     if (e != gpuSuccess) return e;
-  }
-  if (step == BwdStep::kDq) {
-    mma::bwd_dq_mma_kernel<T, D><<<grid, kMmaThreads, smem, stream>>>(p);
-  } else if (step == BwdStep::kDkv) {
-    mma::bwd_dkv_mma_kernel<T, D, false><<<grid, kMmaThreads, smem, stream>>>(p);
+    return fused ? launch_with_smem(&mma::bwd_dkv_mma_kernel<T, D, true, false, true>, smem, p, grid, stream)
+                 : launch_with_smem(&mma::bwd_dkv_mma_kernel<T, D, false, false, true>, smem, p, grid, stream);
   } else {
-    mma::bwd_dkv_mma_kernel<T, D, true><<<grid, kMmaThreads, smem, stream>>>(p);
+    return fused ? launch_with_smem(&mma::bwd_dkv_mma_kernel<T, D, true>, smem, p, grid, stream)
+                 : launch_with_smem(&mma::bwd_dkv_mma_kernel<T, D, false>, smem, p, grid, stream);
   }
-  return gpuGetLastError();
 }
 #endif
 

@@ -16,7 +16,8 @@ namespace gpu {
 enum class BwdStep : int32_t { kDi = 0, kDq = 1, kDkv = 2, kFused = 3, kCast = 4 };
 
 struct BwdKernelParams {
-  FwdKernelParams s;             // q, k, v, out, lse (read), sizes, options, schedule, segment ids
+  FwdKernelParams s;             // q, k, v, out, lse (read), sizes, options, schedule, segment ids, and
+                                 // s.work: the pass's tiles (plan.h: work_order over its schedule's rows)
   const void* dout;
   int64_t do_batch_stride, do_head_stride, do_seq_stride;
   void* dq;

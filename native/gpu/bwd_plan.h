@@ -4,8 +4,8 @@
 //   split (p.fused_bwd == 0):  di; dq over p.dq_sched; dk/dv over p.dkv_sched       (no atomics)
 //   fused (p.fused_bwd == 1):  di; zero the f32 dq buffer; fused over p.dkv_sched; cast dq
 // The dq, dk/dv and fused steps run the tensor-core kernels (bwd_mma_sm80.cuh) for bf16 / f16 on
-// CUDA sm_80+ with equal q/k and v head dims up to 128, else the SIMT kernels (bwd_simt.cuh); di and
-// the dq cast are SIMT kernels either way.
+// CUDA sm_80+ with equal q/k and v head dims, else the SIMT kernels (bwd_simt.cuh); di and the dq
+// cast are SIMT kernels either way.
 #pragma once
 
 #include <algorithm>
@@ -31,8 +31,8 @@ struct BwdPlan {
   int64_t dq_smem = 0, dkv_smem = 0;
   int64_t dq_tiles_per_block = 0;   // q tiles per dq q-block
   int64_t dkv_tiles_per_block = 0;  // kv tiles per dkv kv-block
-  int64_t dq_grid_x = 0;            // (q-blocks x tiles) x heads
-  int64_t dkv_grid_x = 0;           // (kv-blocks x tiles) x kv heads
+  int64_t dq_grid_x = 0;            // at most: (q-blocks x tiles) x heads; launched: work list x heads
+  int64_t dkv_grid_x = 0;           // at most: (kv-blocks x tiles) x kv heads; launched: work list x kv heads
   int64_t di_grid_x = 0;            // rows of one batch entry / 128
   int64_t cast_grid_x = 0;          // dq elements of one batch entry / 128 (fused)
   bool segment_skip = false;
@@ -95,11 +95,10 @@ inline BwdPlan plan_backward(const AttentionParams& p, const DeviceCaps& caps, F
   }
   if (p.lse.ptr == nullptr) return fail("logsumexp not given", false);
 
-  const bool mma_ok = !caps.hip && caps.cc_major >= 8 && t != DType::F32 && p.head_dim == p.head_dim_v &&
-                      p.head_dim <= kBwdMmaMaxHeadDim;
+  const bool mma_ok = !caps.hip && caps.cc_major >= 8 && t != DType::F32 && p.head_dim == p.head_dim_v;
   if (force == FwdPath::Mma && !mma_ok) {
-    return fail(std::string("the tensor-core backward needs CUDA sm_80+, bf16 or f16, and equal q/v head dims of at "
-                            "most ") + std::to_string(kBwdMmaMaxHeadDim) + (caps.hip ? " (this is HIP)" : ""), false);
+    return fail(std::string("the tensor-core backward needs CUDA sm_80+, bf16 or f16, and equal q/v head dims") +
+                    (caps.hip ? " (this is HIP)" : ""), false);
   }
   plan.path = mma_ok && force != FwdPath::Simt ? FwdPath::Mma : FwdPath::Simt;
   if (plan.path == FwdPath::Mma) {
@@ -107,7 +106,7 @@ inline BwdPlan plan_backward(const AttentionParams& p, const DeviceCaps& caps, F
     plan.bucket = d;
     plan.dq_smem = bwd_mma_dq_smem_bytes(d);
     plan.dkv_smem = bwd_mma_dkv_smem_bytes(d, p.fused_bwd != 0);
-    plan.dq_rows = kBwdMmaDqRows;
+    plan.dq_rows = kBwdMmaDqRows;  // (the dk/dv pass of d > 128 is two kernels over the same tiles)
     plan.dkv_keys = kBwdMmaDkvKeys;
   } else {
     const int b = simt_bucket(std::max(p.head_dim, p.head_dim_v));

@@ -52,8 +52,6 @@ __device__ __forceinline__ void store1(void* base, int64_t index, float v) {
   }
 }
 
-__device__ __forceinline__ float pos_inf() { return __int_as_float(0x7f800000); }
-
 // Rows [0, rows) of width `width` (row r at base + r * stride) into shared rows of LD floats;
 // up to tile_rows rows and B columns are written, zeros where there is no data.
 template <class T, int B, int LD>
@@ -140,13 +138,12 @@ __global__ void __launch_bounds__(kThreads) bwd_dq_simt_kernel(const BwdKernelPa
   float* sdS = sKV + N * LD;
   float* sLse = sdS + M * LDS;
   float* sDi = sLse + M;
-  __shared__ int s_seg_lo, s_seg_hi;
 
   const int tid = static_cast<int>(threadIdx.x);
   const int rg = tid / CG, cg = tid - (tid / CG) * CG;
   const unsigned heads = static_cast<unsigned>(p.heads);
   const int h = static_cast<int>(blockIdx.x % heads);
-  const int tile = static_cast<int>(blockIdx.x / heads);
+  const int tile = __ldg(p.work + blockIdx.x / heads);  // launch order: heaviest schedule rows first
   const int b = static_cast<int>(blockIdx.y) + p.batch_offset;
   const int qb = tile / bp.tiles_per_block;
   const int sub = tile - qb * bp.tiles_per_block;
@@ -178,22 +175,8 @@ __global__ void __launch_bounds__(kThreads) bwd_dq_simt_kernel(const BwdKernelPa
     seg_row[i] = INT_MAX;
   }
   if (walk.has_seg) {
-    if (tid == 0) {
-      s_seg_lo = INT_MAX;
-      s_seg_hi = INT_MIN;
-    }
-    __syncthreads();
-    int lo = INT_MAX, hi = INT_MIN;
-    for (int r = tid; r < rows; r += kThreads) {
-      const int sg = __ldg(p.seg_q + static_cast<int64_t>(b) * p.q_seq + q_begin + r);
-      lo = min(lo, sg);
-      hi = max(hi, sg);
-    }
-    atomicMin(&s_seg_lo, lo);
-    atomicMax(&s_seg_hi, hi);
-    __syncthreads();
-    walk.q_seg_lo = s_seg_lo;
-    walk.q_seg_hi = s_seg_hi;
+    cta_segment_range(p.seg_q + static_cast<int64_t>(b) * p.q_seq + q_begin, rows,
+                      tid, kThreads, &walk.q_seg_lo, &walk.q_seg_hi);
 #pragma unroll
     for (int i = 0; i < RPT; ++i) {
       if (rg * RPT + i < rows) seg_row[i] = __ldg(p.seg_q + static_cast<int64_t>(b) * p.q_seq + qrow[i]);
@@ -311,13 +294,12 @@ __global__ void __launch_bounds__(kThreads) bwd_dkv_simt_kernel(const BwdKernelP
   float* sdS = sP + M * LDS;
   float* sLse = sdS + M * LDS;
   float* sDi = sLse + M;
-  __shared__ int s_seg_lo, s_seg_hi;
 
   const int tid = static_cast<int>(threadIdx.x);
   const int rg = tid / CG, cg = tid - (tid / CG) * CG;
   const unsigned kv_heads = static_cast<unsigned>(bp.kv_heads);
   const int kvh = static_cast<int>(blockIdx.x % kv_heads);
-  const int tile = static_cast<int>(blockIdx.x / kv_heads);
+  const int tile = __ldg(p.work + blockIdx.x / kv_heads);  // launch order: heaviest schedule rows first
   const int b = static_cast<int>(blockIdx.y) + p.batch_offset;
   const int kb = tile / bp.tiles_per_block;
   const int sub = tile - kb * bp.tiles_per_block;
@@ -333,22 +315,8 @@ __global__ void __launch_bounds__(kThreads) bwd_dkv_simt_kernel(const BwdKernelP
   // Segment range of the CTA's keys.
   int kv_seg_lo = 0, kv_seg_hi = 0;
   if (has_seg) {
-    if (tid == 0) {
-      s_seg_lo = INT_MAX;
-      s_seg_hi = INT_MIN;
-    }
-    __syncthreads();
-    int lo = INT_MAX, hi = INT_MIN;
-    for (int c = tid; c < len; c += kThreads) {
-      const int sg = __ldg(p.seg_kv + static_cast<int64_t>(b) * p.kv_seq + kv_begin + c);
-      lo = min(lo, sg);
-      hi = max(hi, sg);
-    }
-    atomicMin(&s_seg_lo, lo);
-    atomicMax(&s_seg_hi, hi);
-    __syncthreads();
-    kv_seg_lo = s_seg_lo;
-    kv_seg_hi = s_seg_hi;
+    cta_segment_range(p.seg_kv + static_cast<int64_t>(b) * p.kv_seq + kv_begin, len,
+                      tid, kThreads, &kv_seg_lo, &kv_seg_hi);
   }
 
   load_rows<T, B, LD>(sK, p.k, b * p.k_batch_stride + kvh * p.k_head_stride + kv_begin * p.k_seq_stride,

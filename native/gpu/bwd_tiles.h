@@ -28,26 +28,28 @@ SPLASH_HOST_DEVICE constexpr int64_t bwd_dkv_smem_bytes(int b) {
               2 * static_cast<int64_t>(bwd_dkv_rows(b)) * (bwd_dkv_keys(b) + 1) + 2 * bwd_dkv_rows(b));
 }
 
-// Tensor-core backward (bwd_mma_sm80.cuh: bf16 / f16 on CUDA sm_80+, q/k head dim == v head dim, head
-// dims 32, 64, 96, 128; larger head dims stay on the SIMT kernels, whose accumulators fit there).
+// Tensor-core backward (bwd_mma_sm80.cuh: bf16 / f16 on CUDA sm_80+, q/k head dim == v head dim).
 // 128 threads = 4 warps, 16 rows (dq pass: query rows; dk/dv pass: keys) per warp.
 //
-//   dq pass:   a CTA owns 64 query rows, streams K/V tiles of 64 keys (double-buffered), each in
-//              inner steps of bwd_mma_dq_step(d) keys;
+//   dq pass:   a CTA owns 64 query rows, streams K/V tiles of bwd_mma_dq_keys(d) keys
+//              (double-buffered), each in inner steps of bwd_mma_dq_step(d) keys;
 //   dkv pass:  a CTA owns 64 keys, streams Q/dO tiles of bwd_mma_dkv_rows(d) query rows
 //              (double-buffered); the fused pass adds a [64 keys, rows] tile of dS^T for dQ = dS K.
-constexpr int kBwdMmaMaxHeadDim = 128;
+//              Above d = 128 the dk and dv accumulators do not fit the registers together, so the
+//              pass runs as two kernels over the same tiles: dV, then dK (and the fused dQ).
 constexpr int kBwdMmaDqRows = 64;
-constexpr int kBwdMmaDqKeys = 64;
 constexpr int kBwdMmaDkvKeys = 64;
-SPLASH_HOST_DEVICE constexpr int bwd_mma_dq_step(int d) { return d <= 64 ? 64 : 32; }
-SPLASH_HOST_DEVICE constexpr int bwd_mma_dkv_rows(int d) { return d <= 64 ? 64 : 32; }
+SPLASH_HOST_DEVICE constexpr int bwd_mma_dq_keys(int d) { return d <= 128 ? 64 : 16; }
+SPLASH_HOST_DEVICE constexpr int bwd_mma_dq_step(int d) { return d <= 64 ? 64 : d <= 128 ? 32 : 16; }
+SPLASH_HOST_DEVICE constexpr int bwd_mma_dkv_rows(int d) { return d <= 64 ? 64 : d <= 128 ? 32 : 16; }
+SPLASH_HOST_DEVICE constexpr bool bwd_mma_dkv_in_two(int d) { return d > 128; }
 
 // Q, dO and two K / V buffers, 16-bit.
 SPLASH_HOST_DEVICE constexpr int64_t bwd_mma_dq_smem_bytes(int d) {
-  return 2LL * mma_row_stride(d) * (2 * kBwdMmaDqRows + 4 * kBwdMmaDqKeys);
+  return 2LL * mma_row_stride(d) * (2 * kBwdMmaDqRows + 4 * bwd_mma_dq_keys(d));
 }
 // K, V and two Q / dO buffers (16-bit); fused: the dS^T tile (16-bit); then lse and di, two buffers.
+// At most 99 KiB (sm_86/89's opt-in limit) for every head dim, split or fused.
 SPLASH_HOST_DEVICE constexpr int64_t bwd_mma_dkv_smem_bytes(int d, bool fused) {
   return 2LL * mma_row_stride(d) * (2 * kBwdMmaDkvKeys + 4 * bwd_mma_dkv_rows(d)) +
          (fused ? 2LL * kBwdMmaDkvKeys * mma_row_stride(bwd_mma_dkv_rows(d)) : 0) + 4LL * 4 * bwd_mma_dkv_rows(d);

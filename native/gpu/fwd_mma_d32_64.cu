@@ -1,16 +1,16 @@
 // Tensor-core forward kernel instantiations for head dims 32 and 64, bf16 and f16 (CUDA sm_80+; the
-// device code is empty for older targets, and HIP builds compile only the stub); see fwd_mma_sm80.cuh.
+// device code is empty for older targets); see fwd_mma_sm80.cuh.
 #include "kernels.h"
 
+// HIP builds take mma_hip_stubs.cu instead.
 #ifndef SPLASH_GPU_HIP
+
 #include "fwd_mma_sm80.cuh"
-#endif
 
 namespace splash {
 namespace gpu {
 
 gpuError_t launch_fwd_mma_small(DType dtype, int head_dim, const FwdKernelParams& p, dim3 grid, gpuStream_t stream) {
-#ifndef SPLASH_GPU_HIP
   const bool bf16 = dtype == DType::BF16;
   if (dtype != DType::BF16 && dtype != DType::F16) return gpuErrorInvalidValue;
   switch (head_dim) {
@@ -18,15 +18,9 @@ gpuError_t launch_fwd_mma_small(DType dtype, int head_dim, const FwdKernelParams
     case 64: return bf16 ? launch_fwd_mma_t<BF16, 64>(p, grid, stream) : launch_fwd_mma_t<F16, 64>(p, grid, stream);
     default: return gpuErrorInvalidValue;
   }
-#else
-  (void)dtype;
-  (void)head_dim;
-  (void)p;
-  (void)grid;
-  (void)stream;
-  return gpuErrorInvalidValue;
-#endif
 }
 
 }  // namespace gpu
 }  // namespace splash
+
+#endif  // !SPLASH_GPU_HIP

@@ -44,7 +44,6 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
   uint16_t* sQ = reinterpret_cast<uint16_t*>(mma_smem);
   uint16_t* sK = sQ + M * LDS;       // two buffers of N rows
   uint16_t* sV = sK + 2 * N * LDS;
-  __shared__ int s_seg_lo, s_seg_hi;
 
   const int tid = static_cast<int>(threadIdx.x);
   const int warp = tid >> 5;
@@ -83,22 +82,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
   walk.has_seg = p.seg_q != nullptr;
   walk.q_seg_lo = walk.q_seg_hi = 0;
   if (walk.has_seg) {
-    if (tid == 0) {
-      s_seg_lo = INT_MAX;
-      s_seg_hi = INT_MIN;
-    }
-    __syncthreads();
-    int lo = INT_MAX, hi = INT_MIN;
-    for (int r = tid; r < rows; r += kMmaThreads) {
-      const int sg = __ldg(p.seg_q + static_cast<int64_t>(b) * p.q_seq + q_begin + r);
-      lo = min(lo, sg);
-      hi = max(hi, sg);
-    }
-    atomicMin(&s_seg_lo, lo);
-    atomicMax(&s_seg_hi, hi);
-    __syncthreads();
-    walk.q_seg_lo = s_seg_lo;
-    walk.q_seg_hi = s_seg_hi;
+    cta_segment_range(p.seg_q + static_cast<int64_t>(b) * p.q_seq + q_begin, rows,
+                      tid, kMmaThreads, &walk.q_seg_lo, &walk.q_seg_hi);
   }
 
   // ---- state --------------------------------------------------------------------------------------

@@ -62,7 +62,6 @@ __global__ void __launch_bounds__(kSimtThreads) fwd_simt_kernel(const FwdKernelP
   float* sQ = reinterpret_cast<float*>(simt_smem);
   float* sKV = sQ + M * LD;
   float* sP = sKV + N * LD;
-  __shared__ int s_seg_lo, s_seg_hi;
 
   const int tid = static_cast<int>(threadIdx.x);
   const int rg = tid >> 3;
@@ -111,22 +110,7 @@ __global__ void __launch_bounds__(kSimtThreads) fwd_simt_kernel(const FwdKernelP
   }
   const int64_t seg_q_base = static_cast<int64_t>(b) * p.q_seq;
   if (walk.has_seg) {
-    if (tid == 0) {
-      s_seg_lo = INT_MAX;
-      s_seg_hi = INT_MIN;
-    }
-    __syncthreads();
-    int lo = INT_MAX, hi = INT_MIN;
-    for (int r = tid; r < rows; r += kSimtThreads) {
-      const int s = __ldg(p.seg_q + seg_q_base + q_begin + r);
-      lo = min(lo, s);
-      hi = max(hi, s);
-    }
-    atomicMin(&s_seg_lo, lo);
-    atomicMax(&s_seg_hi, hi);
-    __syncthreads();
-    walk.q_seg_lo = s_seg_lo;
-    walk.q_seg_hi = s_seg_hi;
+    cta_segment_range(p.seg_q + seg_q_base + q_begin, rows, tid, kSimtThreads, &walk.q_seg_lo, &walk.q_seg_hi);
 #pragma unroll
     for (int i = 0; i < RPT; ++i) {
       if (rg * RPT + i < rows) seg_row[i] = __ldg(p.seg_q + seg_q_base + qrow[i]);

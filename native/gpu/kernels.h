@@ -16,7 +16,8 @@ gpuError_t launch_fwd_simt_f32(int bucket, const FwdKernelParams& p, dim3 grid, 
 gpuError_t launch_fwd_simt_bf16(int bucket, const FwdKernelParams& p, dim3 grid, gpuStream_t stream);
 gpuError_t launch_fwd_simt_f16(int bucket, const FwdKernelParams& p, dim3 grid, gpuStream_t stream);
 
-// fwd_mma_d{32_64,96_128,192_256}.cu (CUDA only; HIP builds answer gpuErrorInvalidValue): bf16 or f16.
+// fwd_mma_d{32_64,96_128,192_256}.cu (CUDA only; on HIP mma_hip_stubs.cu answers gpuErrorInvalidValue):
+// bf16 or f16.
 gpuError_t launch_fwd_mma_small(DType dtype, int head_dim, const FwdKernelParams& p, dim3 grid, gpuStream_t stream);
 gpuError_t launch_fwd_mma_medium(DType dtype, int head_dim, const FwdKernelParams& p, dim3 grid, gpuStream_t stream);
 gpuError_t launch_fwd_mma_large(DType dtype, int head_dim, const FwdKernelParams& p, dim3 grid, gpuStream_t stream);
@@ -26,12 +27,14 @@ gpuError_t launch_bwd_simt_f32(BwdStep step, int bucket, const BwdKernelParams& 
 gpuError_t launch_bwd_simt_bf16(BwdStep step, int bucket, const BwdKernelParams& p, dim3 grid, gpuStream_t stream);
 gpuError_t launch_bwd_simt_f16(BwdStep step, int bucket, const BwdKernelParams& p, dim3 grid, gpuStream_t stream);
 
-// bwd_mma_d{32_64,96_128}.cu (CUDA only; HIP builds answer gpuErrorInvalidValue): the dq, dk/dv or
-// fused step of the tensor-core backward, bf16 or f16.
+// bwd_mma_d{32_64,96_128,192_256}.cu (CUDA only; on HIP mma_hip_stubs.cu answers gpuErrorInvalidValue): the
+// dq, dk/dv or fused step of the tensor-core backward, bf16 or f16.
 gpuError_t launch_bwd_mma_small(DType dtype, int head_dim, BwdStep step, const BwdKernelParams& p, dim3 grid,
                                 gpuStream_t stream);
 gpuError_t launch_bwd_mma_medium(DType dtype, int head_dim, BwdStep step, const BwdKernelParams& p, dim3 grid,
                                  gpuStream_t stream);
+gpuError_t launch_bwd_mma_large(DType dtype, int head_dim, BwdStep step, const BwdKernelParams& p, dim3 grid,
+                                gpuStream_t stream);
 
 }  // namespace gpu
 }  // namespace splash

@@ -116,14 +116,16 @@ class DeviceScheduleImpl final : public DeviceSchedule {
   const ScheduleView& view() const override { return view_; }
   size_t device_bytes() const override { return bytes_; }
 
-  // The device copy of work_order(...) for these tile parameters, made on first request.
-  Status work(int64_t q_seq, int tile_m, int64_t tiles_per_qblock, const int32_t** ptr, int32_t* count) {
+  // The device copy of work_order(...) for these tile parameters, made on first request. `seq` is the
+  // length the schedule's rows cut: q_seq, or kv_seq for a dkv schedule (rows are kv-blocks).
+  Status work(int64_t seq, int tile_m, int64_t tiles_per_block, const int32_t** ptr, int32_t* count) {
     std::lock_guard<std::mutex> lock(mutex_);
-    const auto key = std::make_tuple(q_seq, tile_m, tiles_per_qblock);
+    const auto key = std::make_tuple(seq, tile_m, tiles_per_block);
     auto it = work_.find(key);
     if (it == work_.end()) {
       const std::vector<int32_t> order = work_order(row_ptr_.data(), view_.num_schedules, view_.rows_per_schedule,
-                                                    view_.block_q, q_seq, tile_m, tiles_per_qblock);
+                                                    view_.is_dkv ? view_.block_kv : view_.block_q, seq, tile_m,
+                                                    tiles_per_block);
       void* d = nullptr;
       Status s = device_alloc(device_, order.size() * sizeof(int32_t), &d);
       if (!s.ok()) return s;
@@ -184,8 +186,9 @@ gpuError_t launch_bwd(const BwdPlan& plan, DType dtype, int head_dim, BwdStep st
                       gpuStream_t stream) {
   const bool simt_step = step == BwdStep::kDi || step == BwdStep::kCast;  // dtype-generic helpers
   if (plan.path == FwdPath::Mma && !simt_step) {
-    return head_dim <= 64 ? launch_bwd_mma_small(dtype, head_dim, step, bp, grid, stream)
-                          : launch_bwd_mma_medium(dtype, head_dim, step, bp, grid, stream);
+    if (head_dim <= 64) return launch_bwd_mma_small(dtype, head_dim, step, bp, grid, stream);
+    if (head_dim <= 128) return launch_bwd_mma_medium(dtype, head_dim, step, bp, grid, stream);
+    return launch_bwd_mma_large(dtype, head_dim, step, bp, grid, stream);
   }
   switch (dtype) {
     case DType::F32: return launch_bwd_simt_f32(step, plan.bucket, bp, grid, stream);
@@ -434,6 +437,19 @@ Status backward(const AttentionParams& p_in, const DeviceSchedule* dq_schedule, 
   const BwdPlan plan = plan_backward(p, st->caps, want);
   if (!plan.error.empty()) return plan.range_error ? Status::Range(plan.error) : Status::Error(plan.error);
 
+  // Launch orders (heaviest schedule rows first) of the dq and the dk/dv (or fused) pass.
+  const int32_t* dq_work = nullptr;
+  const int32_t* dkv_work = nullptr;
+  int32_t n_dq_work = 0, n_dkv_work = 0;
+  // Every DeviceSchedule is made by upload_schedule above.
+  s = const_cast<DeviceScheduleImpl&>(static_cast<const DeviceScheduleImpl&>(dkv_schedule))
+          .work(p.kv_seq, plan.dkv_keys, plan.dkv_tiles_per_block, &dkv_work, &n_dkv_work);
+  if (s.ok() && !fused) {
+    s = const_cast<DeviceScheduleImpl*>(static_cast<const DeviceScheduleImpl*>(dq_schedule))
+            ->work(p.q_seq, plan.dq_rows, plan.dq_tiles_per_block, &dq_work, &n_dq_work);
+  }
+  if (!s.ok()) return s;
+
   // Temporaries in one allocation: di, the fused dq buffer, segment ids and their block ranges.
   const bool seg = p.segment_ids_q != nullptr && p.segment_ids_kv != nullptr;
   const size_t n_di = static_cast<size_t>(p.batch * p.heads * p.q_seq);
@@ -477,10 +493,14 @@ Status backward(const AttentionParams& p_in, const DeviceSchedule* dq_schedule, 
   };
   BwdKernelParams dkv_bp = make_bwd_kernel_params(p, plan, p.dkv_sched, true);
   fill(&dkv_bp);
+  dkv_bp.s.work = dkv_work;
+  dkv_bp.s.num_work = n_dkv_work;
   BwdKernelParams dq_bp{};
   if (!fused) {
     dq_bp = make_bwd_kernel_params(p, plan, p.dq_sched, false);
     fill(&dq_bp);
+    dq_bp.s.work = dq_work;
+    dq_bp.s.num_work = n_dq_work;
   }
 
   gpuEvent_t start = nullptr, stop = nullptr;
@@ -511,11 +531,11 @@ Status backward(const AttentionParams& p_in, const DeviceSchedule* dq_schedule, 
   for (int64_t b0 = 0; b0 < p.batch; b0 += chunk) {
     run(BwdStep::kDi, dkv_bp, plan.di_grid_x, b0, "LaunchKernel(splash backward di)");
     if (fused) {
-      run(BwdStep::kFused, dkv_bp, plan.dkv_grid_x, b0, "LaunchKernel(splash backward fused)");
+      run(BwdStep::kFused, dkv_bp, n_dkv_work * p.kv_heads, b0, "LaunchKernel(splash backward fused)");
       run(BwdStep::kCast, dkv_bp, plan.cast_grid_x, b0, "LaunchKernel(splash backward dq cast)");
     } else {
-      run(BwdStep::kDq, dq_bp, plan.dq_grid_x, b0, "LaunchKernel(splash backward dq)");
-      run(BwdStep::kDkv, dkv_bp, plan.dkv_grid_x, b0, "LaunchKernel(splash backward dk/dv)");
+      run(BwdStep::kDq, dq_bp, n_dq_work * p.heads, b0, "LaunchKernel(splash backward dq)");
+      run(BwdStep::kDkv, dkv_bp, n_dkv_work * p.kv_heads, b0, "LaunchKernel(splash backward dk/dv)");
     }
   }
   if (time_kernel) (void)gpuEventRecord(stop, st->stream);

@@ -129,6 +129,29 @@ __device__ __forceinline__ uint64_t segment_bits(const int (&seg_row)[R], const 
   return bits;
 }
 
+// [min, max] of the segment ids ids[0, count) over the whole CTA of `threads` threads (count >= 1). Every
+// thread of the CTA calls it, once per kernel: it holds two barriers around one shared pair.
+__device__ __forceinline__ void cta_segment_range(const int32_t* ids, int count, int tid, int threads, int* lo_out,
+                                                  int* hi_out) {
+  __shared__ int s_lo, s_hi;
+  if (tid == 0) {
+    s_lo = INT_MAX;
+    s_hi = INT_MIN;
+  }
+  __syncthreads();
+  int lo = INT_MAX, hi = INT_MIN;
+  for (int i = tid; i < count; i += threads) {
+    const int s = __ldg(ids + i);
+    lo = min(lo, s);
+    hi = max(hi, s);
+  }
+  atomicMin(&s_lo, lo);
+  atomicMax(&s_hi, hi);
+  __syncthreads();
+  *lo_out = s_lo;
+  *hi_out = s_hi;
+}
+
 // One K/V tile of the walk over a q tile's schedule row.
 struct KvTile {
   int e;          // schedule entry (index into col_idx / col_kind / col_mask_ref); e == e_end: done

@@ -30,7 +30,7 @@ __device__ __forceinline__ int smem_offset(int row, int chunk) {
   if constexpr (D % 64 == 0) {
     return row * D + ((chunk ^ (row & 7)) << 3);
   } else {
-    return row * (D + 8) + (chunk << 3);
+    return row * mma_row_stride(D) + (chunk << 3);
   }
 }
 

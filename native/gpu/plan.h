@@ -73,7 +73,9 @@ SPLASH_HOST_DEVICE constexpr int mma_tile_n(int d) { return d <= 64 ? 128 : d <=
 SPLASH_HOST_DEVICE constexpr int mma_step_n(int d) { return d <= 64 ? 64 : 32; }
 // Rows of d halves; d a multiple of 64 uses an XOR swizzle of 16-byte chunks, other d pad each row
 // by one chunk. Q tile [M][d], two K tiles [N][d], one V tile [N][d].
-SPLASH_HOST_DEVICE constexpr int mma_row_stride(int d) { return d % 64 == 0 ? d : d + 8; }
+// (A 16-wide tile, 32-byte rows, is only the fused backward's dS^T at head dim > 128, which cannot
+// spare the padding's shared memory on sm_86/89; its ldmatrix reads take 2-way bank conflicts.)
+SPLASH_HOST_DEVICE constexpr int mma_row_stride(int d) { return d % 64 == 0 || d == 16 ? d : d + 8; }
 SPLASH_HOST_DEVICE constexpr int64_t mma_smem_bytes(int d) {
   return 2LL * mma_row_stride(d) * (mma_tile_m(d) + 3 * mma_tile_n(d));
 }

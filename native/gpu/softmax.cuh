@@ -1,4 +1,4 @@
-// Online softmax in the exp2 domain, shared by the forward kernels.
+// Online softmax in the exp2 domain, shared by the forward kernels (the backward kernels use its constants).
 //
 // Scores stay raw logits (no 1/sqrt(d): callers scale q). A row keeps its running max m (raw), the
 // running sum l of exp(s - m) and the output accumulator; each new tile rescales both by
@@ -22,6 +22,7 @@ namespace gpu {
 constexpr float kLog2e = 1.4426950408889634f;
 
 __device__ __forceinline__ float neg_inf() { return __int_as_float(static_cast<int>(0xff800000u)); }
+__device__ __forceinline__ float pos_inf() { return __int_as_float(0x7f800000); }
 
 // m * log2e, or 0 where that is -inf.
 __device__ __forceinline__ float exp2_offset(float m) {

@@ -150,16 +150,26 @@ void run_bwd_simt_step(g::BwdStep step, int bucket, const g::BwdKernelParams& bp
   }
 }
 
+// One tensor-core step as launch_bwd_mma_t launches it; `part` picks the launch of a two-kernel dk/dv
+// pass (0: dV, 1: dK and the fused dQ).
 template <class T, int D>
-void run_bwd_mma_d(g::BwdStep step, const g::BwdKernelParams& bp) {
-  if (step == g::BwdStep::kDq) g::mma::bwd_dq_mma_kernel<T, D>(bp);
-  else if (step == g::BwdStep::kDkv) g::mma::bwd_dkv_mma_kernel<T, D, false>(bp);
-  else g::mma::bwd_dkv_mma_kernel<T, D, true>(bp);
+void run_bwd_mma_d(g::BwdStep step, int part, const g::BwdKernelParams& bp) {
+  const bool fused = step == g::BwdStep::kFused;
+  if (step == g::BwdStep::kDq) {
+    g::mma::bwd_dq_mma_kernel<T, D>(bp);
+  } else if constexpr (g::bwd_mma_dkv_in_two(D)) {
+    if (part == 0) g::mma::bwd_dkv_mma_kernel<T, D, false, true, false>(bp);
+    else if (fused) g::mma::bwd_dkv_mma_kernel<T, D, true, false, true>(bp);
+    else g::mma::bwd_dkv_mma_kernel<T, D, false, false, true>(bp);
+  } else {
+    if (fused) g::mma::bwd_dkv_mma_kernel<T, D, true>(bp);
+    else g::mma::bwd_dkv_mma_kernel<T, D, false>(bp);
+  }
 }
 
 // One backward step as launch.cu's launch_bwd dispatches it (di and the dq cast are SIMT either way).
 template <class T>
-void run_bwd_step(const g::BwdPlan& plan, g::BwdStep step, const g::BwdKernelParams& bp) {
+void run_bwd_step(const g::BwdPlan& plan, g::BwdStep step, int part, const g::BwdKernelParams& bp) {
   if (plan.path == g::FwdPath::Simt || step == g::BwdStep::kDi || step == g::BwdStep::kCast) {
     run_bwd_simt_step<T>(step, plan.bucket, bp);
     return;
@@ -168,10 +178,12 @@ void run_bwd_step(const g::BwdPlan& plan, g::BwdStep step, const g::BwdKernelPar
     throw std::runtime_error("no tensor-core backward for f32");
   } else {
     switch (plan.bucket) {
-      case 32: run_bwd_mma_d<T, 32>(step, bp); break;
-      case 64: run_bwd_mma_d<T, 64>(step, bp); break;
-      case 96: run_bwd_mma_d<T, 96>(step, bp); break;
-      default: run_bwd_mma_d<T, 128>(step, bp); break;
+      case 32: run_bwd_mma_d<T, 32>(step, part, bp); break;
+      case 64: run_bwd_mma_d<T, 64>(step, part, bp); break;
+      case 96: run_bwd_mma_d<T, 96>(step, part, bp); break;
+      case 128: run_bwd_mma_d<T, 128>(step, part, bp); break;
+      case 192: run_bwd_mma_d<T, 192>(step, part, bp); break;
+      default: run_bwd_mma_d<T, 256>(step, part, bp); break;
     }
   }
 }
@@ -228,8 +240,18 @@ std::string emulate_backward(const Case& c, const Inputs& in, const BwdInputs& b
   std::vector<float> di(static_cast<size_t>(c.batch * c.heads * c.q_seq), std::numeric_limits<float>::quiet_NaN());
   std::vector<float> dq_acc(fused ? static_cast<size_t>(c.batch * c.heads * c.q_seq * c.d) : 0, 0.f);
   std::vector<int32_t> kv_ranges, q_ranges;
+  // Launch orders as launch.cu makes them: work_order over each pass's schedule rows.
+  const std::vector<int32_t> dq_work =
+      fused ? std::vector<int32_t>()
+            : g::work_order(p.dq_sched.row_ptr, p.dq_sched.num_schedules, p.dq_sched.rows_per_schedule,
+                            p.dq_sched.block_q, c.q_seq, plan.dq_rows, plan.dq_tiles_per_block);
+  const std::vector<int32_t> dkv_work =
+      g::work_order(p.dkv_sched.row_ptr, p.dkv_sched.num_schedules, p.dkv_sched.rows_per_schedule,
+                    p.dkv_sched.block_kv, c.kv_seq, plan.dkv_keys, plan.dkv_tiles_per_block);
   auto params = [&](const ScheduleView& sv, bool dkv_pass) {
     g::BwdKernelParams bp = g::make_bwd_kernel_params(p, plan, sv, dkv_pass);
+    bp.s.work = dkv_pass ? dkv_work.data() : dq_work.data();
+    bp.s.num_work = static_cast<int32_t>(dkv_pass ? dkv_work.size() : dq_work.size());
     bp.di = di.data();
     bp.dq_acc = fused ? dq_acc.data() : nullptr;
     if (!in.seg_q.empty()) {
@@ -247,21 +269,28 @@ std::string emulate_backward(const Case& c, const Inputs& in, const BwdInputs& b
   };
   auto run = [&](g::BwdStep step, const g::BwdKernelParams& bp, int64_t grid_x, size_t smem) {
     const int threads = g::bwd::kThreads;  // == kMmaThreads
-    g::emu::launch(dim3(static_cast<unsigned>(grid_x), static_cast<unsigned>(c.batch), 1), threads, smem, [&]() {
-      if (c.dtype == DType::F32) run_bwd_step<g::F32>(plan, step, bp);
-      else if (c.dtype == DType::BF16) run_bwd_step<g::BF16>(plan, step, bp);
-      else run_bwd_step<g::F16>(plan, step, bp);
-    });
+    const bool two = plan.path == g::FwdPath::Mma && g::bwd_mma_dkv_in_two(plan.bucket) &&
+                     (step == g::BwdStep::kDkv || step == g::BwdStep::kFused);
+    for (int part = 0; part < (two ? 2 : 1); ++part) {
+      g::emu::launch(dim3(static_cast<unsigned>(grid_x), static_cast<unsigned>(c.batch), 1), threads, smem, [&]() {
+        if (c.dtype == DType::F32) run_bwd_step<g::F32>(plan, step, part, bp);
+        else if (c.dtype == DType::BF16) run_bwd_step<g::BF16>(plan, step, part, bp);
+        else run_bwd_step<g::F16>(plan, step, part, bp);
+      });
+    }
   };
   try {
     const g::BwdKernelParams dkv_bp = params(p.dkv_sched, true);
     run(g::BwdStep::kDi, dkv_bp, plan.di_grid_x, 0);
     if (fused) {
-      run(g::BwdStep::kFused, dkv_bp, plan.dkv_grid_x, static_cast<size_t>(plan.dkv_smem));
+      run(g::BwdStep::kFused, dkv_bp, static_cast<int64_t>(dkv_work.size()) * c.kv_heads,
+          static_cast<size_t>(plan.dkv_smem));
       run(g::BwdStep::kCast, dkv_bp, plan.cast_grid_x, 0);
     } else {
-      run(g::BwdStep::kDq, params(p.dq_sched, false), plan.dq_grid_x, static_cast<size_t>(plan.dq_smem));
-      run(g::BwdStep::kDkv, dkv_bp, plan.dkv_grid_x, static_cast<size_t>(plan.dkv_smem));
+      run(g::BwdStep::kDq, params(p.dq_sched, false), static_cast<int64_t>(dq_work.size()) * c.heads,
+          static_cast<size_t>(plan.dq_smem));
+      run(g::BwdStep::kDkv, dkv_bp, static_cast<int64_t>(dkv_work.size()) * c.kv_heads,
+          static_cast<size_t>(plan.dkv_smem));
     }
   } catch (const std::exception& e) {
     return e.what();
@@ -366,8 +395,22 @@ std::vector<Case> bwd_grid(bool quick) {
   c.heads = 2;
   c.kv_heads = 1;
   v.push_back(c);
+  c = make_case("d256 cap gqa", DType::BF16, 256, 90, local_mask(40, 0));  // Gemma-like: d 256, soft cap
+  c.soft_cap = 30.f;
+  c.heads = 2;
+  c.kv_heads = 1;
+  v.push_back(c);
+  c = one(make_case("d192 docs", DType::F16, 192, 100, causal_mask()));
+  c.docs = 3;
+  c.orphan_rows = true;
+  v.push_back(c);
   if (!quick) {
-    c = one(make_case("causal", DType::BF16, 256, 60, causal_mask()));
+    c = one(make_case("causal simt", DType::BF16, 256, 60, causal_mask()));
+    c.path = g::ForcePath::kSimt;
+    v.push_back(c);
+    c = one(make_case("d256 blocks", DType::F16, 256, 200, random_mask(200, 200, 0.5, 10)));
+    c.block_q = 64;
+    c.block_kv = 80;
     v.push_back(c);
     c = one(make_case("2 tiles/block", DType::BF16, 128, 300, local_mask(90, 30)));
     c.block_q = c.block_kv = 256;

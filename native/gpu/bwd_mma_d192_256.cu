@@ -1,0 +1,28 @@
+// Tensor-core backward kernel instantiations (dq, and dV then dK / fused dK + dQ) for head dims 192
+// and 256, bf16 and f16 (CUDA sm_80+; the device code is empty for older targets); see
+// bwd_mma_sm80.cuh.
+#include "kernels.h"
+
+// HIP builds take mma_hip_stubs.cu instead.
+#ifndef SPLASH_GPU_HIP
+
+#include "bwd_mma_sm80.cuh"
+
+namespace splash {
+namespace gpu {
+
+gpuError_t launch_bwd_mma_large(DType dtype, int head_dim, BwdStep step, const BwdKernelParams& p, dim3 grid,
+                                gpuStream_t stream) {
+  const bool bf16 = dtype == DType::BF16;
+  if (dtype != DType::BF16 && dtype != DType::F16) return gpuErrorInvalidValue;
+  switch (head_dim) {
+    case 192: return bf16 ? launch_bwd_mma_t<BF16, 192>(step, p, grid, stream) : launch_bwd_mma_t<F16, 192>(step, p, grid, stream);
+    case 256: return bf16 ? launch_bwd_mma_t<BF16, 256>(step, p, grid, stream) : launch_bwd_mma_t<F16, 256>(step, p, grid, stream);
+    default: return gpuErrorInvalidValue;
+  }
+}
+
+}  // namespace gpu
+}  // namespace splash
+
+#endif  // !SPLASH_GPU_HIP
