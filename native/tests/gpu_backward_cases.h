@@ -166,7 +166,8 @@ int run_bwd_bench(int device, FILE* json, bool* first_json) {
                               {"causal", causal_mask(), false},
                               {"local 1024", local_mask(1024, 0), false},
                               {"packed docs", causal_mask(), true}};
-  std::printf("\nbackward timing: bf16, B=1, H=%lld, S=%lld, D=%lld, blocks 128x128 (median of 5 after 1 warm-up)\n",
+  std::printf("\nbackward timing: bf16, B=1, H=%lld, S=%lld, D=%lld, blocks 128x128 (median of 20 after 2 warm-ups;"
+              " SIMT: of 3)\n",
               static_cast<long long>(H), static_cast<long long>(S), static_cast<long long>(D));
   std::printf("%-12s %-5s %10s %10s %10s %12s %10s %12s\n", "mask", "path", "fwd ms", "bwd ms", "fused ms", "fwd+bwd ms",
               "split/fused", "simt bwd ms");
@@ -187,7 +188,7 @@ int run_bwd_bench(int device, FILE* json, bool* first_json) {
       in.seg_kv = in.seg_q;
     }
     const HostSchedule s = build_schedule(c.masks, S, S, c.block_q, c.block_kv);
-    const GpuRun f = gpu_forward(c, in, s, device, 1, 5);
+    const GpuRun f = gpu_forward(c, in, s, device, 2, 20);
     if (!f.error.empty()) {
       std::printf("%-12s FAILED: %s\n", pr.name, f.error.c_str());
       ++failed;
@@ -201,8 +202,8 @@ int run_bwd_bench(int device, FILE* json, bool* first_json) {
     std::mt19937 rng(99);
     std::normal_distribution<float> n(0.f, 1.f);
     for (size_t i = 0; i < bi.dout.count; ++i) bi.dout.set(i, n(rng));
-    const GpuBwdRun split = gpu_backward(c, in, bi, s, false, device, 1, 5);
-    const GpuBwdRun fused = gpu_backward(c, in, bi, s, true, device, 1, 5);
+    const GpuBwdRun split = gpu_backward(c, in, bi, s, false, device, 2, 20);
+    const GpuBwdRun fused = gpu_backward(c, in, bi, s, true, device, 2, 20);
     Case simt_case = c;  // the SIMT split backward on the same problem, for the tensor cores' gain
     simt_case.path = gpu::ForcePath::kSimt;
     const GpuBwdRun simt = gpu_backward(simt_case, in, bi, s, false, device, 1, 3);
