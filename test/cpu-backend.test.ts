@@ -16,7 +16,6 @@ import type { CpuKernelAddon } from '../lib/backends/cpu';
 import {
   CausalMask,
   ChunkedCausalMask,
-  DenseMask,
   FullMask,
   LocalMask,
   MultiHeadMask,
@@ -33,6 +32,7 @@ import {
 } from '../lib/index';
 import { randomNormal, seededRandom } from '../lib/random';
 import { assertBitwise, assertClose, run, type Grads, type Problem, type Residuals } from './support/compare';
+import { assertEmptyRows, emptyRowsProblem, oneBlockCausalProblem } from './support/edge-cases';
 import { BATCHES, BLOCKS, DIMS, HEADS, SEQS, SOFT_CAPS, cycler, randTensor, randomMask } from './support/grid';
 
 const SMALL = process.env.SPLASH_TEST_SCALE === 'small';
@@ -460,57 +460,16 @@ describe('cpu backend', function () {
 
   describe('masking edge cases', () => {
     it('rows with no allowed key give out = 0, logsumexp = -Infinity and zero gradients', () => {
-      const sq = 160;
-      const skv = 144;
-      // Rows 10..29 of the mask are empty; segment ids empty rows 100..119 (a q segment absent from kv).
-      const data = randomMask(sq, skv, 0.3, 9).toDense();
-      data.fill(0, 10 * skv, 30 * skv);
-      const seg = { q: new Int32Array(sq), kv: new Int32Array(skv) };
-      seg.q.fill(5, 100, 120);
-      const p: Problem = {
-        q: randTensor([2, sq, 64], 21, 'float32', 1 / 8),
-        k: randTensor([2, skv, 64], 22, 'float32'),
-        v: randTensor([2, skv, 64], 23, 'float32'),
-        dout: randTensor([2, sq, 64], 24, 'float32'),
-        seg,
-        mask: new DenseMask(data, [sq, skv]),
-        mqa: false,
-      };
-      const empty = (i: number): boolean => (i >= 10 && i < 30) || (i >= 100 && i < 120);
+      const { p, sq, empty } = emptyRowsProblem();
       for (const fused of [false, true]) {
         const cpu = run(p, { backend: 'cpu', blockSizes: { blockQ: 64, blockKv: 64, useFusedBwdKernel: fused } });
-        const out = toFloat32(cpu.res.out);
-        const lse = toFloat32(cpu.res.logsumexp);
-        const dq = toFloat32(cpu.grads.dq);
-        for (let h = 0; h < 2; h++) {
-          for (let i = 0; i < sq; i++) {
-            const r = h * sq + i;
-            if (!empty(i)) {
-              assert.ok(Number.isFinite(lse[r]), `lse[${h}, ${i}] should be finite, got ${lse[r]}`);
-              continue;
-            }
-            assert.equal(lse[r], -Infinity, `lse[${h}, ${i}]`);
-            for (let t = 0; t < 64; t++) {
-              assert.equal(out[r * 64 + t], 0, `out[${h}, ${i}, ${t}]`);
-              assert.equal(dq[r * 64 + t], 0, `dq[${h}, ${i}, ${t}]`);
-            }
-          }
-        }
+        assertEmptyRows(cpu.res, cpu.grads, sq, empty);
       }
       checkAgainstReference(p, { blockSizes: { blockQ: 64, blockKv: 64 } }, 'float32');
     });
 
     it('a custom maskValue and soft cap match the reference when every block is visited', () => {
-      // One block covers the whole problem, so masked logits take maskValue everywhere, as in the reference.
-      const s = 96;
-      const p: Problem = {
-        q: randTensor([2, s, 32], 31, 'float32', 0.5),
-        k: randTensor([2, s, 32], 32, 'float32'),
-        v: randTensor([2, s, 32], 33, 'float32'),
-        dout: randTensor([2, s, 32], 34, 'float32'),
-        mask: new CausalMask([s, s]),
-        mqa: false,
-      };
+      const p = oneBlockCausalProblem();
       for (const fused of [false, true]) {
         checkAgainstReference(p, { maskValue: -3, attnLogitsSoftCap: 4, blockSizes: { blockQ: 128, blockKv: 128, blockKvCompute: 64, useFusedBwdKernel: fused } }, 'float32');
       }

@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import {
   CausalMask,
   ChunkedCausalMask,
-  DenseMask,
   FullMask,
   LocalMask,
   MultiHeadMask,
@@ -19,6 +18,7 @@ import {
 import { seededRandom } from '../lib/random';
 import { benchJs } from '../bench/js';
 import { assertBitwise, assertClose, kernelFor, relErr, run, type Problem } from './support/compare';
+import { assertEmptyRows, emptyRowsProblem, oneBlockCausalProblem } from './support/edge-cases';
 import { BATCHES, BLOCKS, DIMS, HEADS, SEQS, SOFT_CAPS, cycler, randTensor, randomMask } from './support/grid';
 
 type DT = 'float32' | 'bfloat16';
@@ -314,43 +314,11 @@ describe('js backend', function () {
 
   describe('masking edge cases', () => {
     it('rows with no allowed key give out = 0, logsumexp = -Infinity and zero gradients', () => {
-      const sq = 160;
-      const skv = 144;
-      // Rows 10..29 of the mask are empty; segment ids empty rows 100..119 (a q segment absent from kv).
-      const data = randomMask(sq, skv, 0.3, 9).toDense();
-      data.fill(0, 10 * skv, 30 * skv);
-      const seg = { q: new Int32Array(sq), kv: new Int32Array(skv) };
-      seg.q.fill(5, 100, 120);
-      const p: Problem = {
-        q: randTensor([2, sq, 64], 21, 'float32', 1 / 8),
-        k: randTensor([2, skv, 64], 22, 'float32'),
-        v: randTensor([2, skv, 64], 23, 'float32'),
-        dout: randTensor([2, sq, 64], 24, 'float32'),
-        seg,
-        mask: new DenseMask(data, [sq, skv]),
-        mqa: false,
-      };
-      const empty = (i: number): boolean => (i >= 10 && i < 30) || (i >= 100 && i < 120);
+      const { p, sq, empty } = emptyRowsProblem();
       for (const fused of [false, true]) {
         const js = run(p, { backend: 'js', blockSizes: { blockQ: 64, blockKv: 64, useFusedBwdKernel: fused } });
         const ref = run(p, { backend: 'reference' });
-        const out = toFloat32(js.res.out);
-        const lse = toFloat32(js.res.logsumexp);
-        const dq = toFloat32(js.grads.dq);
-        for (let h = 0; h < 2; h++) {
-          for (let i = 0; i < sq; i++) {
-            const r = h * sq + i;
-            if (!empty(i)) {
-              assert.ok(Number.isFinite(lse[r]), `lse[${h}, ${i}] should be finite, got ${lse[r]}`);
-              continue;
-            }
-            assert.equal(lse[r], -Infinity, `lse[${h}, ${i}]`);
-            for (let t = 0; t < 64; t++) {
-              assert.equal(out[r * 64 + t], 0, `out[${h}, ${i}, ${t}]`);
-              assert.equal(dq[r * 64 + t], 0, `dq[${h}, ${i}, ${t}]`);
-            }
-          }
-        }
+        assertEmptyRows(js.res, js.grads, sq, empty);
         // Everything else as in the reference (f32 tolerances as in the grid).
         assertClose(js.res.out, ref.res.out, 1e-5, 'out');
         assertClose(js.res.logsumexp, ref.res.logsumexp, 1e-5, 'logsumexp');
@@ -361,16 +329,7 @@ describe('js backend', function () {
     });
 
     it('a custom maskValue matches the reference when every block is visited', () => {
-      // One block covers the whole problem, so masked logits take maskValue everywhere, as in the reference.
-      const s = 96;
-      const p: Problem = {
-        q: randTensor([2, s, 32], 31, 'float32', 0.5),
-        k: randTensor([2, s, 32], 32, 'float32'),
-        v: randTensor([2, s, 32], 33, 'float32'),
-        dout: randTensor([2, s, 32], 34, 'float32'),
-        mask: new CausalMask([s, s]),
-        mqa: false,
-      };
+      const p = oneBlockCausalProblem();
       const opts = { maskValue: -3, attnLogitsSoftCap: 4 };
       const js = run(p, { ...opts, backend: 'js', blockSizes: { blockQ: 128, blockKv: 128, blockKvCompute: 64 } });
       const ref = run(p, { ...opts, backend: 'reference' });

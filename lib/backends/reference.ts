@@ -133,7 +133,7 @@ export function referenceBackward64(
   dout: Float64Array,
   opts: ReferenceOptions,
 ): Reference64Grads {
-  const { batch, heads, kvHeads, kvSeqLen: skv, headDim: d, headDimV: dvDim } = inp.shape;
+  const { batch, kvHeads, kvSeqLen: skv, headDim: d, headDimV: dvDim } = inp.shape;
   const dq = new Float64Array(inp.q.length);
   const dk = new Float64Array(batch * kvHeads * skv * d);
   const dv = new Float64Array(batch * kvHeads * skv * dvDim);
