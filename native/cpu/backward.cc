@@ -10,6 +10,10 @@
 // The dq pass works on transposed tiles (kv rows x q columns) like the forward, so K and V are read
 // in place and only Qᵀ / dOᵀ are packed per task; the dk/dv pass works on [q rows x kv columns] tiles
 // with Kᵀ / Vᵀ packed once per task and Q / dO read in place.
+//
+// With bf16 inputs on a CPU with avx512_bf16, the products of exact inputs, S = Q·Kᵀ and dP = dO·Vᵀ,
+// run on bf16 pairs (products of bf16 values are exact in f32, so only the summation order changes).
+// The products with P or dS stay f32: nothing computed here is rounded to bf16.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -43,6 +47,9 @@ struct Common {
   int64_t group;
   int64_t d_pad, dv_pad;
   const float* di;  // [batch, heads, q_seq]
+  bool bf16_scores;           // S on bf16 pairs: q and k are bf16 and the CPU has the dot products
+  bool bf16_dp;               // dP on bf16 pairs: dout and v are bf16 and likewise
+  int64_t d_words, dv_words;  // bf16 pairs per q / k row and per dout / v row
 };
 
 const int32_t* batch_segments(const int32_t* ids, int64_t b, int64_t seq) { return ids ? ids + b * seq : nullptr; }
@@ -92,31 +99,84 @@ std::vector<float> row_deltas(const AttentionParams& p, const TileOps& ops, int 
 // ---- dq pass (split backward) ---------------------------------------------------------------
 
 struct DqScratch {
-  float* qt;     // Qᵀ [head_dim][nq_pad]
-  float* dot;    // dOᵀ [head_dim_v][nq_pad]
-  float* lse;    // [nq_pad]
-  float* di;     // [nq_pad]
-  float* st;     // scores / probabilities [tile_kv][nq_pad]
-  float* dpt;    // dP, then dS [tile_kv][nq_pad]
-  uint8_t* mask; // [tile_kv][nq_pad]
-  float* k_tile; // [tile_kv][d_pad]
-  float* v_tile; // [tile_kv][head_dim_v]
-  float* dq;     // [tile_q][d_pad]
+  float* qt;            // Qᵀ [head_dim][nq_pad]
+  uint32_t* qt_pairs;   // or its bf16 pairs [d_words][nq_pad]
+  float* dot;           // dOᵀ [head_dim_v][nq_pad]
+  uint32_t* dot_pairs;  // or its bf16 pairs [dv_words][nq_pad]
+  float* lse;           // [nq_pad]
+  float* di;            // [nq_pad]
+  float* st;            // scores / probabilities [tile_kv][nq_pad]
+  float* dpt;           // dP, then dS [tile_kv][nq_pad]
+  uint8_t* mask;        // [tile_kv][nq_pad]
+  float* k_tile;        // [tile_kv][d_pad]
+  uint32_t* k_pairs;    // K's bf16 pairs when they cannot be read in place [tile_kv][d_words]
+  float* v_tile;        // [tile_kv][head_dim_v]
+  uint32_t* v_pairs;    // [tile_kv][dv_words]
+  float* dq;            // [tile_q][d_pad]
 };
 
 DqScratch carve_dq(const Common& c, int64_t tile_q, int64_t tile_kv, int64_t nq_pad, ScratchCarver& k) {
   DqScratch s{};
-  s.qt = k.take<float>(c.p.head_dim * nq_pad);
-  s.dot = k.take<float>(c.p.head_dim_v * nq_pad);
+  if (c.bf16_scores) {
+    s.qt_pairs = k.take<uint32_t>(c.d_words * nq_pad);
+    s.k_pairs = k.take<uint32_t>(tile_kv * c.d_words);
+  } else {
+    s.qt = k.take<float>(c.p.head_dim * nq_pad);
+  }
+  if (c.bf16_dp) {
+    s.dot_pairs = k.take<uint32_t>(c.dv_words * nq_pad);
+    s.v_pairs = k.take<uint32_t>(tile_kv * c.dv_words);
+  } else {
+    s.dot = k.take<float>(c.p.head_dim_v * nq_pad);
+    s.v_tile = k.take<float>(tile_kv * c.p.head_dim_v);
+  }
   s.lse = k.take<float>(nq_pad);
   s.di = k.take<float>(nq_pad);
   s.st = k.take<float>(tile_kv * nq_pad);
   s.dpt = k.take<float>(tile_kv * nq_pad);
   s.mask = k.take<uint8_t>(tile_kv * nq_pad);
   s.k_tile = k.take<float>(tile_kv * c.d_pad);
-  s.v_tile = k.take<float>(tile_kv * c.p.head_dim_v);
   s.dq = k.take<float>(tile_q * c.d_pad);
   return s;
+}
+
+// Qᵀ and dOᵀ of the q-block, f32 or bf16 pairs as the products read them.
+void pack_q_block(const Common& c, const DqScratch& s, int64_t b, int64_t h, int64_t q0, int64_t nq, int64_t nq_pad) {
+  const AttentionParams& p = c.p;
+  if (c.bf16_scores) {
+    pack_pairs_transposed(p.q, b, h, q0, nq, p.head_dim, s.qt_pairs, nq_pad);
+  } else {
+    pack_transposed(p.q, c.ops, b, h, q0, nq, p.head_dim, s.qt, nq_pad);
+  }
+  if (c.bf16_dp) {
+    pack_pairs_transposed(p.dout, b, h, q0, nq, p.head_dim_v, s.dot_pairs, nq_pad);
+  } else {
+    pack_transposed(p.dout, c.ops, b, h, q0, nq, p.head_dim_v, s.dot, nq_pad);
+  }
+}
+
+// Sᵀ = K·Qᵀ into s.st and dPᵀ = V·dOᵀ into s.dpt for keys [k0, k0 + nk). k (ldk) is K as f32 rows,
+// which the f32 path reads.
+void dq_products(const Common& c, const DqScratch& s, int64_t b, int64_t kvh, int64_t k0, int64_t nk, int64_t nq_pad,
+                 const float* k, int64_t ldk) {
+  const AttentionParams& p = c.p;
+  const TileOps& ops = c.ops;
+  if (c.bf16_scores) {
+    int64_t ldkp = 0;
+    const uint32_t* kp = pair_columns(p.k, b, kvh, k0, nk, p.head_dim, s.k_pairs, &ldkp);
+    ops.gemm_bf16_nn(nk, nq_pad, c.d_words, kp, ldkp, s.qt_pairs, nq_pad, s.st, nq_pad, false);
+  } else {
+    ops.gemm_nn(nk, nq_pad, p.head_dim, k, ldk, s.qt, nq_pad, s.st, nq_pad, false);
+  }
+  if (c.bf16_dp) {
+    int64_t ldvp = 0;
+    const uint32_t* vp = pair_columns(p.v, b, kvh, k0, nk, p.head_dim_v, s.v_pairs, &ldvp);
+    ops.gemm_bf16_nn(nk, nq_pad, c.dv_words, vp, ldvp, s.dot_pairs, nq_pad, s.dpt, nq_pad, false);
+  } else {
+    const AOperand v = a_operand(p.v, ops, b, kvh, k0, nk, p.head_dim_v, s.v_tile);
+    (v.transposed ? ops.gemm_tn : ops.gemm_nn)(nk, nq_pad, p.head_dim_v, v.ptr, v.ld, s.dot, nq_pad, s.dpt, nq_pad,
+                                               false);
+  }
 }
 
 void dq_pass(const Common& c, int threads) {
@@ -145,8 +205,7 @@ void dq_pass(const Common& c, int threads) {
     ScratchCarver cut(thread_scratch(measure.used()));
     const DqScratch s = carve_dq(c, tile_q, tile_kv, nq_pad, cut);
 
-    pack_transposed(p.q, ops, b, h, q0, nq, p.head_dim, s.qt, nq_pad);
-    pack_transposed(p.dout, ops, b, h, q0, nq, p.head_dim_v, s.dot, nq_pad);
+    pack_q_block(c, s, b, h, q0, nq, nq_pad);
     load_row_stats(c, b, h, q0, nq, nq_pad, s.lse, s.di);
     std::fill(s.dq, s.dq + nq * c.d_pad, 0.0f);
 
@@ -156,10 +215,7 @@ void dq_pass(const Common& c, int threads) {
       const int64_t k0 = kb * block_kv, nk = std::min(block_kv, p.kv_seq - k0);
       int64_t ldk = 0;
       const float* k = b_operand(p.k, ops, b, kvh, k0, nk, p.head_dim, s.k_tile, &ldk);
-      ops.gemm_nn(nk, nq_pad, p.head_dim, k, ldk, s.qt, nq_pad, s.st, nq_pad, false);  // Sᵀ = K·Qᵀ
-      const AOperand v = a_operand(p.v, ops, b, kvh, k0, nk, p.head_dim_v, s.v_tile);
-      (v.transposed ? ops.gemm_tn : ops.gemm_nn)(nk, nq_pad, p.head_dim_v, v.ptr, v.ld, s.dot, nq_pad, s.dpt, nq_pad,
-                                                 false);  // dPᵀ = V·dOᵀ
+      dq_products(c, s, b, kvh, k0, nk, nq_pad, k, ldk);
       const TileRegion tile{schedule, e, qb, kb, q0, nq, k0, nk};
       const bool masked = build_tile_mask(sv, tile, seg_q, seg_kv, /*kv_major=*/true, s.mask, nq_pad);
       ops.grad_step(GradStep{s.st, s.dpt, nq_pad, nk, nq_pad, /*transposed=*/true, masked ? s.mask : nullptr, nq_pad,
@@ -264,31 +320,46 @@ struct DqTurns {
 // ---- dk/dv pass (and fused dq) ----------------------------------------------------------------
 
 struct DkvScratch {
-  float* kt;      // Kᵀ per compute sub-block [subs][head_dim][nk_pad]
-  float* vt;      // Vᵀ per compute sub-block [subs][head_dim_v][nk_pad]
-  float* k_rows;  // K rows for the fused dq [tile_kv][d_pad]
-  float* q_tile;  // [tile_q][d_pad]
-  float* do_tile; // [tile_q][dv_pad]
-  float* s;       // scores / probabilities [tile_q][nk_pad]
-  float* dp;      // dP, then dS [tile_q][nk_pad]
-  uint8_t* mask;  // [tile_q][nk_pad]
-  float* lse;     // [tile_q]
-  float* di;      // [tile_q]
-  float* dk;      // [tile_kv][d_pad]
-  float* dv;      // [tile_kv][dv_pad]
-  float* dq;      // fused: this entry's dq contribution [tile_q][d_pad]
+  float* kt;            // Kᵀ per compute sub-block [subs][head_dim][nk_pad]
+  uint32_t* kt_pairs;   // or its bf16 pairs [subs][d_words][nk_pad]
+  float* vt;            // Vᵀ per compute sub-block [subs][head_dim_v][nk_pad]
+  uint32_t* vt_pairs;   // or its bf16 pairs [subs][dv_words][nk_pad]
+  float* k_rows;        // K rows for the fused dq [tile_kv][d_pad]
+  float* q_tile;        // [tile_q][d_pad]
+  uint32_t* q_pairs;    // Q's bf16 pairs when they cannot be read in place [tile_q][d_words]
+  float* do_tile;       // [tile_q][dv_pad]
+  uint32_t* do_pairs;   // [tile_q][dv_words]
+  float* s;             // scores / probabilities [tile_q][nk_pad]
+  float* dp;            // dP, then dS [tile_q][nk_pad]
+  uint8_t* mask;        // [tile_q][nk_pad]
+  float* lse;           // [tile_q]
+  float* di;            // [tile_q]
+  float* dk;            // [tile_kv][d_pad]
+  float* dv;            // [tile_kv][dv_pad]
+  float* dq;            // fused: this entry's dq contribution [tile_q][d_pad]
 };
 
 struct DkvShape {
   int64_t block_q, block_kv, block_kc;  // as scheduled
   int64_t tile_q, tile_kv;              // the most rows a block really has
   int64_t subs, nk_pad;                 // compute sub-blocks per block; padded sub-block width
+  int64_t kt_size, vt_size;             // elements (floats or pairs) per sub-block of packed Kᵀ / Vᵀ
 };
 
 DkvScratch carve_dkv(const Common& c, const DkvShape& g, bool fused, ScratchCarver& k) {
   DkvScratch s{};
-  s.kt = k.take<float>(g.subs * c.p.head_dim * g.nk_pad);
-  s.vt = k.take<float>(g.subs * c.p.head_dim_v * g.nk_pad);
+  if (c.bf16_scores) {
+    s.kt_pairs = k.take<uint32_t>(g.subs * g.kt_size);
+    s.q_pairs = k.take<uint32_t>(g.tile_q * c.d_words);
+  } else {
+    s.kt = k.take<float>(g.subs * g.kt_size);
+  }
+  if (c.bf16_dp) {
+    s.vt_pairs = k.take<uint32_t>(g.subs * g.vt_size);
+    s.do_pairs = k.take<uint32_t>(g.tile_q * c.dv_words);
+  } else {
+    s.vt = k.take<float>(g.subs * g.vt_size);
+  }
   if (fused) s.k_rows = k.take<float>(g.tile_kv * c.d_pad);
   s.q_tile = k.take<float>(g.tile_q * c.d_pad);
   s.do_tile = k.take<float>(g.tile_q * c.dv_pad);
@@ -303,6 +374,67 @@ DkvScratch carve_dkv(const Common& c, const DkvShape& g, bool fused, ScratchCarv
   return s;
 }
 
+// Kᵀ and Vᵀ of every compute sub-block of the kv-block [k_start, k_start + nkb), f32 or bf16 pairs
+// as the products read them.
+void pack_kv_block(const Common& c, const DkvShape& g, const DkvScratch& s, int64_t b, int64_t kvh, int64_t k_start,
+                   int64_t nkb) {
+  const AttentionParams& p = c.p;
+  for (int64_t sub = 0; sub * g.block_kc < nkb; ++sub) {
+    const int64_t k0 = k_start + sub * g.block_kc, nk = std::min(g.block_kc, k_start + nkb - k0);
+    if (c.bf16_scores) {
+      pack_pairs_transposed(p.k, b, kvh, k0, nk, p.head_dim, s.kt_pairs + sub * g.kt_size, g.nk_pad);
+    } else {
+      pack_transposed(p.k, c.ops, b, kvh, k0, nk, p.head_dim, s.kt + sub * g.kt_size, g.nk_pad);
+    }
+    if (c.bf16_dp) {
+      pack_pairs_transposed(p.v, b, kvh, k0, nk, p.head_dim_v, s.vt_pairs + sub * g.vt_size, g.nk_pad);
+    } else {
+      pack_transposed(p.v, c.ops, b, kvh, k0, nk, p.head_dim_v, s.vt + sub * g.vt_size, g.nk_pad);
+    }
+  }
+}
+
+// A q-block's rows of Q and dO as the products read them: f32 rows always (dK += dSᵀ·Q,
+// dV += Pᵀ·dO), bf16 pairs too where S / dP run on them.
+struct QRows {
+  const float* q;
+  int64_t ldq;
+  const float* dout;
+  int64_t ldo;
+  const uint32_t* q_pairs;
+  int64_t ldqp;
+  const uint32_t* do_pairs;
+  int64_t ldop;
+};
+
+QRows q_rows(const Common& c, const DkvScratch& s, int64_t b, int64_t h, int64_t q0, int64_t nq) {
+  const AttentionParams& p = c.p;
+  QRows r{};
+  r.q = b_operand(p.q, c.ops, b, h, q0, nq, p.head_dim, s.q_tile, &r.ldq);
+  r.dout = b_operand(p.dout, c.ops, b, h, q0, nq, p.head_dim_v, s.do_tile, &r.ldo);
+  if (c.bf16_scores) r.q_pairs = pair_columns(p.q, b, h, q0, nq, p.head_dim, s.q_pairs, &r.ldqp);
+  if (c.bf16_dp) r.do_pairs = pair_columns(p.dout, b, h, q0, nq, p.head_dim_v, s.do_pairs, &r.ldop);
+  return r;
+}
+
+// S = Q·Kᵀ into s.s and dP = dO·Vᵀ into s.dp for compute sub-block `sub` ([nq][nk_pad]).
+void dkv_products(const Common& c, const DkvShape& g, const DkvScratch& s, const QRows& r, int64_t nq, int64_t sub) {
+  const AttentionParams& p = c.p;
+  const TileOps& ops = c.ops;
+  if (c.bf16_scores) {
+    ops.gemm_bf16_nn(nq, g.nk_pad, c.d_words, r.q_pairs, r.ldqp, s.kt_pairs + sub * g.kt_size, g.nk_pad, s.s,
+                     g.nk_pad, false);
+  } else {
+    ops.gemm_nn(nq, g.nk_pad, p.head_dim, r.q, r.ldq, s.kt + sub * g.kt_size, g.nk_pad, s.s, g.nk_pad, false);
+  }
+  if (c.bf16_dp) {
+    ops.gemm_bf16_nn(nq, g.nk_pad, c.dv_words, r.do_pairs, r.ldop, s.vt_pairs + sub * g.vt_size, g.nk_pad, s.dp,
+                     g.nk_pad, false);
+  } else {
+    ops.gemm_nn(nq, g.nk_pad, p.head_dim_v, r.dout, r.ldo, s.vt + sub * g.vt_size, g.nk_pad, s.dp, g.nk_pad, false);
+  }
+}
+
 void dkv_pass(const Common& c, int threads, bool fused) {
   const AttentionParams& p = c.p;
   const TileOps& ops = c.ops;
@@ -315,6 +447,8 @@ void dkv_pass(const Common& c, int threads, bool fused) {
   g.tile_kv = std::min(g.block_kv, p.kv_seq);
   g.subs = (g.tile_kv + g.block_kc - 1) / g.block_kc;
   g.nk_pad = round_up(std::min(g.block_kc, g.tile_kv), ops.vec);
+  g.kt_size = (c.bf16_scores ? c.d_words : p.head_dim) * g.nk_pad;
+  g.vt_size = (c.bf16_dp ? c.dv_words : p.head_dim_v) * g.nk_pad;
   const SegmentSkip skip(p, g.block_q, g.block_kv, c.segment_skip);
   std::unique_ptr<DqTurns> turns;
   std::unique_ptr<DqSum> dq_sum;
@@ -340,12 +474,7 @@ void dkv_pass(const Common& c, int threads, bool fused) {
       ScratchCarver cut(thread_scratch(measure.used()));
       const DkvScratch s = carve_dkv(c, g, fused, cut);
 
-      const int64_t kt_size = p.head_dim * g.nk_pad, vt_size = p.head_dim_v * g.nk_pad;
-      for (int64_t sub = 0; sub * g.block_kc < nkb; ++sub) {
-        const int64_t k0 = k_start + sub * g.block_kc, nk = std::min(g.block_kc, k_start + nkb - k0);
-        pack_transposed(p.k, ops, b, kvh, k0, nk, p.head_dim, s.kt + sub * kt_size, g.nk_pad);
-        pack_transposed(p.v, ops, b, kvh, k0, nk, p.head_dim_v, s.vt + sub * vt_size, g.nk_pad);
-      }
+      pack_kv_block(c, g, s, b, kvh, k_start, nkb);
       int64_t ldk = 0;
       const float* k_rows = fused ? b_operand(p.k, ops, b, kvh, k_start, nkb, p.head_dim, s.k_rows, &ldk) : nullptr;
       std::fill(s.dk, s.dk + nkb * c.d_pad, 0.0f);
@@ -358,25 +487,22 @@ void dkv_pass(const Common& c, int threads, bool fused) {
           const int64_t qb = sv.col_idx[e];
           if (skip.disjoint(b, qb, kb)) continue;
           const int64_t q0 = qb * g.block_q, nq = std::min(g.block_q, p.q_seq - q0);
-          int64_t ldq = 0, ldo = 0;
-          const float* q = b_operand(p.q, ops, b, h, q0, nq, p.head_dim, s.q_tile, &ldq);
-          const float* dout = b_operand(p.dout, ops, b, h, q0, nq, p.head_dim_v, s.do_tile, &ldo);
+          const QRows r = q_rows(c, s, b, h, q0, nq);
           load_row_stats(c, b, h, q0, nq, nq, s.lse, s.di);
           if (fused) std::fill(s.dq, s.dq + nq * c.d_pad, 0.0f);
 
           for (int64_t sub = 0; sub * g.block_kc < nkb; ++sub) {
             const int64_t k0 = k_start + sub * g.block_kc, nk = std::min(g.block_kc, k_start + nkb - k0);
-            ops.gemm_nn(nq, g.nk_pad, p.head_dim, q, ldq, s.kt + sub * kt_size, g.nk_pad, s.s, g.nk_pad, false);
-            ops.gemm_nn(nq, g.nk_pad, p.head_dim_v, dout, ldo, s.vt + sub * vt_size, g.nk_pad, s.dp, g.nk_pad, false);
+            dkv_products(c, g, s, r, nq, sub);
             const TileRegion tile{schedule, e, qb, kb, q0, nq, k0, nk};
             const bool masked = build_tile_mask(sv, tile, seg_q, seg_kv, /*kv_major=*/false, s.mask, g.nk_pad);
             ops.grad_step(GradStep{s.s, s.dp, g.nk_pad, nq, g.nk_pad, /*transposed=*/false,
                                    masked ? s.mask : nullptr, g.nk_pad, p.mask_value, p.soft_cap, s.lse, s.di});
-            const int64_t r = k0 - k_start;
+            const int64_t kr = k0 - k_start;  // the sub-block's first row in dk / dv
             // dV += Pᵀ·dO and dK += dSᵀ·Q for this sub-block's rows
-            ops.gemm_tn(nk, c.dv_pad, nq, s.s, g.nk_pad, dout, ldo, s.dv + r * c.dv_pad, c.dv_pad, true);
-            ops.gemm_tn(nk, c.d_pad, nq, s.dp, g.nk_pad, q, ldq, s.dk + r * c.d_pad, c.d_pad, true);
-            if (fused) ops.gemm_nn(nq, c.d_pad, nk, s.dp, g.nk_pad, k_rows + r * ldk, ldk, s.dq, c.d_pad, true);
+            ops.gemm_tn(nk, c.dv_pad, nq, s.s, g.nk_pad, r.dout, r.ldo, s.dv + kr * c.dv_pad, c.dv_pad, true);
+            ops.gemm_tn(nk, c.d_pad, nq, s.dp, g.nk_pad, r.q, r.ldq, s.dk + kr * c.d_pad, c.d_pad, true);
+            if (fused) ops.gemm_nn(nq, c.d_pad, nk, s.dp, g.nk_pad, k_rows + kr * ldk, ldk, s.dq, c.d_pad, true);
           }
           if (fused) {
             turns->in_turn(p, sv, b, h, qb, e, [&] {
@@ -405,13 +531,18 @@ void backward_with(const AttentionParams& p, const RunOptions& options) {
   const TileOps& ops = tile_ops(options.max_isa, options.bf16_dots != 0);
   const int threads = call_threads(p, options);
   const std::vector<float> di = row_deltas(p, ops, threads);
+  const bool dots = ops.gemm_bf16_nn != nullptr;
   const Common c{p,
                  ops,
                  options.segment_skip != 0,
                  p.heads / p.kv_heads,
                  round_up(p.head_dim, ops.vec),
                  round_up(p.head_dim_v, ops.vec),
-                 di.data()};
+                 di.data(),
+                 dots && p.q.dtype == DType::BF16 && p.k.dtype == DType::BF16,
+                 dots && p.dout.dtype == DType::BF16 && p.v.dtype == DType::BF16,
+                 (p.head_dim + 1) / 2,
+                 (p.head_dim_v + 1) / 2};
   if (!p.fused_bwd) dq_pass(c, threads);
   dkv_pass(c, threads, p.fused_bwd != 0);
 }
