@@ -145,14 +145,10 @@ __global__ void __launch_bounds__(kThreads) bwd_dq_simt_kernel(const BwdKernelPa
   const int h = static_cast<int>(blockIdx.x % heads);
   const int tile = __ldg(p.work + blockIdx.x / heads);  // launch order: heaviest schedule rows first
   const int b = static_cast<int>(blockIdx.y) + p.batch_offset;
-  const int qb = tile / bp.tiles_per_block;
-  const int sub = tile - qb * bp.tiles_per_block;
-  const int64_t qblock_q0 = static_cast<int64_t>(qb) * p.block_q;
-  const int64_t q_begin64 = qblock_q0 + static_cast<int64_t>(sub) * M;
-  const int64_t q_end64 = min(static_cast<int64_t>(p.q_seq), qblock_q0 + p.block_q);
-  if (q_begin64 >= q_end64) return;
-  const int q_begin = static_cast<int>(q_begin64);
-  const int rows = static_cast<int>(min(static_cast<int64_t>(M), q_end64 - q_begin64));
+  const TileSpan span = tile_span(tile, bp.tiles_per_block, p.block_q, p.q_seq, M);
+  if (span.count == 0) return;  // the tile starts past its q-block
+  const int qb = span.block, q_begin = span.begin, rows = span.count;
+  const int64_t qblock_q0 = span.block0;
   const int d = p.head_dim, dv = p.head_dim_v;
 
   const int sched = __ldg(p.head_schedule + (p.mask_heads == 1 ? 0 : h));
@@ -301,14 +297,9 @@ __global__ void __launch_bounds__(kThreads) bwd_dkv_simt_kernel(const BwdKernelP
   const int kvh = static_cast<int>(blockIdx.x % kv_heads);
   const int tile = __ldg(p.work + blockIdx.x / kv_heads);  // launch order: heaviest schedule rows first
   const int b = static_cast<int>(blockIdx.y) + p.batch_offset;
-  const int kb = tile / bp.tiles_per_block;
-  const int sub = tile - kb * bp.tiles_per_block;
-  const int64_t block_kv0_64 = static_cast<int64_t>(kb) * p.block_kv;
-  const int64_t kv_begin64 = block_kv0_64 + static_cast<int64_t>(sub) * N;
-  const int64_t block_end64 = min(static_cast<int64_t>(p.kv_seq), block_kv0_64 + p.block_kv);
-  if (kv_begin64 >= block_end64) return;
-  const int kv_begin = static_cast<int>(kv_begin64);
-  const int len = static_cast<int>(min(static_cast<int64_t>(N), block_end64 - kv_begin64));
+  const TileSpan span = tile_span(tile, bp.tiles_per_block, p.block_kv, p.kv_seq, N);
+  if (span.count == 0) return;  // the tile starts past its kv-block
+  const int kb = span.block, kv_begin = span.begin, len = span.count;
   const int d = p.head_dim, dv = p.head_dim_v;
   const bool has_seg = p.seg_q != nullptr;
 
@@ -354,8 +345,8 @@ __global__ void __launch_bounds__(kThreads) bwd_dkv_simt_kernel(const BwdKernelP
       t.e = e;
       t.kv0 = kv_begin;
       t.len = len;
-      t.block_kv0 = static_cast<int>(block_kv0_64);
-      t.block_end = static_cast<int>(block_end64);
+      t.block_kv0 = span.block0;
+      t.block_end = span.block_end;
       t.kind = __ldg(p.col_kind + e);
       t.ref = __ldg(p.col_mask_ref + e);
       t.seg_uniform = seg_uniform;

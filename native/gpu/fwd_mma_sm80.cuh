@@ -56,14 +56,10 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
   const int h = static_cast<int>(blockIdx.x % heads);
   const int w = __ldg(p.work + blockIdx.x / heads);
   const int b = static_cast<int>(blockIdx.y) + p.batch_offset;
-  const int qb = w / p.tiles_per_qblock;
-  const int sub = w - qb * p.tiles_per_qblock;
-  const int64_t qblock_q0 = static_cast<int64_t>(qb) * p.block_q;
-  const int64_t q_begin64 = qblock_q0 + static_cast<int64_t>(sub) * M;
-  const int64_t q_end64 = min(static_cast<int64_t>(p.q_seq), qblock_q0 + p.block_q);
-  if (q_begin64 >= q_end64) return;
-  const int q_begin = static_cast<int>(q_begin64);
-  const int rows = static_cast<int>(min(static_cast<int64_t>(M), q_end64 - q_begin64));
+  const TileSpan span = tile_span(w, p.tiles_per_qblock, p.block_q, p.q_seq, M);
+  if (span.count == 0) return;  // the tile starts past its q-block
+  const int qb = span.block, q_begin = span.begin, rows = span.count;
+  const int64_t qblock_q0 = span.block0;
 
   const int sched = __ldg(p.head_schedule + (p.mask_heads == 1 ? 0 : h));
   const int row_index = sched * p.rows_per_schedule + qb;

@@ -129,6 +129,30 @@ __device__ __forceinline__ uint64_t segment_bits(const int (&seg_row)[R], const 
   return bits;
 }
 
+// The positions one CTA owns along its schedule's rows: tile `tile` (= block * tiles_per_block + sub)
+// of a sequence of `seq` positions cut into blocks of `block`, `tile_m` positions per tile.
+struct TileSpan {
+  int block;      // the schedule row: q-block (forward, dq pass) or kv-block (dk/dv pass)
+  int block0;     // the block's first position
+  int block_end;  // one past its last position
+  int begin;      // the tile's first position
+  int count;      // positions in the tile; 0 when the tile starts past the block's end
+};
+
+__device__ __forceinline__ TileSpan tile_span(int tile, int tiles_per_block, int64_t block, int64_t seq, int tile_m) {
+  TileSpan s;
+  s.block = tile / tiles_per_block;
+  const int sub = tile - s.block * tiles_per_block;
+  const int64_t block0 = static_cast<int64_t>(s.block) * block;  // < seq for every launched tile
+  const int64_t end = min(seq, block0 + block);
+  const int64_t begin = block0 + static_cast<int64_t>(sub) * tile_m;
+  s.block0 = static_cast<int>(block0);
+  s.block_end = static_cast<int>(end);
+  s.begin = static_cast<int>(min(begin, end));
+  s.count = static_cast<int>(max(int64_t{0}, min(static_cast<int64_t>(tile_m), end - begin)));
+  return s;
+}
+
 // [min, max] of the segment ids ids[0, count) over the whole CTA of `threads` threads (count >= 1). Every
 // thread of the CTA calls it, once per kernel: it holds two barriers around one shared pair.
 __device__ __forceinline__ void cta_segment_range(const int32_t* ids, int count, int tid, int threads, int* lo_out,
