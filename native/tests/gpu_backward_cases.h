@@ -1,5 +1,5 @@
-// The GPU backward part of splash_gpu_tests (included by gpu_forward_test.cc after its DeviceMem and
-// ok helpers): correctness of the split and the fused backward against the CPU backward on the check
+// The GPU backward part of splash_gpu_tests (included by gpu_forward_test.cc after its DeviceMem, ok and
+// bench_case helpers): correctness of the split and the fused backward against the CPU backward on the check
 // grid, a determinism check (the split backward 20 times, bitwise equal), and forward + backward
 // timings on the benchmark problems.
 #pragma once
@@ -156,37 +156,17 @@ int run_bwd_check(int device, bool quick, bool use_ref, FILE* json, bool* first_
 
 // Forward + backward (split and fused) times on the benchmark problems (see run_bench).
 int run_bwd_bench(int device, FILE* json, bool* first_json) {
-  struct Problem {
-    const char* name;
-    MaskSpec mask;
-    bool docs;
-  };
-  const int64_t S = 8192, H = 16, D = 128;
-  const Problem problems[] = {{"full", full_mask(), false},
-                              {"causal", causal_mask(), false},
-                              {"local 1024", local_mask(1024, 0), false},
-                              {"packed docs", causal_mask(), true}};
+  const int64_t S = kBenchS, H = kBenchH, D = kBenchD;
+  const std::vector<BenchProblem> problems = bench_problems();
   std::printf("\nbackward timing: bf16, B=1, H=%lld, S=%lld, D=%lld, blocks 128x128 (median of 20 after 2 warm-ups;"
               " SIMT: of 3)\n",
               static_cast<long long>(H), static_cast<long long>(S), static_cast<long long>(D));
   std::printf("%-12s %-5s %10s %10s %10s %12s %10s %12s\n", "mask", "path", "fwd ms", "bwd ms", "fused ms", "fwd+bwd ms",
               "split/fused", "simt bwd ms");
   int failed = 0;
-  for (const Problem& pr : problems) {
-    Case c = make_case(pr.name, DType::BF16, D, S, pr.mask);
-    c.heads = c.kv_heads = H;
-    Inputs in = make_inputs(c, 4242);
-    if (pr.docs) {
-      in.seg_q.resize(static_cast<size_t>(S));
-      int64_t at = 0;
-      int32_t doc = 0;
-      for (int64_t len : kDocLengths) {
-        for (int64_t i = 0; i < len; ++i) in.seg_q[static_cast<size_t>(at + i)] = doc;
-        at += len;
-        ++doc;
-      }
-      in.seg_kv = in.seg_q;
-    }
+  for (const BenchProblem& pr : problems) {
+    Inputs in;
+    const Case c = bench_case(pr, &in);
     const HostSchedule s = build_schedule(c.masks, S, S, c.block_q, c.block_kv);
     const GpuRun f = gpu_forward(c, in, s, device, 2, 20);
     if (!f.error.empty()) {

@@ -286,36 +286,50 @@ int64_t allowed_pairs(const Case& c, const Inputs& in) {
   return n;
 }
 
+// The timing problems, forward and backward alike: bf16, B=1, H=16, S=8192, D=128, default blocks.
+constexpr int64_t kBenchS = 8192, kBenchH = 16, kBenchD = 128;
+struct BenchProblem {
+  const char* name;
+  MaskSpec mask;
+  bool docs;  // packed documents (kDocLengths) as segment ids, causal inside each
+};
+
+std::vector<BenchProblem> bench_problems() {
+  return {{"full", full_mask(), false},
+          {"causal", causal_mask(), false},
+          {"local 1024", local_mask(1024, 0), false},
+          {"packed docs", causal_mask(), true}};
+}
+
+// The case and seeded inputs of one timing problem.
+Case bench_case(const BenchProblem& pr, Inputs* in) {
+  Case c = make_case(pr.name, DType::BF16, kBenchD, kBenchS, pr.mask);
+  c.heads = c.kv_heads = kBenchH;
+  *in = make_inputs(c, 4242);
+  if (pr.docs) {
+    in->seg_q.resize(static_cast<size_t>(kBenchS));
+    int64_t at = 0;
+    int32_t doc = 0;
+    for (int64_t len : kDocLengths) {
+      for (int64_t i = 0; i < len; ++i) in->seg_q[static_cast<size_t>(at + i)] = doc;
+      at += len;
+      ++doc;
+    }
+    in->seg_kv = in->seg_q;
+  }
+  return c;
+}
+
 int run_bench(int device, FILE* json, bool* first_json) {
-  struct Problem {
-    const char* name;
-    MaskSpec mask;
-    bool docs;
-  };
-  const int64_t S = 8192, H = 16, D = 128;
-  const Problem problems[] = {{"full", full_mask(), false},
-                              {"causal", causal_mask(), false},
-                              {"local 1024", local_mask(1024, 0), false},
-                              {"packed docs", causal_mask(), true}};
+  const int64_t S = kBenchS, H = kBenchH, D = kBenchD;
+  const std::vector<BenchProblem> problems = bench_problems();
   std::printf("\nforward timing: bf16, B=1, H=%lld, S=%lld, D=%lld, default blocks 128x128 (median of 30 after 5 warm-ups)\n",
               static_cast<long long>(H), static_cast<long long>(S), static_cast<long long>(D));
   std::printf("%-12s %-5s %10s %10s %12s %10s\n", "mask", "path", "ms", "TFLOP/s", "density", "visited");
   int failed = 0;
-  for (const Problem& pr : problems) {
-    Case c = make_case(pr.name, DType::BF16, D, S, pr.mask);
-    c.heads = c.kv_heads = H;
-    Inputs in = make_inputs(c, 4242);
-    if (pr.docs) {
-      in.seg_q.resize(static_cast<size_t>(S));
-      int64_t at = 0;
-      int32_t doc = 0;
-      for (int64_t len : kDocLengths) {
-        for (int64_t i = 0; i < len; ++i) in.seg_q[static_cast<size_t>(at + i)] = doc;
-        at += len;
-        ++doc;
-      }
-      in.seg_kv = in.seg_q;
-    }
+  for (const BenchProblem& pr : problems) {
+    Inputs in;
+    const Case c = bench_case(pr, &in);
     const HostSchedule s = build_schedule(c.masks, S, S, c.block_q, c.block_kv);
     const GpuRun r = gpu_forward(c, in, s, device, 5, 30);
     if (!r.error.empty()) {
