@@ -31,7 +31,8 @@ export interface ScheduleHandle {
   readonly __brand: 'splash-schedule';
 }
 
-export interface GpuForwardCall {
+/** The fields forward and backward calls share (native/addon/gpu.cc reads them in one place). */
+export interface GpuCallCommon {
   device: number;
   dtype: 0 | 1 | 2;
   batch: number;
@@ -44,15 +45,18 @@ export interface GpuForwardCall {
   q: Float32Array | Uint16Array | DeviceHandle;
   k: Float32Array | Uint16Array | DeviceHandle;
   v: Float32Array | Uint16Array | DeviceHandle;
-  schedule: ScheduleHandle;
   segmentIdsQ: Int32Array | null;
   segmentIdsKv: Int32Array | null;
   maskValue: number;
   softCap: number;
-  saveLse: boolean;
   outputOnDevice: boolean;
   force?: 'auto' | 'simt' | 'mma';
   timeKernel?: boolean;
+}
+
+export interface GpuForwardCall extends GpuCallCommon {
+  schedule: ScheduleHandle;
+  saveLse: boolean;
 }
 
 export interface GpuForwardResult {
@@ -65,19 +69,7 @@ export interface GpuForwardResult {
   kernelMs: number;
 }
 
-export interface GpuBackwardCall {
-  device: number;
-  dtype: 0 | 1 | 2;
-  batch: number;
-  heads: number;
-  kvHeads: number;
-  qSeq: number;
-  kvSeq: number;
-  headDim: number;
-  headDimV: number;
-  q: Float32Array | Uint16Array | DeviceHandle;
-  k: Float32Array | Uint16Array | DeviceHandle;
-  v: Float32Array | Uint16Array | DeviceHandle;
+export interface GpuBackwardCall extends GpuCallCommon {
   out: Float32Array | Uint16Array | DeviceHandle;
   logsumexp: Float32Array | DeviceHandle;
   dout: Float32Array | Uint16Array | DeviceHandle;
@@ -85,13 +77,6 @@ export interface GpuBackwardCall {
   dqSchedule: ScheduleHandle | null;
   dkvSchedule: ScheduleHandle;
   fused: boolean;
-  segmentIdsQ: Int32Array | null;
-  segmentIdsKv: Int32Array | null;
-  maskValue: number;
-  softCap: number;
-  outputOnDevice: boolean;
-  force?: 'auto' | 'simt' | 'mma';
-  timeKernel?: boolean;
 }
 
 export interface GpuBackwardResult {
