@@ -17,9 +17,11 @@ export {
 export { processMask } from './mask-info';
 export type { MaskInfo, MaskInfoStats, ProcessMaskOptions } from './mask-info';
 export { QKVLayout } from './backends/backend';
-export type { BlockSizes, SplashOptions, SegmentIds } from './validate';
+export type { BlockSizes, CallOptions, SplashOptions, SegmentIds } from './validate';
 export { makeSplashMHA, makeSplashMQA, SplashAttentionKernel } from './kernel';
 export type { BackwardInputs, ForwardWithResiduals, Gradients, VjpResult } from './kernel';
 export { backends } from './backends/registry';
 export type { BackendStatus, DeviceInfo } from './backends/registry';
 export { toDevice, DeviceTensor } from './backends/device';
+export { setConcurrency } from './call-queue';
+export type { ConcurrencyOptions } from './call-queue';

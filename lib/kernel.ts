@@ -9,7 +9,11 @@ import { Mask, MultiHeadMask } from './mask';
 import { processMask, type MaskInfo } from './mask-info';
 import type { Tensor } from './tensor';
 import { describeValue } from './tensor';
-import { checkBackwardExtras, checkCall, checkOptions, type BlockSizes, type SegmentIds, type SplashOptions } from './validate';
+import { runInFlight } from './call-queue';
+import {
+  checkBackwardExtras, checkCall, checkCallOptions, checkOptions, type BlockSizes, type CallOptions, type SegmentIds,
+  type SplashOptions,
+} from './validate';
 
 export interface ForwardWithResiduals {
   out: Tensor;
@@ -30,10 +34,13 @@ export interface BackwardInputs {
   out: Tensor;
   logsumexp: Tensor;
   dout: Tensor;
+  /** Aborts the call (async backward only). */
+  signal?: AbortSignal;
 }
 
 export interface VjpResult extends ForwardWithResiduals {
-  backward(dout: Tensor): Promise<Gradients>;
+  /** The backward of the vjp's forward; without opts it uses the vjp's signal. */
+  backward(dout: Tensor, opts?: CallOptions): Promise<Gradients>;
 }
 
 function resolveBlockSizes(bs: BlockSizes, backend: Backend, qSeqLen: number, kvSeqLen: number): ResolvedBlockSizes {
@@ -123,16 +130,18 @@ export class SplashAttentionKernel {
     return this.saveResiduals ? r : r.out;
   }
 
-  forwardSync(q: Tensor | DeviceTensor, k: Tensor | DeviceTensor, v: Tensor | DeviceTensor, segmentIds?: SegmentIds):
-    Tensor | ForwardWithResiduals {
+  forwardSync(q: Tensor | DeviceTensor, k: Tensor | DeviceTensor, v: Tensor | DeviceTensor, segmentIds?: SegmentIds,
+    opts?: CallOptions): Tensor | ForwardWithResiduals {
+    checkCallOptions(opts, 'opts', false);
     const { shape, args } = this.prepare(q, k, v, segmentIds);
     return this.shapeResult(this.impl.forwardSync(this.cfg, shape, args));
   }
 
-  async forward(q: Tensor | DeviceTensor, k: Tensor | DeviceTensor, v: Tensor | DeviceTensor, segmentIds?: SegmentIds):
-    Promise<Tensor | ForwardWithResiduals> {
+  async forward(q: Tensor | DeviceTensor, k: Tensor | DeviceTensor, v: Tensor | DeviceTensor, segmentIds?: SegmentIds,
+    opts?: CallOptions): Promise<Tensor | ForwardWithResiduals> {
+    const { signal } = checkCallOptions(opts, 'opts', true);
     const { shape, args } = this.prepare(q, k, v, segmentIds);
-    return this.shapeResult(await this.impl.forward(this.cfg, shape, args));
+    return this.shapeResult(await runInFlight(signal, () => this.impl.forward(this.cfg, shape, args, { signal })));
   }
 
   private prepareBackward(a: BackwardInputs): { shape: CallShape; args: ForwardArgs & ForwardWithResiduals & { dout: Tensor } } {
@@ -147,22 +156,28 @@ export class SplashAttentionKernel {
 
   backwardSync(a: BackwardInputs): Gradients {
     const { shape, args } = this.prepareBackward(a);
+    checkCallOptions(a.signal === undefined ? undefined : { signal: a.signal }, 'backward', false);
     return this.impl.backwardSync(this.cfg, shape, args);
   }
 
   async backward(a: BackwardInputs): Promise<Gradients> {
     const { shape, args } = this.prepareBackward(a);
-    return this.impl.backward(this.cfg, shape, args);
+    const { signal } = checkCallOptions(a.signal === undefined ? undefined : { signal: a.signal }, 'backward', true);
+    return runInFlight(signal, () => this.impl.backward(this.cfg, shape, args, { signal }));
   }
 
   /** Forward with residuals, and a backward closure over the same inputs. */
-  async vjp(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds): Promise<VjpResult> {
+  async vjp(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds, opts?: CallOptions): Promise<VjpResult> {
+    const { signal } = checkCallOptions(opts, 'opts', true);
     const { shape, args } = this.prepare(q, k, v, segmentIds);
-    const { out, logsumexp } = await this.impl.forward(this.cfg, shape, args);
+    const { out, logsumexp } = await runInFlight(signal, () => this.impl.forward(this.cfg, shape, args, { signal }));
     return {
       out,
       logsumexp,
-      backward: (dout: Tensor) => this.backward({ q, k, v, segmentIds, out, logsumexp, dout }),
+      backward: (dout: Tensor, backwardOpts?: CallOptions) => {
+        const own = backwardOpts === undefined ? signal : checkCallOptions(backwardOpts, 'opts', true).signal;
+        return this.backward({ q, k, v, segmentIds, out, logsumexp, dout, signal: own });
+      },
     };
   }
 }
@@ -172,20 +187,20 @@ export class SplashAttentionKernel {
 type DeviceResiduals = { out: DeviceTensor; logsumexp: DeviceTensor };
 type AnyTensor = Tensor | DeviceTensor;
 export interface SplashKernelWithResiduals extends SplashAttentionKernel {
-  forward(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds): Promise<ForwardWithResiduals>;
-  forward(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, segmentIds?: SegmentIds): Promise<DeviceResiduals>;
-  forward(q: AnyTensor, k: AnyTensor, v: AnyTensor, segmentIds?: SegmentIds): Promise<ForwardWithResiduals | DeviceResiduals>;
-  forwardSync(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds): ForwardWithResiduals;
-  forwardSync(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, segmentIds?: SegmentIds): DeviceResiduals;
-  forwardSync(q: AnyTensor, k: AnyTensor, v: AnyTensor, segmentIds?: SegmentIds): ForwardWithResiduals | DeviceResiduals;
+  forward(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds, opts?: CallOptions): Promise<ForwardWithResiduals>;
+  forward(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, segmentIds?: SegmentIds, opts?: CallOptions): Promise<DeviceResiduals>;
+  forward(q: AnyTensor, k: AnyTensor, v: AnyTensor, segmentIds?: SegmentIds, opts?: CallOptions): Promise<ForwardWithResiduals | DeviceResiduals>;
+  forwardSync(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds, opts?: CallOptions): ForwardWithResiduals;
+  forwardSync(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, segmentIds?: SegmentIds, opts?: CallOptions): DeviceResiduals;
+  forwardSync(q: AnyTensor, k: AnyTensor, v: AnyTensor, segmentIds?: SegmentIds, opts?: CallOptions): ForwardWithResiduals | DeviceResiduals;
 }
 export interface SplashKernelOutOnly extends SplashAttentionKernel {
-  forward(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds): Promise<Tensor>;
-  forward(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, segmentIds?: SegmentIds): Promise<DeviceTensor>;
-  forward(q: AnyTensor, k: AnyTensor, v: AnyTensor, segmentIds?: SegmentIds): Promise<AnyTensor>;
-  forwardSync(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds): Tensor;
-  forwardSync(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, segmentIds?: SegmentIds): DeviceTensor;
-  forwardSync(q: AnyTensor, k: AnyTensor, v: AnyTensor, segmentIds?: SegmentIds): AnyTensor;
+  forward(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds, opts?: CallOptions): Promise<Tensor>;
+  forward(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, segmentIds?: SegmentIds, opts?: CallOptions): Promise<DeviceTensor>;
+  forward(q: AnyTensor, k: AnyTensor, v: AnyTensor, segmentIds?: SegmentIds, opts?: CallOptions): Promise<AnyTensor>;
+  forwardSync(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds, opts?: CallOptions): Tensor;
+  forwardSync(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, segmentIds?: SegmentIds, opts?: CallOptions): DeviceTensor;
+  forwardSync(q: AnyTensor, k: AnyTensor, v: AnyTensor, segmentIds?: SegmentIds, opts?: CallOptions): AnyTensor;
 }
 
 export function makeSplashMHA(mask: Mask | MultiHeadMask, opts: SplashOptions & { saveResiduals: true }): SplashKernelWithResiduals;

@@ -32,6 +32,33 @@ export interface SplashOptions {
   qSeqShards?: number;
 }
 
+/** Per-call options of forward / backward / vjp (API.md, "Additions in 0.2"). */
+export interface CallOptions {
+  /** Aborts the call: it rejects with a DOMException named 'AbortError' and returns no partial result. */
+  signal?: AbortSignal;
+}
+
+const CALL_OPTION_KEYS = ['signal'] as const;
+
+/** Checks a call's options; `signalAllowed` is false for the *Sync calls, which cannot be aborted. */
+export function checkCallOptions(opts: unknown, name: string, signalAllowed: boolean): CallOptions {
+  if (opts === undefined) return {};
+  const o = checkObject(opts, name);
+  for (const key of Object.keys(o)) {
+    if (!(CALL_OPTION_KEYS as readonly string[]).includes(key)) {
+      throw new TypeError(`${name}.${key}: unknown option (expected one of ${CALL_OPTION_KEYS.join(', ')})`);
+    }
+  }
+  const signal = o.signal;
+  if (signal !== undefined) {
+    if (!signalAllowed) {
+      throw new TypeError(`${name}.signal: a synchronous call cannot be aborted; use the async variant`);
+    }
+    if (!(signal instanceof AbortSignal)) throw new TypeError(`${name}.signal: expected an AbortSignal, got ${describe(signal)}`);
+  }
+  return { signal: signal as AbortSignal | undefined };
+}
+
 export interface SegmentIds {
   q: Int32Array;
   kv: Int32Array;

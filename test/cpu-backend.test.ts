@@ -504,10 +504,11 @@ describe('cpu backend', function () {
       out: t(new Float32Array(s * d)), lse: t(new Float32Array(s), 1),
       segmentIdsQ: null, segmentIdsKv: null,
       maskValue: -1e38, softCap: 0, saveLse: true, blockKvCompute: 64, blockKvDkvCompute: 64, fusedBwd: false,
-      fwdInfo, numThreads: 0, headShards: 1,
+      fwdSchedule: addon().prepareSchedule(fwdInfo), numThreads: 0, headShards: 1,
     });
     const backwardCall = (): Record<string, unknown> => ({
-      ...forwardCall(), saveLse: false, fwdInfo: undefined, dkvInfo, dqInfo: fwdInfo,
+      ...forwardCall(), saveLse: false, fwdSchedule: undefined, dkvSchedule: addon().prepareSchedule(dkvInfo),
+      dqSchedule: addon().prepareSchedule(fwdInfo),
       dout: t(f32(s * d, 4)), dq: t(new Float32Array(s * d)), dk: t(new Float32Array(s * d)), dv: t(new Float32Array(s * d)),
     });
 
@@ -519,6 +520,8 @@ describe('cpu backend', function () {
       addon().backwardSync(backwardCall());
     });
 
+    // Async entry points check the call before queueing it and throw as the sync ones do (the backends
+    // call them inside async functions, so users see a rejection).
     const bad: [string, (c: Record<string, any>) => void, RegExp][] = [
       ['a truncated q', (c) => { c.q.data = c.q.data.subarray(0, s * d - 1); }, /^q\.data: expected at least 4096 elements/],
       ['a truncated output', (c) => { c.out.data = new Float32Array(s * d - 5); }, /^out\.data/],
@@ -527,25 +530,43 @@ describe('cpu backend', function () {
       ['an output that overlaps itself', (c) => { c.out.strides = [0, 0, 1, 1]; }, /^out\.strides/],
       ['an output sharing an input buffer', (c) => { c.out.data = c.q.data; }, /^outputs/],
       ['segment ids of the wrong length', (c) => { c.segmentIdsQ = new Int32Array(s - 1); c.segmentIdsKv = new Int32Array(s); }, /^segmentIdsQ/],
-      ['a column index out of range', (c) => { c.fwdInfo = { ...fwdInfo, colIdx: fwdInfo.colIdx.map((x) => x + 5) }; }, /^fwdInfo\.colIdx\[\d+\]/],
-      ['a row pointer past nnz', (c) => { const rp = fwdInfo.rowPtr.slice(); rp[rp.length - 1] += 3; c.fwdInfo = { ...fwdInfo, rowPtr: rp }; }, /^fwdInfo\.(rowPtr|colIdx)/],
-      ['a stored-block index out of range', (c) => { c.fwdInfo = { ...fwdInfo, colMaskRef: fwdInfo.colMaskRef.map(() => 9) }; }, /^fwdInfo\.colMaskRef\[\d+\]/],
-      ['a malformed mask program', (c) => { c.fwdInfo = { ...fwdInfo, programs: Int32Array.from([2]) , programPtr: Int32Array.from([0, 1]) }; }, /^fwdInfo\.programs/],
-      ['a schedule for another sequence length', (c) => { c.qSeq = s + 64; c.q.data = new Float32Array((s + 64) * d); c.out.data = new Float32Array((s + 64) * d); c.lse.data = new Float32Array(s + 64); }, /^fwdInfo\.qBlocks/],
-      ['a head schedule index out of range', (c) => { c.fwdInfo = { ...fwdInfo, headSchedule: Int32Array.from([3]) }; }, /^fwdInfo\.headSchedule\[0\]/],
+      ['a schedule for another sequence length', (c) => { c.qSeq = s + 64; c.q.data = new Float32Array((s + 64) * d); c.out.data = new Float32Array((s + 64) * d); c.lse.data = new Float32Array(s + 64); }, /^fwdSchedule: cut into 2 x 2 blocks/],
       ['a compute block that does not divide the block', (c) => { c.blockKvCompute = 48; }, /^blockKvCompute/],
       ['kv heads that do not divide heads', (c) => { c.heads = 3; c.kvHeads = 2; }, /^kvHeads/],
     ];
     for (const [what, spoil, message] of bad) {
-      it(`${what} → RangeError, sync and async`, async () => {
+      it(`${what} → RangeError, sync and async`, () => {
         const call = forwardCall();
         spoil(call);
         assert.throws(() => addon().forwardSync(call), (e: unknown) => e instanceof RangeError && message.test(e.message));
         const again = forwardCall();
         spoil(again);
-        await assert.rejects(addon().forward(again), (e: unknown) => e instanceof RangeError && message.test(e.message));
+        assert.throws(() => addon().forward(again), (e: unknown) => e instanceof RangeError && message.test(e.message));
       });
     }
+
+    // Schedules are checked once, when the addon takes its copy of a MaskInfo.
+    const badSchedules: [string, () => unknown, RegExp][] = [
+      ['a column index out of range', () => ({ ...fwdInfo, colIdx: fwdInfo.colIdx.map((x) => x + 5) }), /^maskInfo\.colIdx\[\d+\]: expected an index in \[0, 2\)/],
+      ['a row pointer past nnz', () => { const rp = fwdInfo.rowPtr.slice(); rp[rp.length - 1] += 3; return { ...fwdInfo, rowPtr: rp }; }, /^maskInfo\.rowPtr\[\d+\]: expected 3, got 6/],
+      ['columns out of order', () => ({ ...fwdInfo, colIdx: Int32Array.from([0, 1, 0]) }), /^maskInfo\.colIdx\[2\]: expected ascending columns/],
+      ['a stored-block index out of range', () => ({ ...fwdInfo, colMaskRef: fwdInfo.colMaskRef.map(() => 9) }), /^maskInfo\.colMaskRef\[\d+\]/],
+      ['a malformed mask program', () => ({ ...fwdInfo, programs: Int32Array.from([2]), programPtr: Int32Array.from([0, 1]) }), /^maskInfo\.programs: schedule 0's mask program: truncated instruction/],
+      ['a head schedule index out of range', () => ({ ...fwdInfo, headSchedule: Int32Array.from([3]) }), /^maskInfo\.headSchedule\[0\]/],
+      ['a short colKind', () => ({ ...fwdInfo, colKind: fwdInfo.colKind.subarray(1) }), /^maskInfo\.colKind: expected length 3, got 2/],
+      ['q-shard bounds that stop short', () => ({ ...fwdInfo, qShardBounds: Int32Array.from([0, 1]) }), /^maskInfo\.qShardBounds\[1\]: expected 2, got 1/],
+    ];
+    for (const [what, spoiled, message] of badSchedules) {
+      it(`${what} → RangeError from prepareSchedule`, () => {
+        assert.throws(() => addon().prepareSchedule(spoiled()), (e: unknown) => e instanceof RangeError && message.test(e.message));
+      });
+    }
+
+    it('a handle that is not a schedule → TypeError', () => {
+      const c = forwardCall();
+      c.fwdSchedule = fwdInfo;
+      assert.throws(() => addon().forwardSync(c), (e: unknown) => e instanceof TypeError && /^fwdSchedule: expected a schedule handle/.test(e.message));
+    });
 
     it('wrong kinds of values → TypeError naming the field', () => {
       const c1 = forwardCall();
@@ -565,9 +586,8 @@ describe('cpu backend', function () {
       (c.dv as { data: Float32Array }).data = new Float32Array(s * d - 1);
       assert.throws(() => addon().backwardSync(c), (e: unknown) => e instanceof RangeError && /^dv\.data/.test(e.message));
       const c2 = backwardCall();
-      (c2.dqInfo as unknown) = processMask(mask, [32, 64]);
-      (c2.dkvInfo as unknown) = { ...dkvInfo, colIdx: dkvInfo.colIdx.map(() => 7) };
-      await assert.rejects(addon().backward(c2), (e: unknown) => e instanceof RangeError && /^dkvInfo\.colIdx/.test(e.message));
+      c2.dkvSchedule = addon().prepareSchedule(fwdInfo);
+      assert.throws(() => addon().backward(c2), (e: unknown) => e instanceof RangeError && /^dkvSchedule\.isDkv: expected true/.test(e.message));
     });
   });
 });

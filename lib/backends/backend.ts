@@ -83,13 +83,22 @@ export interface BackwardResult {
   dv: Tensor;
 }
 
+/** Per-call controls of an async call. */
+export interface CallControl {
+  /** Stops the call: a queued one never starts, a running one stops between blocks (native: between block
+   *  rows, or before its kernels launch on a GPU; js: between slices). The kernel object turns the stop
+   *  into an AbortError. */
+  signal?: AbortSignal;
+}
+
 export interface Backend {
   readonly name: 'cuda' | 'rocm' | 'cpu' | 'js' | 'reference';
   /** Block size used for a field the user left unset. */
   defaultBlockSize(seqLen: number): number;
   forwardSync(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): ForwardResult;
   backwardSync(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): BackwardResult;
-  /** Off-thread variants; backends without a thread of their own resolve the sync result. */
-  forward(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): Promise<ForwardResult>;
-  backward(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): Promise<BackwardResult>;
+  /** Variants that leave the event loop free: native work on the addon's dispatcher, JS work in slices
+   *  (the reference backend alone computes in one go). */
+  forward(cfg: KernelConfig, shape: CallShape, args: ForwardArgs, control?: CallControl): Promise<ForwardResult>;
+  backward(cfg: KernelConfig, shape: CallShape, args: BackwardArgs, control?: CallControl): Promise<BackwardResult>;
 }

@@ -1,7 +1,8 @@
 // The 'cpu' backend: the native CPU kernels (native/cpu) through the addon's forward / backward
-// entry points (native/addon/attention.cc). This file only marshals: tensors become
-// { data, dtype, strides } views, MaskInfo objects go across as they are, and every output array is
-// allocated here so the caller owns it. The addon re-checks all sizes against the real buffers.
+// entry points (native/addon/cpu_binding.cc). This file only marshals: tensors become
+// { data, dtype, strides } views, each MaskInfo becomes a schedule handle once (the addon copies and
+// checks it), and every output array is allocated here so the caller owns it. The addon re-checks all
+// sizes against the real buffers; async calls run on its dispatcher and can be cancelled.
 
 import type { MaskInfo } from '../mask-info';
 import { tensor, type DType, type Tensor } from '../tensor';
@@ -15,6 +16,7 @@ import {
   type ForwardResult,
   type KernelConfig,
 } from './backend';
+import { cancellable, type CancelToken } from './cancel';
 import { loadNative } from './native';
 
 /** A tensor as the addon reads it: element strides over [batch, head, seq, dim]. */
@@ -49,38 +51,65 @@ interface NativeCall {
   blockKvCompute: number;
   blockKvDkvCompute: number;
   fusedBwd: boolean;
-  fwdInfo?: MaskInfo;
+  fwdSchedule?: ScheduleHandle;
   /** Split backward only; null for the fused one. */
-  dqInfo?: MaskInfo | null;
-  dkvInfo?: MaskInfo;
+  dqSchedule?: ScheduleHandle | null;
+  dkvSchedule?: ScheduleHandle;
   numThreads: number;
   headShards: number;
+  /** Async calls: the token that cancels the call. */
+  cancel?: CancelToken;
 }
 
-/** The addon's CPU kernel exports (added to NativeAddon by attention.cc). All resolve once the
- *  outputs in the call are written. */
+/** A MaskInfo's schedule as the addon holds it (prepareSchedule). Opaque to JS. */
+export interface ScheduleHandle {
+  readonly __brand: 'splash-host-schedule';
+}
+
+/** The addon's CPU kernel exports (cpu_binding.cc, host_schedule.cc, jobs.cc). The kernel calls resolve
+ *  once the outputs in the call are written. */
 export interface CpuKernelAddon {
   forward(call: unknown): Promise<void>;
   forwardSync(call: unknown): void;
   backward(call: unknown): Promise<void>;
   backwardSync(call: unknown): void;
+  prepareSchedule(info: MaskInfo): ScheduleHandle;
 }
 
 function kernels(): CpuKernelAddon {
   const ld = loadNative();
   if (ld.addon === null) throw new Error(`backend 'cpu' is not available: native addon not loaded: ${ld.error}`);
   const a = ld.addon as unknown as Partial<CpuKernelAddon>;
-  if (typeof a.forwardSync !== 'function' || typeof a.backwardSync !== 'function') {
+  if (typeof a.forwardSync !== 'function' || typeof a.backwardSync !== 'function' ||
+      typeof a.prepareSchedule !== 'function') {
     throw new Error(`backend 'cpu' is not available: the addon at ${ld.path} has no CPU attention kernels ` +
       '(a stale build: rebuild it)');
   }
   return a as CpuKernelAddon;
 }
 
+/** Schedule handles per MaskInfo, made once and freed with it. */
+const schedules = new WeakMap<MaskInfo, ScheduleHandle>();
+
+function schedule(info: MaskInfo): ScheduleHandle {
+  let h = schedules.get(info);
+  if (h === undefined) {
+    h = kernels().prepareSchedule(info);
+    schedules.set(info, h);
+  }
+  return h;
+}
+
 const DTYPE_CODE: Record<DType, 0 | 1 | 2> = { float32: 0, bfloat16: 1, float16: 2 };
 
-function newData(dtype: DType, n: number): Float32Array | Uint16Array {
-  return dtype === 'float32' ? new Float32Array(n) : new Uint16Array(n);
+/** A fresh output array; a size that cannot be allocated is a RangeError naming the output and its bytes. */
+function newData(dtype: DType, n: number, name: string): Float32Array | Uint16Array {
+  try {
+    return dtype === 'float32' ? new Float32Array(n) : new Uint16Array(n);
+  } catch (e) {
+    const bytes = n * (dtype === 'float32' ? 4 : 2);
+    throw new RangeError(`${name}: cannot allocate ${bytes} bytes for the result (${e instanceof Error ? e.message : String(e)})`);
+  }
 }
 
 /** [slabs, seq, dim] → [slabs, dim, seq] (the SEQ_MINOR physical layout), same array type. */
@@ -122,8 +151,8 @@ interface ForwardCall {
 function forwardCall(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): ForwardCall {
   const { batch, heads, kvHeads, qSeqLen: sq, kvSeqLen: skv, headDim: d, headDimV: dv } = shape;
   const bs = cfg.blockSizes;
-  const outData = newData(args.q.dtype, batch * heads * sq * dv);
-  const lseData = new Float32Array(batch * heads * sq);
+  const outData = newData(args.q.dtype, batch * heads * sq * dv, 'out');
+  const lseData = newData('float32', batch * heads * sq, 'logsumexp') as Float32Array;
   const call: NativeCall = {
     ...sizes(shape),
     q: view(args.q, batch, heads, sq, d, bs.qLayout),
@@ -135,7 +164,7 @@ function forwardCall(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): Fo
     segmentIdsKv: args.segKv,
     ...options(cfg),
     saveLse: true,
-    fwdInfo: cfg.fwdMaskInfo,
+    fwdSchedule: schedule(cfg.fwdMaskInfo),
   };
   const rowShape = args.q.shape.slice(0, -1);
   return {
@@ -155,9 +184,9 @@ interface BackwardCall {
 function backwardCall(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): BackwardCall {
   const { batch, heads, kvHeads, qSeqLen: sq, kvSeqLen: skv, headDim: d, headDimV: dv } = shape;
   const bs = cfg.blockSizes;
-  const dqData = newData(args.q.dtype, args.q.data.length);
-  const dkData = newData(args.k.dtype, args.k.data.length);
-  const dvData = newData(args.v.dtype, args.v.data.length);
+  const dqData = newData(args.q.dtype, args.q.data.length, 'dq');
+  const dkData = newData(args.k.dtype, args.k.data.length, 'dk');
+  const dvData = newData(args.v.dtype, args.v.data.length, 'dv');
   const call: NativeCall = {
     ...sizes(shape),
     q: view(args.q, batch, heads, sq, d, bs.qLayout),
@@ -173,8 +202,8 @@ function backwardCall(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): 
     segmentIdsKv: args.segKv,
     ...options(cfg),
     saveLse: false,
-    dqInfo: cfg.dqMaskInfo,
-    dkvInfo: cfg.dkvMaskInfo,
+    dqSchedule: cfg.dqMaskInfo === null ? null : schedule(cfg.dqMaskInfo),
+    dkvSchedule: schedule(cfg.dkvMaskInfo),
   };
   return {
     call,
@@ -221,9 +250,10 @@ export const cpuBackend: Backend = {
     kernels().forwardSync(f.call);
     return f.result();
   },
-  async forward(cfg, shape, args) {
+  async forward(cfg, shape, args, control) {
     const f = forwardCall(cfg, shape, args);
-    await kernels().forward(f.call);
+    const addon = kernels();
+    await cancellable(control, f.call, (c) => addon.forward(c));
     return f.result();
   },
   backwardSync(cfg, shape, args) {
@@ -231,9 +261,10 @@ export const cpuBackend: Backend = {
     kernels().backwardSync(b.call);
     return b.result();
   },
-  async backward(cfg, shape, args) {
+  async backward(cfg, shape, args, control) {
     const b = backwardCall(cfg, shape, args);
-    await kernels().backward(b.call);
+    const addon = kernels();
+    await cancellable(control, b.call, (c) => addon.backward(c));
     return b.result();
   },
 };

@@ -12,11 +12,13 @@ import type {
   Backend,
   BackwardArgs,
   BackwardResult,
+  CallControl,
   CallShape,
   ForwardArgs,
   ForwardResult,
   KernelConfig,
 } from './backend';
+import { cancellable, type CancelToken } from './cancel';
 import { deviceHandle, isDeviceTensor, wrapDeviceBuffer, type DeviceTensor } from './device';
 import { loadNative } from './native';
 
@@ -52,6 +54,8 @@ export interface GpuCallCommon {
   outputOnDevice: boolean;
   force?: 'auto' | 'simt' | 'mma';
   timeKernel?: boolean;
+  /** Async calls: the token that cancels the call until its kernels launch. */
+  cancel?: CancelToken;
 }
 
 export interface GpuForwardCall extends GpuCallCommon {
@@ -282,9 +286,9 @@ class GpuBackend implements Backend {
     return this.result(addon, shape, call, addon.gpuForwardSync(call));
   }
 
-  async forward(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): Promise<ForwardResult> {
+  async forward(cfg: KernelConfig, shape: CallShape, args: ForwardArgs, control?: CallControl): Promise<ForwardResult> {
     const { addon, call } = this.prepare(cfg, shape, args);
-    return this.result(addon, shape, call, await addon.gpuForward(call));
+    return this.result(addon, shape, call, await cancellable(control, call, (c) => addon.gpuForward(c)));
   }
 
   /** The addon call for a backward, and how to shape its result. */
@@ -348,9 +352,9 @@ class GpuBackend implements Backend {
     return this.backwardResult(addon, shape, args, call, run(call));
   }
 
-  async backward(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): Promise<BackwardResult> {
+  async backward(cfg: KernelConfig, shape: CallShape, args: BackwardArgs, control?: CallControl): Promise<BackwardResult> {
     const { addon, call, runAsync } = this.prepareBackward(cfg, shape, args);
-    return this.backwardResult(addon, shape, args, call, await runAsync(call));
+    return this.backwardResult(addon, shape, args, call, await cancellable(control, call, runAsync));
   }
 }
 

@@ -23,6 +23,7 @@ import {
   type ForwardResult,
   type KernelConfig,
 } from './backend';
+import { runInSlices, runToEnd } from './time-slices';
 
 // ---- data in and out --------------------------------------------------------
 
@@ -371,7 +372,8 @@ function softmaxStep(
   }
 }
 
-function forwardSync(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): ForwardResult {
+/** The forward as steps: it yields after every compute tile, so an async caller can stop between tiles. */
+function* forwardSteps(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): Generator<void, ForwardResult, void> {
   const { batch, heads, kvHeads, qSeqLen: sq, kvSeqLen: skv, headDim: d, headDimV: dv } = shape;
   const bs = cfg.blockSizes;
   const info = cfg.fwdMaskInfo;
@@ -436,6 +438,7 @@ function forwardSync(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): Fo
                 softmaxStep(s, nq, nk, softCap, masked ? mt : null, maskValue, m, l, any, acc, dv);
                 if (vSeqMinor) accumCols(s, nq, nk, v, vBase + k0, skv, dv, acc);
                 else accum(s, nk, 1, nq, nk, v, vBase + k0 * dv, dv, acc, 0);
+                yield;
               }
             }
             // Normalise; a row with no allowed key gives out = 0 and logsumexp = -Infinity.
@@ -521,7 +524,8 @@ function toF32(x: Float64Array): Float32Array {
   return Float32Array.from(x);
 }
 
-function backwardSync(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): BackwardResult {
+/** The backward as steps: it yields after every tile pair (see forwardSteps). */
+function* backwardSteps(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): Generator<void, BackwardResult, void> {
   const { batch, heads, kvHeads, qSeqLen: sq, kvSeqLen: skv, headDim: d, headDimV: dv } = shape;
   const bs = cfg.blockSizes;
   const group = heads / kvHeads;
@@ -587,6 +591,7 @@ function backwardSync(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): 
                 const masked = tileMask(ms, sched, e, qb, kb, q0, q1, k0, k1, b * sq, b * skv, mt);
                 gradTile(s, dp, nq, nk, softCap, masked ? mt : null, maskValue, lse, di, rowOff);
                 accum(dp, nk, 1, nq, nk, k.arr, kOff, d, dq, 0); // dq += ds·k
+                yield;
               }
               const o = rowOff * d;
               for (let x = 0; x < nq * d; x++) dqOut[o + x] = dq[x];
@@ -636,6 +641,7 @@ function backwardSync(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): 
                 accum(s, 1, nk, nk, nq, dout, rowOff * dv, dv, dvAcc, 0); // dv += pᵀ·dout
                 accum(dp, 1, nk, nk, nq, q.arr, qOff, d, dkAcc, 0); // dk += dsᵀ·q
                 if (fused) accum(dp, nk, 1, nq, nk, k.arr, kOff, d, dq, rowOff * d); // dq += ds·k
+                yield;
               }
             }
             const ko = (kvSlab * skv + k0) * d;
@@ -659,12 +665,10 @@ export const jsBackend: Backend = {
   name: 'js',
   // 128 × 128 tiles keep q, k, v and score tiles in L2; 64 and 256 measured within ±10% on bench/js.ts.
   defaultBlockSize: () => 128,
-  forwardSync,
-  backwardSync,
-  async forward(cfg, shape, args) {
-    return forwardSync(cfg, shape, args);
-  },
-  async backward(cfg, shape, args) {
-    return backwardSync(cfg, shape, args);
-  },
+  forwardSync: (cfg, shape, args) => runToEnd(forwardSteps(cfg, shape, args)),
+  backwardSync: (cfg, shape, args) => runToEnd(backwardSteps(cfg, shape, args)),
+  // Async calls run in slices of a few milliseconds between which the event loop runs and an aborted
+  // signal stops the call.
+  forward: (cfg, shape, args, control) => runInSlices(forwardSteps(cfg, shape, args), control?.signal),
+  backward: (cfg, shape, args, control) => runInSlices(backwardSteps(cfg, shape, args), control?.signal),
 };

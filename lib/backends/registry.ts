@@ -24,9 +24,9 @@ const nativeKernels: Record<NativeName, Backend> = { cpu: cpuBackend, cuda: cuda
 
 /** Addon functions each native backend calls: an addon built before they existed must not count as available. */
 const REQUIRED_EXPORTS: Record<NativeName, readonly string[]> = {
-  cpu: ['forward', 'forwardSync', 'backward', 'backwardSync'],
-  cuda: ['gpuForward', 'gpuForwardSync', 'gpuBackward', 'gpuBackwardSync', 'gpuUploadSchedule', 'gpuToDevice', 'gpuToHost', 'gpuDispose'],
-  rocm: ['gpuForward', 'gpuForwardSync', 'gpuBackward', 'gpuBackwardSync', 'gpuUploadSchedule', 'gpuToDevice', 'gpuToHost', 'gpuDispose'],
+  cpu: ['forward', 'forwardSync', 'backward', 'backwardSync', 'prepareSchedule', 'cancelToken', 'cancel'],
+  cuda: ['gpuForward', 'gpuForwardSync', 'gpuBackward', 'gpuBackwardSync', 'gpuUploadSchedule', 'gpuToDevice', 'gpuToHost', 'gpuDispose', 'cancelToken', 'cancel'],
+  rocm: ['gpuForward', 'gpuForwardSync', 'gpuBackward', 'gpuBackwardSync', 'gpuUploadSchedule', 'gpuToDevice', 'gpuToHost', 'gpuDispose', 'cancelToken', 'cancel'],
 };
 
 function nativeStatus(name: NativeName): BackendStatus {

@@ -5,8 +5,10 @@
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  splash::addon::RegisterJobs(env, exports);  // first: the other parts queue their async calls on it
   splash::addon::RegisterInfo(env, exports);
-  splash::addon::RegisterAttention(env, exports);
+  splash::addon::RegisterSchedules(env, exports);
+  splash::addon::RegisterCpu(env, exports);
   splash::addon::RegisterGpu(env, exports);
   return exports;
 }

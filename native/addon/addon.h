@@ -7,8 +7,10 @@
 namespace splash {
 namespace addon {
 
-void RegisterInfo(Napi::Env env, Napi::Object exports);  // info.cc: info()
-void RegisterAttention(Napi::Env env, Napi::Object exports);  // attention.cc: forward[Sync], backward[Sync]
+void RegisterJobs(Napi::Env env, Napi::Object exports);       // jobs.cc: the async layer; cancelToken(), cancel()
+void RegisterInfo(Napi::Env env, Napi::Object exports);       // info.cc: info()
+void RegisterSchedules(Napi::Env env, Napi::Object exports);  // host_schedule.cc: prepareSchedule()
+void RegisterCpu(Napi::Env env, Napi::Object exports);        // cpu_binding.cc: forward[Sync], backward[Sync]
 void RegisterGpu(Napi::Env env, Napi::Object exports);        // gpu.cc: device buffers, gpuForward[Sync], planning
 
 }  // namespace addon

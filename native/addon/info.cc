@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "addon.h"
+#include "args.h"
 #include "splash/cpu_features.h"
 #include "splash/device_query.h"
 #include "splash/version.h"
@@ -100,7 +101,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterInfo(Napi::Env env, Napi::Object exports) {
-  exports.Set("info", Napi::Function::New(env, Info, "info"));
+  exports.Set("info", guarded_function(env, "info", Info));
 }
 
 }  // namespace addon

@@ -50,6 +50,7 @@ struct Common {
   bool bf16_scores;           // S on bf16 pairs: q and k are bf16 and the CPU has the dot products
   bool bf16_dp;               // dP on bf16 pairs: dout and v are bf16 and likewise
   int64_t d_words, dv_words;  // bf16 pairs per q / k row and per dout / v row
+  const RunOptions& options;  // for the cancel flag, polled at the start of every task
 };
 
 const int32_t* batch_segments(const int32_t* ids, int64_t b, int64_t seq) { return ids ? ids + b * seq : nullptr; }
@@ -191,6 +192,7 @@ void dq_pass(const Common& c, int threads) {
   const std::vector<QBlockTask> tasks = q_block_tasks(p, sv);
 
   parallel_for(static_cast<int64_t>(tasks.size()), threads, [&](int64_t t) {
+    stop_if_cancelled(c.options);
     const QBlockTask& task = tasks[static_cast<size_t>(t)];
     const int64_t b = task.batch, h = task.head, qb = task.q_block;
     const int64_t q0 = qb * block_q, nq = std::min(block_q, p.q_seq - q0);
@@ -462,6 +464,7 @@ void dkv_pass(const Common& c, int threads, bool fused) {
   const int64_t kv_blocks = sv.rows_per_schedule;
   parallel_for(p.batch * p.kv_heads * kv_blocks, threads, [&](int64_t t) {
     try {
+      stop_if_cancelled(c.options);
       const int64_t b = t / (p.kv_heads * kv_blocks);
       const int64_t kvh = (t / kv_blocks) % p.kv_heads;
       const int64_t kb = t % kv_blocks;
@@ -530,6 +533,7 @@ void dkv_pass(const Common& c, int threads, bool fused) {
 void backward_with(const AttentionParams& p, const RunOptions& options) {
   const TileOps& ops = tile_ops(options.max_isa, options.bf16_dots != 0);
   const int threads = call_threads(p, options);
+  stop_if_cancelled(options);
   const std::vector<float> di = row_deltas(p, ops, threads);
   const bool dots = ops.gemm_bf16_nn != nullptr;
   const Common c{p,
@@ -542,7 +546,8 @@ void backward_with(const AttentionParams& p, const RunOptions& options) {
                  dots && p.q.dtype == DType::BF16 && p.k.dtype == DType::BF16,
                  dots && p.dout.dtype == DType::BF16 && p.v.dtype == DType::BF16,
                  (p.head_dim + 1) / 2,
-                 (p.head_dim_v + 1) / 2};
+                 (p.head_dim_v + 1) / 2,
+                 options};
   if (!p.fused_bwd) dq_pass(c, threads);
   dkv_pass(c, threads, p.fused_bwd != 0);
 }

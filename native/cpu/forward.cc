@@ -207,7 +207,10 @@ void forward_with(const AttentionParams& p, const RunOptions& options) {
                       SegmentSkip(p, sv.block_q, block_kv, options.segment_skip != 0)};
   const std::vector<QBlockTask> tasks = q_block_tasks(p, sv);
   parallel_for(static_cast<int64_t>(tasks.size()), call_threads(p, options),
-               [&](int64_t t) { forward_task(f, tasks[static_cast<size_t>(t)]); });
+               [&](int64_t t) {
+                 stop_if_cancelled(options);
+                 forward_task(f, tasks[static_cast<size_t>(t)]);
+               });
 }
 
 }  // namespace cpu

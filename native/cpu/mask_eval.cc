@@ -9,6 +9,8 @@
 #include <cstring>
 #include <vector>
 
+#include "splash/mask_program.h"
+
 namespace splash {
 namespace cpu {
 
@@ -20,23 +22,6 @@ constexpr int64_t kUnbounded = INT64_C(1) << 60;
 struct Range {
   int64_t lo, hi;
 };
-
-// Words an instruction occupies (opcode + arguments), 0 for an unknown opcode.
-int64_t instruction_width(int32_t op) {
-  switch (static_cast<MaskOp>(op)) {
-    case MaskOp::Full: return 1;
-    case MaskOp::Causal: return 2;
-    case MaskOp::Local: return 6;
-    case MaskOp::Chunked: return 2;
-    case MaskOp::And: return 1;
-    case MaskOp::Or: return 1;
-  }
-  return 0;
-}
-
-bool is_primitive(int32_t op) {
-  return op != static_cast<int32_t>(MaskOp::And) && op != static_cast<int32_t>(MaskOp::Or);
-}
 
 // x is q when rows are q (kv_major false) and kv otherwise.
 Range primitive_range(const int32_t* ins, int64_t x, bool kv_major) {
@@ -73,7 +58,7 @@ void fill_range(uint8_t* row, int64_t c0, int64_t n, Range r) {
 // Evaluates program[0, length) on rows [r0, r0 + rows) x columns [c0, c0 + cols) into out (ld).
 void eval_program(const int32_t* program, int64_t length, int64_t r0, int64_t rows, int64_t c0, int64_t cols,
                   bool kv_major, uint8_t* out, int64_t ld) {
-  if (length == instruction_width(program[0]) && is_primitive(program[0])) {
+  if (length == mask_instruction_width(program[0]) && mask_op_is_primitive(program[0])) {
     for (int64_t i = 0; i < rows; ++i) fill_range(out + i * ld, c0, cols, primitive_range(program, r0 + i, kv_major));
     return;
   }
@@ -83,9 +68,9 @@ void eval_program(const int32_t* program, int64_t length, int64_t r0, int64_t ro
   const int64_t slot = rows * cols;
   stack.resize(static_cast<size_t>(std::max<int64_t>(depth, 1) * slot));
   int64_t sp = 0;
-  for (int64_t pc = 0; pc < length; pc += instruction_width(program[pc])) {
+  for (int64_t pc = 0; pc < length; pc += mask_instruction_width(program[pc])) {
     const int32_t op = program[pc];
-    if (is_primitive(op)) {
+    if (mask_op_is_primitive(op)) {
       uint8_t* top = stack.data() + sp * slot;
       for (int64_t i = 0; i < rows; ++i) {
         fill_range(top + i * cols, c0, cols, primitive_range(program + pc, r0 + i, kv_major));
@@ -113,24 +98,6 @@ bool all_equal(const int32_t* ids, int64_t n, int32_t value) {
 }
 
 }  // namespace
-
-int64_t mask_program_depth(const int32_t* program, int64_t length) {
-  int64_t sp = 0, depth = 0;
-  for (int64_t pc = 0; pc < length;) {
-    const int32_t op = program[pc];
-    const int64_t width = instruction_width(op);
-    if (width == 0 || pc + width > length) return -1;
-    if (op == static_cast<int32_t>(MaskOp::Chunked) && program[pc + 1] <= 0) return -1;
-    if (is_primitive(op)) {
-      depth = std::max(depth, ++sp);
-    } else {
-      if (sp < 2) return -1;
-      --sp;
-    }
-    pc += width;
-  }
-  return sp == 1 ? depth : -1;
-}
 
 bool build_tile_mask(const ScheduleView& sv, const TileRegion& t, const int32_t* seg_q, const int32_t* seg_kv,
                      bool kv_major, uint8_t* out, int64_t ld) {

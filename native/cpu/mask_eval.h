@@ -26,9 +26,5 @@ struct TileRegion {
 bool build_tile_mask(const ScheduleView& sv, const TileRegion& tile, const int32_t* seg_q, const int32_t* seg_kv,
                      bool kv_major, uint8_t* out, int64_t ld);
 
-// Number of stack slots the postfix program needs, or -1 when it is malformed (an unknown opcode,
-// missing arguments, a non-positive chunk size, a stack underflow, or not exactly one result).
-int64_t mask_program_depth(const int32_t* program, int64_t length);
-
 }  // namespace cpu
 }  // namespace splash

@@ -31,7 +31,7 @@ __device__ __forceinline__ int32_t clamp_to_int32(int64_t x) {
 
 // Evaluates the postfix program prog[0, len) at the R x C positions (q[a], kv[c]). The stack lives in
 // registers as a shift register (constant indices only), kMaxProgramDepth deep; plan.h's
-// program_depth() has checked every program before upload.
+// mask_program_depth() (splash/mask_program.h) has checked every program before upload.
 template <int R, int C>
 __device__ __forceinline__ uint64_t eval_mask_program(const int32_t* __restrict__ prog, int len, const int (&q)[R],
                                                       const int (&kv)[C]) {

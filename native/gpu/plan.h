@@ -16,7 +16,9 @@
 #include <vector>
 
 #include "fwd_params.h"
+#include "splash/mask_program.h"
 #include "splash/params.h"
+#include "splash/schedule_check.h"
 
 // The tile-shape functions are also evaluated in device code (as constant expressions).
 #if defined(__CUDACC__) || defined(__HIPCC__)
@@ -248,78 +250,6 @@ inline std::vector<uint32_t> pack_mask_bits(const uint8_t* blocks, int64_t n, in
 
 // ---- mask programs --------------------------------------------------------------------------------
 
-// Checks a postfix program (opcodes of MaskOp with their arguments) and returns its stack depth, or
-// -1 with *error set when it is malformed. An empty program has depth 0.
-inline int program_depth(const int32_t* prog, int64_t len, std::string* error) {
-  int sp = 0;
-  int depth = 0;
-  auto bad = [error](const std::string& m) {
-    if (error) *error = m;
-    return -1;
-  };
-  for (int64_t pc = 0; pc < len;) {
-    const int32_t op = prog[pc];
-    int64_t args = 0;
-    int pops = 0;
-    switch (static_cast<MaskOp>(op)) {
-      case MaskOp::Full: args = 0; break;
-      case MaskOp::Causal: args = 1; break;
-      case MaskOp::Local: args = 5; break;
-      case MaskOp::Chunked: args = 1; break;
-      case MaskOp::And:
-      case MaskOp::Or: pops = 2; break;
-      default: return bad("mask program: unknown opcode " + std::to_string(op) + " at " + std::to_string(pc));
-    }
-    if (pc + 1 + args > len) return bad("mask program: truncated instruction at " + std::to_string(pc));
-    if (static_cast<MaskOp>(op) == MaskOp::Chunked && prog[pc + 1] <= 0) {
-      return bad("mask program: chunk size must be positive, got " + std::to_string(prog[pc + 1]));
-    }
-    if (pops) {
-      if (sp < 2) return bad("mask program: stack underflow at " + std::to_string(pc));
-      sp -= 1;
-    } else {
-      sp += 1;
-    }
-    depth = std::max(depth, sp);
-    pc += 1 + args;
-  }
-  if (len > 0 && sp != 1) return bad("mask program: leaves " + std::to_string(sp) + " values instead of 1");
-  return depth;
-}
-
-// The program at one position, on the host (any depth).
-inline bool eval_program_host(const int32_t* prog, int64_t len, int64_t q, int64_t kv) {
-  std::vector<uint8_t> st;
-  for (int64_t pc = 0; pc < len;) {
-    switch (static_cast<MaskOp>(prog[pc])) {
-      case MaskOp::Full: st.push_back(1); pc += 1; break;
-      case MaskOp::Causal: st.push_back(q + prog[pc + 1] >= kv); pc += 2; break;
-      case MaskOp::Local: {
-        const int64_t x = q + prog[pc + 5];
-        st.push_back((prog[pc + 1] == 0 || x - prog[pc + 2] <= kv) && (prog[pc + 3] == 0 || x + prog[pc + 4] >= kv));
-        pc += 6;
-        break;
-      }
-      case MaskOp::Chunked: {
-        const int64_t c = prog[pc + 1];
-        st.push_back(q - q % c == kv - kv % c && q >= kv);
-        pc += 2;
-        break;
-      }
-      case MaskOp::And:
-      case MaskOp::Or: {
-        const uint8_t b = st.back();
-        st.pop_back();
-        st.back() = static_cast<MaskOp>(prog[pc]) == MaskOp::And ? (st.back() & b) : (st.back() | b);
-        pc += 1;
-        break;
-      }
-      default: return false;  // checked by program_depth
-    }
-  }
-  return !st.empty() && st.back() != 0;
-}
-
 // Schedules whose program is deeper than the device evaluator holds get their program-evaluated
 // partial blocks materialised instead: each such entry gets its own packed block appended to `bits`
 // (laid out as pack_mask_bits does) and its index in `col_mask_ref`. Returns the number of blocks
@@ -330,7 +260,7 @@ inline int64_t materialize_deep_programs(const ScheduleView& s, std::vector<int3
   int64_t added = 0;
   for (int32_t sc = 0; sc < s.num_schedules; ++sc) {
     const int32_t begin = s.program_ptr[sc], end = s.program_ptr[sc + 1];
-    if (program_depth(s.programs + begin, end - begin, nullptr) <= kMaxProgramDepth) continue;
+    if (mask_program_depth(s.programs + begin, end - begin) <= kMaxProgramDepth) continue;
     for (int64_t r0 = 0; r0 < s.rows_per_schedule; ++r0) {
       const int64_t row = static_cast<int64_t>(sc) * s.rows_per_schedule + r0;
       for (int32_t e = s.row_ptr[row]; e < s.row_ptr[row + 1]; ++e) {
@@ -344,7 +274,7 @@ inline int64_t materialize_deep_programs(const ScheduleView& s, std::vector<int3
         const int64_t kv0 = (s.is_dkv ? r0 : static_cast<int64_t>(s.col_idx[e])) * s.block_kv;
         for (int64_t r = 0; r < s.block_q; ++r)
           for (int64_t c = 0; c < s.block_kv; ++c)
-            if (eval_program_host(s.programs + begin, end - begin, qb * s.block_q + r, kv0 + c)) {
+            if (eval_mask_program(s.programs + begin, end - begin, qb * s.block_q + r, kv0 + c)) {
               block[r * wpr + (c >> 5)] |= 1u << (c & 31);
             }
       }
@@ -355,55 +285,10 @@ inline int64_t materialize_deep_programs(const ScheduleView& s, std::vector<int3
 
 // ---- schedule checks ----------------------------------------------------------------------------
 
-// Everything the kernels index with, checked once before a schedule is uploaded: a schedule that
-// passes cannot make a kernel read outside its arrays. Returns "" or what is wrong.
-inline std::string validate_schedule(const ScheduleView& s) {
-  auto fail = [](const std::string& m) { return "schedule: " + m; };
-  // Forward / dq schedules have q-block rows and kv-block columns; dkv schedules the other way round.
-  const int32_t rows_expected = s.is_dkv ? s.kv_blocks : s.q_blocks;
-  const int32_t cols = s.is_dkv ? s.q_blocks : s.kv_blocks;
-  if (s.heads < 1 || s.q_blocks < 1 || s.kv_blocks < 1 || s.block_q < 1 || s.block_kv < 1 || s.num_schedules < 1 ||
-      s.rows_per_schedule != rows_expected || s.nnz < 0 || s.program_len < 0 || s.num_partial < 0) {
-    return fail("inconsistent sizes");
-  }
-  if (!s.head_schedule || !s.row_ptr || !s.program_ptr || (s.nnz > 0 && (!s.col_idx || !s.col_kind || !s.col_mask_ref)) ||
-      (s.program_len > 0 && !s.programs) || (s.num_partial > 0 && !s.partial_mask_blocks)) {
-    return fail("missing arrays");
-  }
-  for (int32_t h = 0; h < s.heads; ++h) {
-    if (s.head_schedule[h] < 0 || s.head_schedule[h] >= s.num_schedules) return fail("head_schedule out of range");
-  }
-  const int64_t rows = static_cast<int64_t>(s.num_schedules) * s.rows_per_schedule;
-  if (s.row_ptr[0] != 0 || s.row_ptr[rows] != s.nnz) return fail("row_ptr does not span col_idx");
-  for (int64_t r = 0; r < rows; ++r) {
-    if (s.row_ptr[r + 1] < s.row_ptr[r]) return fail("row_ptr decreases");
-  }
-  if (s.program_ptr[0] != 0 || s.program_ptr[s.num_schedules] != s.program_len) return fail("program_ptr does not span programs");
-  for (int32_t sc = 0; sc < s.num_schedules; ++sc) {
-    const int32_t begin = s.program_ptr[sc], end = s.program_ptr[sc + 1];
-    if (end < begin) return fail("program_ptr decreases");
-    std::string error;
-    const int depth = program_depth(s.programs + begin, end - begin, &error);
-    if (depth < 0) return fail(error);
-    for (int64_t r = 0; r < s.rows_per_schedule; ++r) {
-      const int64_t row = static_cast<int64_t>(sc) * s.rows_per_schedule + r;
-      for (int32_t e = s.row_ptr[row]; e < s.row_ptr[row + 1]; ++e) {
-        if (s.col_idx[e] < 0 || s.col_idx[e] >= cols) return fail("col_idx out of range");
-        if (e > s.row_ptr[row] && s.col_idx[e] <= s.col_idx[e - 1]) return fail("col_idx not ascending in a row");
-        const int kind = s.col_kind[e];
-        if (kind != static_cast<int>(BlockKind::Partial) && kind != static_cast<int>(BlockKind::Full)) {
-          return fail("col_kind must be 1 (partial) or 2 (full)");
-        }
-        const int32_t ref = s.col_mask_ref[e];
-        if (ref < -1 || ref >= s.num_partial) return fail("col_mask_ref out of range");
-        if (kind == static_cast<int>(BlockKind::Partial) && ref < 0 && end == begin) {
-          return fail("a partial block has neither a stored mask nor a mask program");
-        }
-      }
-    }
-  }
-  return "";
-}
+// Everything the kernels index with, checked once before a schedule is uploaded (the shared bounds
+// check of splash/schedule_check.h, for views whose arrays hold what the view declares): a schedule
+// that passes cannot make a kernel read outside its arrays. Returns "" or what is wrong.
+inline std::string validate_schedule(const ScheduleView& s) { return check_schedule(s, nullptr, "schedule"); }
 
 // ---- segment ids --------------------------------------------------------------------------------
 

@@ -3,6 +3,9 @@
 // checked by the caller against the real buffers.
 #pragma once
 
+#include <atomic>
+#include <exception>
+
 #include "splash/params.h"
 
 namespace splash {
@@ -21,7 +24,19 @@ struct RunOptions {
   int32_t max_isa;       // highest instruction set: 0 portable C++, 1 AVX2, 2 AVX-512 (capped by the CPU)
   int32_t bf16_dots;     // 1: all-bf16 forwards use avx512_bf16 dot products where the CPU has them
   int32_t segment_skip;  // 1: skip block pairs whose segment ids cannot meet
+  // When set and it turns true, the call stops at its next block row (task) by throwing Cancelled;
+  // the outputs are then partly written and must be discarded.
+  const std::atomic<bool>* cancel;
 };
+
+struct Cancelled : std::exception {
+  const char* what() const noexcept override { return "the call was cancelled"; }
+};
+
+// Throws Cancelled when options.cancel has turned true. Kernels call it at the start of every task.
+inline void stop_if_cancelled(const RunOptions& options) {
+  if (options.cancel != nullptr && options.cancel->load(std::memory_order_relaxed)) throw Cancelled();
+}
 
 // From SPLASH_NUM_THREADS, SPLASH_CPU_ISA (generic | avx2 | avx512), SPLASH_CPU_BF16=0 and
 // SPLASH_SEGMENT_SKIP=0. getenv races with a concurrent setenv, so a host that changes its environment

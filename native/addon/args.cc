@@ -1,0 +1,115 @@
+// See args.h.
+#include "args.h"
+
+#include <cmath>
+#include <cstring>
+#include <new>
+
+namespace splash {
+namespace addon {
+
+void range_error(const std::string& field, const std::string& what) { throw ArgError{false, field + ": " + what}; }
+
+void type_error(const std::string& field, const std::string& what) { throw ArgError{true, field + ": " + what}; }
+
+std::string num(int64_t x) { return std::to_string(x); }
+
+std::string at(const std::string& path, int64_t i) { return path + "[" + num(i) + "]"; }
+
+const char* typed_array_name(napi_typedarray_type t) {
+  switch (t) {
+    case napi_int8_array: return "Int8Array";
+    case napi_uint8_array: return "Uint8Array";
+    case napi_uint8_clamped_array: return "Uint8ClampedArray";
+    case napi_int16_array: return "Int16Array";
+    case napi_uint16_array: return "Uint16Array";
+    case napi_int32_array: return "Int32Array";
+    case napi_uint32_array: return "Uint32Array";
+    case napi_float32_array: return "Float32Array";
+    case napi_float64_array: return "Float64Array";
+    case napi_bigint64_array: return "BigInt64Array";
+    case napi_biguint64_array: return "BigUint64Array";
+    default: return "TypedArray";
+  }
+}
+
+OwnedBytes OwnedBytes::copy_of(const Span& span, const std::string& path) {
+  OwnedBytes o;
+  if (span.bytes == 0) return o;
+  o.bytes_.reset(new (std::nothrow) uint8_t[span.bytes]);
+  if (!o.bytes_) range_error(path, "cannot allocate " + num(static_cast<int64_t>(span.bytes)) + " bytes for the call's copy");
+  std::memcpy(o.bytes_.get(), span.data, span.bytes);
+  o.size_ = span.bytes;
+  return o;
+}
+
+Napi::Object Reader::object(const Napi::Object& o, const std::string& key, const std::string& path) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsObject()) type_error(path, "expected an object");
+  return v.As<Napi::Object>();
+}
+
+double Reader::number(const Napi::Object& o, const std::string& key, const std::string& path) {
+  return number_value(o.Get(key), path);
+}
+
+double Reader::number_value(const Napi::Value& v, const std::string& path) {
+  if (!v.IsNumber()) type_error(path, "expected a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (std::isnan(d)) range_error(path, "expected a number, got NaN");
+  return d;
+}
+
+int64_t Reader::integer(const Napi::Object& o, const std::string& key, const std::string& path, int64_t lo, int64_t hi) {
+  return integer_value(o.Get(key), path, lo, hi);
+}
+
+int64_t Reader::integer_value(const Napi::Value& v, const std::string& path, int64_t lo, int64_t hi) {
+  const double d = number_value(v, path);
+  if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) || d != std::floor(d)) {
+    range_error(path, "expected an integer in [" + num(lo) + ", " + num(hi) + "], got " + std::to_string(d));
+  }
+  return static_cast<int64_t>(d);
+}
+
+bool Reader::boolean(const Napi::Object& o, const std::string& key, const std::string& path) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return false;
+  if (!v.IsBoolean()) type_error(path, "expected a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+Span Reader::array(const Napi::Object& o, const std::string& key, const std::string& path, napi_typedarray_type type,
+                   bool optional) {
+  Napi::Value v = o.Get(key);
+  if (optional && (v.IsNull() || v.IsUndefined())) return Span{};
+  return array_value(v, path, type);
+}
+
+Span Reader::array_value(const Napi::Value& v, const std::string& path, napi_typedarray_type type) {
+  if (!v.IsTypedArray()) type_error(path, std::string("expected a ") + typed_array_name(type));
+  Napi::TypedArray ta = v.As<Napi::TypedArray>();
+  if (ta.TypedArrayType() != type) {
+    type_error(path, std::string("expected a ") + typed_array_name(type) + ", got " + typed_array_name(ta.TypedArrayType()));
+  }
+  Span s;
+  s.length = static_cast<int64_t>(ta.ElementLength());
+  s.bytes = ta.ByteLength();
+  uint8_t* base = static_cast<uint8_t*>(ta.ArrayBuffer().Data());
+  if (s.length > 0 && base == nullptr) range_error(path, "the array's buffer is detached");
+  s.data = s.length > 0 ? base + ta.ByteOffset() : nullptr;
+  return s;
+}
+
+Napi::Error to_js_error(Napi::Env env, const ArgError& e) {
+  if (e.type_error) return Napi::TypeError::New(env, e.message);
+  return Napi::RangeError::New(env, e.message);
+}
+
+Napi::Function guarded_function(Napi::Env env, const char* name, Napi::Value (*body)(const Napi::CallbackInfo&)) {
+  return Napi::Function::New(
+      env, [body](const Napi::CallbackInfo& info) { return guarded(info.Env(), [&] { return body(info); }); }, name);
+}
+
+}  // namespace addon
+}  // namespace splash
