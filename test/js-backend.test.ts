@@ -343,9 +343,10 @@ describe('js backend', function () {
   });
 
   describe('memory', () => {
-    it('a 1×32768×64 causal forward allocates no S×S array', function () {
-      this.timeout(600_000);
-      const s = 32768;
+    it('a 1×8192×64 causal forward allocates no S×S array', function () {
+      this.timeout(120_000);
+      // 8192 makes the point of 32768 (an S×S array would dwarf the bound) in a sixteenth of the time.
+      const s = 8192;
       const d = 64;
       const q = randTensor([1, s, d], 41, 'float32', 1 / 8);
       const k = randTensor([1, s, d], 42, 'float32');
@@ -354,7 +355,7 @@ describe('js backend', function () {
       const before = process.memoryUsage().arrayBuffers;
       const { out, logsumexp } = kernel.forwardSync(q, k, v);
       const grown = process.memoryUsage().arrayBuffers - before;
-      // Outputs are 8.4 MB; a float32 S×S array would be 4.3 GB. Allow 64 MB for MaskInfo and scratch.
+      // Outputs are 2.1 MB; a float32 S×S array would be 268 MB. Allow 64 MB for MaskInfo and scratch.
       assert.ok(grown < 64 * 2 ** 20, `array buffers grew by ${(grown / 2 ** 20).toFixed(1)} MB`);
       // Spot-check a few rows against a direct float64 computation.
       const qf = toFloat32(q);
@@ -362,7 +363,7 @@ describe('js backend', function () {
       const vf = toFloat32(v);
       const of = toFloat32(out);
       const lf = toFloat32(logsumexp);
-      for (const i of [0, 1, 4097, 20000, s - 1]) {
+      for (const i of [0, 1, 4097, 6000, s - 1]) {
         const logits = new Float64Array(i + 1);
         let max = -Infinity;
         for (let j = 0; j <= i; j++) {
@@ -374,7 +375,7 @@ describe('js backend', function () {
         let sum = 0;
         for (let j = 0; j <= i; j++) sum += Math.exp(logits[j] - max);
         const lse = max + Math.log(sum);
-        // f32 accumulation over up to 32768 keys.
+        // f32 accumulation over up to 8192 keys.
         assert.ok(Math.abs(lf[i] - lse) <= 1e-5 * Math.max(1, Math.abs(lse)), `lse[${i}]: ${lf[i]} vs ${lse}`);
         const want = new Float64Array(d);
         for (let j = 0; j <= i; j++) {

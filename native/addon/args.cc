@@ -88,16 +88,22 @@ Span Reader::array(const Napi::Object& o, const std::string& key, const std::str
 
 Span Reader::array_value(const Napi::Value& v, const std::string& path, napi_typedarray_type type) {
   if (!v.IsTypedArray()) type_error(path, std::string("expected a ") + typed_array_name(type));
-  Napi::TypedArray ta = v.As<Napi::TypedArray>();
-  if (ta.TypedArrayType() != type) {
-    type_error(path, std::string("expected a ") + typed_array_name(type) + ", got " + typed_array_name(ta.TypedArrayType()));
+  // The raw call: it also serves arrays on a SharedArrayBuffer, whose buffer napi_get_arraybuffer_info
+  // refuses, and gives a null pointer for a detached buffer.
+  napi_typedarray_type actual = napi_int8_array;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(v.Env(), v, &actual, &length, &data, nullptr, nullptr) != napi_ok) {
+    type_error(path, "cannot read the typed array");
+  }
+  if (actual != type) {
+    type_error(path, std::string("expected a ") + typed_array_name(type) + ", got " + typed_array_name(actual));
   }
   Span s;
-  s.length = static_cast<int64_t>(ta.ElementLength());
-  s.bytes = ta.ByteLength();
-  uint8_t* base = static_cast<uint8_t*>(ta.ArrayBuffer().Data());
-  if (s.length > 0 && base == nullptr) range_error(path, "the array's buffer is detached");
-  s.data = s.length > 0 ? base + ta.ByteOffset() : nullptr;
+  s.length = static_cast<int64_t>(length);
+  s.bytes = length * v.As<Napi::TypedArray>().ElementSize();
+  if (s.length > 0 && data == nullptr) range_error(path, "the array's buffer is detached");
+  s.data = s.length > 0 ? data : nullptr;
   return s;
 }
 

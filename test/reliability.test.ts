@@ -1,0 +1,232 @@
+// Server-grade behaviour of async calls: worker teardown mid-call, the libuv pool left free, abort,
+// the in-flight limit, event-loop slices of the JS backend, detached inputs and allocation failures.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+
+import {
+  backends,
+  CausalMask,
+  FullMask,
+  fromFloat32,
+  makeSplashMHA,
+  setConcurrency,
+  toFloat32,
+  type Tensor,
+} from '../lib/index';
+import { randomNormal } from '../lib/random';
+import { assertClose } from './support/compare';
+
+const cpuAvailable = backends().find((b) => b.name === 'cpu')?.available === true;
+const rand = (shape: number[], seed: number): Tensor =>
+  fromFloat32(randomNormal(shape.reduce((a, b) => a * b, 1), seed, 0.3), shape, 'float32');
+
+/** q, k, v of [h, s, d] from seeds base, base + 1, base + 2. */
+function qkv(h: number, s: number, d: number, base: number): [Tensor, Tensor, Tensor] {
+  return [rand([h, s, d], base), rand([h, s, d], base + 1), rand([h, s, d], base + 2)];
+}
+
+function isAbortError(e: unknown): boolean {
+  return e instanceof DOMException && e.name === 'AbortError';
+}
+
+/** Largest gap between ticks of a 1 ms interval while `work` runs, in ms. */
+async function longestLoopStall(work: () => Promise<unknown>): Promise<number> {
+  let last = performance.now();
+  let worst = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    worst = Math.max(worst, now - last);
+    last = now;
+  }, 1);
+  try {
+    await work();
+  } finally {
+    clearInterval(timer);
+  }
+  return Math.max(worst, performance.now() - last);
+}
+
+describe('reliability of async calls', function () {
+  this.timeout(120_000);
+
+  (cpuAvailable ? it : it.skip)('a worker terminated mid-forward and mid-backward leaves the process running, 20 times', async () => {
+    const script = path.join(__dirname, 'support', 'kernel-worker.js');
+    const [h, s, d] = [8, 2048, 128];
+    const data = [1, 2, 3, 4, 5, 6].map((seed) => {
+      const shared = new Float32Array(new SharedArrayBuffer(h * s * d * 4));
+      shared.set(randomNormal(h * s * d, seed, 0.3));
+      return shared;
+    });
+    for (let i = 0; i < 20; i++) {
+      const worker = new Worker(script, { workerData: { backend: 'cpu', heads: h, seq: s, dim: d, data } });
+      await new Promise<void>((resolve, reject) => {
+        worker.once('error', reject);
+        worker.once('message', () => setTimeout(resolve, 30));
+      });
+      await worker.terminate();
+    }
+    // The parent still computes, correctly.
+    const [q, k, v] = qkv(2, 96, 32, 10);
+    const mask = new CausalMask([96, 96]);
+    const out = (await makeSplashMHA(mask, { backend: 'cpu' }).forward(q, k, v)) as Tensor;
+    const ref = makeSplashMHA(mask, { backend: 'reference' }).forwardSync(q, k, v) as Tensor;
+    assertClose(out, ref, 1e-5, 'out after 20 terminated workers'); // f32 kernels vs float64 reference
+  });
+
+  (cpuAvailable ? it : it.skip)('leaves libuv\'s thread pool free: fs.stat answers within 50 ms while 8 long forwards run', async () => {
+    const [h, s, d] = [8, 2048, 128];
+    const kernel = makeSplashMHA(new FullMask([s, s]), { backend: 'cpu' });
+    const [q, k, v] = qkv(h, s, d, 20);
+    const calls = Array.from({ length: 8 }, () => kernel.forward(q, k, v));
+    await new Promise((r) => setTimeout(r, 20)); // every call queued or running
+    const t0 = performance.now();
+    await fs.promises.stat(__filename);
+    const statMs = performance.now() - t0;
+    const settled = await Promise.allSettled(calls);
+    assert.ok(settled.every((r) => r.status === 'fulfilled'), 'every forward finished');
+    assert.ok(statMs < 50, `fs.stat took ${statMs.toFixed(1)} ms with 8 forwards in flight`);
+  });
+
+  for (const backend of ['cpu', 'js'] as const) {
+    const skip = backend === 'cpu' && !cpuAvailable;
+    (skip ? it.skip : it)(`${backend}: an abort before the start rejects with AbortError and runs nothing`, async () => {
+      const [q, k, v] = qkv(2, 64, 32, 30);
+      const kernel = makeSplashMHA(new CausalMask([64, 64]), { backend });
+      const ac = new AbortController();
+      ac.abort();
+      await assert.rejects(kernel.forward(q, k, v, undefined, { signal: ac.signal }), isAbortError);
+      await assert.rejects(kernel.vjp(q, k, v, undefined, { signal: ac.signal }), isAbortError);
+      const dout = rand([2, 64, 32], 33);
+      const { out, logsumexp } = makeSplashMHA(new CausalMask([64, 64]), { backend, saveResiduals: true }).forwardSync(q, k, v) as
+        { out: Tensor; logsumexp: Tensor };
+      await assert.rejects(kernel.backward({ q, k, v, out, logsumexp, dout, signal: ac.signal }), isAbortError);
+    });
+
+    (skip ? it.skip : it)(`${backend}: an abort during a long call rejects promptly, and the next call is correct`, async () => {
+      const [h, s, d] = backend === 'cpu' ? [8, 4096, 128] : [4, 1024, 64];
+      const mask = new FullMask([s, s]);
+      const kernel = makeSplashMHA(mask, { backend });
+      const [q, k, v] = qkv(h, s, d, 40);
+      const ac = new AbortController();
+      const t0 = performance.now();
+      const call = kernel.forward(q, k, v, undefined, { signal: ac.signal });
+      setTimeout(() => ac.abort(), 20);
+      await assert.rejects(call, isAbortError);
+      const elapsed = performance.now() - t0;
+      // The whole call takes seconds here; stopping at the next block row takes a few ms.
+      assert.ok(elapsed < 1000, `the aborted call settled after ${elapsed.toFixed(0)} ms`);
+      const [q2, k2, v2] = qkv(2, 96, 32, 50);
+      const small = new CausalMask([96, 96]);
+      const out = (await makeSplashMHA(small, { backend }).forward(q2, k2, v2)) as Tensor;
+      const ref = makeSplashMHA(small, { backend: 'reference' }).forwardSync(q2, k2, v2) as Tensor;
+      assertClose(out, ref, 1e-5, 'out after an aborted call'); // f32 kernels vs float64 reference
+    });
+  }
+
+  (cpuAvailable ? it : it.skip)('maxInFlight = 1 runs calls one at a time, in the order they were made', async () => {
+    const long = makeSplashMHA(new FullMask([2048, 2048]), { backend: 'cpu' });
+    const short = makeSplashMHA(new CausalMask([64, 64]), { backend: 'cpu' });
+    const [ql, kl, vl] = qkv(8, 2048, 128, 60);
+    const [qs, ks, vs] = qkv(1, 64, 32, 70);
+    const order: string[] = [];
+    const track = (name: string, p: Promise<unknown>) => p.then(() => { order.push(name); });
+    const previous = setConcurrency({ maxInFlight: 1 });
+    try {
+      await Promise.all([
+        track('long', long.forward(ql, kl, vl)),
+        track('short', short.forward(qs, ks, vs)),
+        track('long2', long.forward(ql, kl, vl)),
+      ]);
+    } finally {
+      setConcurrency(previous);
+    }
+    assert.deepEqual(order, ['long', 'short', 'long2']);
+    // Without the limit the short call overtakes the long one.
+    order.length = 0;
+    await Promise.all([track('long', long.forward(ql, kl, vl)), track('short', short.forward(qs, ks, vs))]);
+    assert.deepEqual(order, ['short', 'long']);
+  });
+
+  it('a call waiting for a slot leaves the queue when aborted', async () => {
+    const kernel = makeSplashMHA(new CausalMask([256, 256]), { backend: 'js' });
+    const [q, k, v] = qkv(2, 256, 64, 80);
+    const previous = setConcurrency({ maxInFlight: 1 });
+    try {
+      const first = kernel.forward(q, k, v);
+      const ac = new AbortController();
+      const waiting = kernel.forward(q, k, v, undefined, { signal: ac.signal });
+      ac.abort();
+      await assert.rejects(waiting, isAbortError);
+      await first;
+    } finally {
+      setConcurrency(previous);
+    }
+  });
+
+  it('setConcurrency rejects bad limits and unknown options', () => {
+    assert.throws(() => setConcurrency({ maxInFlight: 0 }), (e: unknown) => e instanceof RangeError && /maxInFlight/.test(e.message));
+    assert.throws(() => setConcurrency({ maxInFlight: 1.5 }), RangeError);
+    assert.throws(() => setConcurrency({ maxInFlight: '2' as unknown as number }), TypeError);
+    assert.throws(() => setConcurrency({ maxInflight: 2 } as unknown as { maxInFlight: number }), (e: unknown) => e instanceof TypeError && /maxInflight/.test(e.message));
+  });
+
+  it('call options: unknown keys and a signal on a sync call are TypeErrors', async () => {
+    const kernel = makeSplashMHA(new CausalMask([64, 64]), { backend: 'js' });
+    const [q, k, v] = qkv(1, 64, 32, 90);
+    await assert.rejects(kernel.forward(q, k, v, undefined, { signl: 1 } as never), (e: unknown) => e instanceof TypeError && /opts\.signl/.test(e.message));
+    assert.throws(() => kernel.forwardSync(q, k, v, undefined, { signal: new AbortController().signal }), (e: unknown) => e instanceof TypeError && /opts\.signal/.test(e.message));
+    await assert.rejects(kernel.forward(q, k, v, undefined, { signal: 'stop' } as never), (e: unknown) => e instanceof TypeError && /AbortSignal/.test(e.message));
+  });
+
+  it('js: an async forward and backward never hold the event loop for long', async () => {
+    const [h, s, d] = [4, 1024, 64];
+    const kernel = makeSplashMHA(new CausalMask([s, s]), { backend: 'js', saveResiduals: true });
+    const [q, k, v] = qkv(h, s, d, 100);
+    const dout = rand([h, s, d], 103);
+    let res: { out: Tensor; logsumexp: Tensor } | undefined;
+    const fwdStall = await longestLoopStall(async () => { res = (await kernel.forward(q, k, v)) as { out: Tensor; logsumexp: Tensor }; });
+    const bwdStall = await longestLoopStall(() => kernel.backward({ q, k, v, out: res!.out, logsumexp: res!.logsumexp, dout }));
+    // Slices are 4 ms plus one tile; the bound leaves room for a busy 2-core machine.
+    assert.ok(fwdStall < 40, `forward held the loop for ${fwdStall.toFixed(1)} ms`);
+    assert.ok(bwdStall < 40, `backward held the loop for ${bwdStall.toFixed(1)} ms`);
+    const sync = kernel.forwardSync(q, k, v) as { out: Tensor };
+    assert.deepEqual(toFloat32(res!.out), toFloat32(sync.out), 'sliced and one-go forwards are bitwise equal');
+  });
+
+  (cpuAvailable ? it : it.skip)('an input whose buffer is transferred away during an async call does not change the result', async () => {
+    const [h, s, d] = [4, 1024, 64];
+    const kernel = makeSplashMHA(new FullMask([s, s]), { backend: 'cpu' });
+    const [q, k, v] = qkv(h, s, d, 110);
+    const expected = kernel.forwardSync(q, k, v) as Tensor;
+    const call = kernel.forward(q, k, v);
+    // Detaches the arrays: their memory now belongs to the clone, which is dropped at once.
+    structuredClone([q.data.buffer, k.data.buffer, v.data.buffer], { transfer: [q.data.buffer, k.data.buffer, v.data.buffer] });
+    assert.equal(q.data.length, 0, 'q is detached');
+    const out = (await call) as Tensor;
+    assert.deepEqual(toFloat32(out), toFloat32(expected));
+  });
+
+  (cpuAvailable ? it : it.skip)('an output too large to allocate is a RangeError naming it and its size', async () => {
+    // out = [H, Sq, Dv] has 2^34 elements while q, k and v are small: one key, a long value row.
+    const [h, s, dv] = [64, 4096, 65536];
+    const q = rand([h, s, 1], 120);
+    const k = rand([h, 1, 1], 121);
+    const v = rand([h, 1, dv], 122);
+    const kernel = makeSplashMHA(new FullMask([s, 1]), { backend: 'cpu' });
+    await assert.rejects(kernel.forward(q, k, v), (e: unknown) => e instanceof RangeError && /^out: cannot allocate 68719476736 bytes/.test(e.message));
+  });
+
+  (cpuAvailable ? it : it.skip)('inputs on SharedArrayBuffers are read like any others', async () => {
+    const [q, k, v] = qkv(2, 96, 32, 130).map((t) => {
+      const shared = new Float32Array(new SharedArrayBuffer(t.data.byteLength));
+      shared.set(t.data);
+      return fromFloat32(shared, t.shape, 'float32');
+    });
+    const mask = new CausalMask([96, 96]);
+    const out = (await makeSplashMHA(mask, { backend: 'cpu' }).forward(q, k, v)) as Tensor;
+    const ref = makeSplashMHA(mask, { backend: 'reference' }).forwardSync(q, k, v) as Tensor;
+    assertClose(out, ref, 1e-5, 'out from shared inputs'); // f32 kernels vs float64 reference
+  });
+});
