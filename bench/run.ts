@@ -24,6 +24,11 @@ const BENCHES: Record<string, Entry> = {
     about: 'processMask time and memory on huge masks  [--quick]',
     nodeFlags: ['--expose-gc'], // steadier heap figures, as the script asks
   },
+  soak: {
+    script: 'soak.ts',
+    about: 'memory over many async forward+backward calls  [--calls 10000] [--in-flight 16] [--backend cpu|js] [--json]',
+    nodeFlags: ['--expose-gc'], // memory figures after a collection
+  },
   peak: { script: 'peak.ts', about: "this machine's peak FMA throughput (compiles bench/fma-peak.cc)  [--quick] [--threads N]" },
   ort: {
     script: path.join('peers', 'ort-peer.ts'),

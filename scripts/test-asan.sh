@@ -27,4 +27,4 @@ LD_PRELOAD="$libasan" \
 ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_string_checks=1" \
 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
 SPLASH_TEST_SCALE=small \
-  npx mocha --import=tsx test/cpu-backend.test.ts test/native.test.ts "$@"
+  npx mocha --import=tsx test/cpu-backend.test.ts test/native.test.ts test/fuzz.test.ts test/reliability.test.ts "$@"

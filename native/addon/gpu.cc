@@ -686,6 +686,10 @@ Napi::Value WorkOrder(const Napi::CallbackInfo& info) {
   if (row_ptr.length != schedules * rows + 1) {
     fail_range("rowPtr: expected length " + num(schedules * rows + 1) + ", got " + num(row_ptr.length));
   }
+  // A launch order lists up to one entry per tile: this test export bounds it before allocating.
+  if (static_cast<double>(rows) * static_cast<double>(tiles) > static_cast<double>(1 << 24)) {
+    fail_range("tilesPerQblock: rowsPerSchedule · tilesPerQblock must stay within 2^24, got " + num(rows) + " · " + num(tiles));
+  }
   return Int32Result(env, gpu::work_order(static_cast<const int32_t*>(row_ptr.data), static_cast<int32_t>(schedules),
                                           static_cast<int32_t>(rows), block_q, q_seq, tile_m, tiles));
 }
