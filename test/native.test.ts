@@ -134,7 +134,8 @@ describe('native addon', () => {
     }
   });
 
-  it('SPLASH_NO_NATIVE=1: nothing loads, the reason is given, nothing throws', () => {
+  it('SPLASH_NO_NATIVE=1: nothing loads, the reason is given, nothing throws', function () {
+    this.timeout(60_000); // child Node processes: seconds each on a busy machine, more under ASan
     const r = loadInChild({ SPLASH_NO_NATIVE: '1' });
     assert.equal(r.status, 0, r.stderr);
     const v = r.value as NativeLoad;
@@ -148,7 +149,8 @@ describe('native addon', () => {
     }
   });
 
-  it('SPLASH_ADDON_PATH to a missing or corrupt file: an error naming it, no throw', () => {
+  it('SPLASH_ADDON_PATH to a missing or corrupt file: an error naming it, no throw', function () {
+    this.timeout(60_000); // child Node processes: seconds each on a busy machine, more under ASan
     const missing = path.join(os.tmpdir(), `splash-missing-${process.pid}.node`);
     const r1 = loadInChild({ SPLASH_ADDON_PATH: missing });
     assert.equal(r1.status, 0, r1.stderr);
@@ -166,7 +168,8 @@ describe('native addon', () => {
     assert.ok((v2.attempts[0].reason ?? '').length > 0);
   });
 
-  it('SPLASH_ADDON_PATH to the chosen addon loads it with the same variant', () => {
+  it('SPLASH_ADDON_PATH to the chosen addon loads it with the same variant', function () {
+    this.timeout(60_000); // child Node processes: seconds each on a busy machine, more under ASan
     const r = loadInChild({ SPLASH_ADDON_PATH: ld.path! });
     assert.equal(r.status, 0, r.stderr);
     const v = r.value as NativeLoad;

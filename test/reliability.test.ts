@@ -50,43 +50,57 @@ async function longestLoopStall(work: () => Promise<unknown>): Promise<number> {
 
 describe('reliability of async calls', function () {
   this.timeout(120_000);
+  // The sanitizer run (SPLASH_TEST_SCALE=small) repeats the worker teardown 5 times instead of 20.
+  const rounds = process.env.SPLASH_TEST_SCALE === 'small' ? 5 : 20;
 
-  (cpuAvailable ? it : it.skip)('a worker terminated mid-forward and mid-backward leaves the process running, 20 times', async () => {
-    const script = path.join(__dirname, 'support', 'kernel-worker.js');
-    const [h, s, d] = [8, 2048, 128];
-    const data = [1, 2, 3, 4, 5, 6].map((seed) => {
-      const shared = new Float32Array(new SharedArrayBuffer(h * s * d * 4));
-      shared.set(randomNormal(h * s * d, seed, 0.3));
-      return shared;
-    });
-    for (let i = 0; i < 20; i++) {
-      const worker = new Worker(script, { workerData: { backend: 'cpu', heads: h, seq: s, dim: d, data } });
-      await new Promise<void>((resolve, reject) => {
-        worker.once('error', reject);
-        worker.once('message', () => setTimeout(resolve, 30));
+  for (const backend of ['cpu', 'cuda', 'rocm'] as const) {
+    const available = backends().find((b) => b.name === backend)?.available === true;
+    // No GPU here: the GPU variants run where a device is present (skipped: no device).
+    (available ? it : it.skip)(`${backend}: a worker terminated mid-forward and mid-backward leaves the process running, ${rounds} times`, async () => {
+      const script = path.join(__dirname, 'support', 'kernel-worker.js');
+      const [h, s, d] = [8, 2048, 128];
+      const data = [1, 2, 3, 4, 5, 6].map((seed) => {
+        const shared = new Float32Array(new SharedArrayBuffer(h * s * d * 4));
+        shared.set(randomNormal(h * s * d, seed, 0.3));
+        return shared;
       });
-      await worker.terminate();
-    }
-    // The parent still computes, correctly.
-    const [q, k, v] = qkv(2, 96, 32, 10);
-    const mask = new CausalMask([96, 96]);
-    const out = (await makeSplashMHA(mask, { backend: 'cpu' }).forward(q, k, v)) as Tensor;
-    const ref = makeSplashMHA(mask, { backend: 'reference' }).forwardSync(q, k, v) as Tensor;
-    assertClose(out, ref, 1e-5, 'out after 20 terminated workers'); // f32 kernels vs float64 reference
-  });
+      for (let i = 0; i < rounds; i++) {
+        const worker = new Worker(script, { workerData: { backend, heads: h, seq: s, dim: d, data } });
+        await new Promise<void>((resolve, reject) => {
+          worker.once('error', reject);
+          worker.once('message', () => setTimeout(resolve, 30));
+        });
+        await worker.terminate();
+      }
+      // The parent still computes, correctly.
+      const [q, k, v] = qkv(2, 96, 32, 10);
+      const mask = new CausalMask([96, 96]);
+      const out = (await makeSplashMHA(mask, { backend }).forward(q, k, v)) as Tensor;
+      const ref = makeSplashMHA(mask, { backend: 'reference' }).forwardSync(q, k, v) as Tensor;
+      assertClose(out, ref, 1e-5, `out after ${rounds} terminated workers`); // f32 kernels vs float64 reference
+    });
+  }
 
   (cpuAvailable ? it : it.skip)('leaves libuv\'s thread pool free: fs.stat answers within 50 ms while 8 long forwards run', async () => {
     const [h, s, d] = [8, 2048, 128];
     const kernel = makeSplashMHA(new FullMask([s, s]), { backend: 'cpu' });
     const [q, k, v] = qkv(h, s, d, 20);
-    const calls = Array.from({ length: 8 }, () => kernel.forward(q, k, v));
+    await fs.promises.stat(__filename); // fs.promises' own first-use cost stays out of the figure
+    let finished = 0;
+    const calls = Array.from({ length: 8 }, () => kernel.forward(q, k, v).then(() => { finished++; }));
     await new Promise((r) => setTimeout(r, 20)); // every call queued or running
     const t0 = performance.now();
     await fs.promises.stat(__filename);
     const statMs = performance.now() - t0;
-    const settled = await Promise.allSettled(calls);
-    assert.ok(settled.every((r) => r.status === 'fulfilled'), 'every forward finished');
-    assert.ok(statMs < 50, `fs.stat took ${statMs.toFixed(1)} ms with 8 forwards in flight`);
+    const finishedAtStat = finished;
+    await Promise.all(calls);
+    // With kernels on libuv's 4 threads, the stat would wait behind them until at least half had finished.
+    assert.ok(finishedAtStat <= 2, `${finishedAtStat} of 8 forwards had finished before the stat returned`);
+    // The time bound holds for the optimised build; sanitizer builds run the kernels several times slower
+    // on the same 2 cores, so there only the ordering above is asserted.
+    if (process.env.SPLASH_TEST_SCALE !== 'small') {
+      assert.ok(statMs < 50, `fs.stat took ${statMs.toFixed(1)} ms with 8 forwards in flight`);
+    }
   });
 
   for (const backend of ['cpu', 'js'] as const) {
