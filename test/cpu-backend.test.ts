@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads';
 
 import { backends } from '../lib/backends/registry';
 import { loadNative } from '../lib/backends/native';
-import type { CpuKernelAddon } from '../lib/backends/cpu';
+import { lastCpuKernelIsa, type CpuKernelAddon } from '../lib/backends/cpu';
 import {
   CausalMask,
   ChunkedCausalMask,
@@ -60,6 +60,29 @@ function withEnv<T>(vars: Record<string, string>, fn: () => T): T {
       else process.env[k] = v;
     }
   }
+}
+
+/** The kernel table a call forced to `isa` must run on this CPU, or null when the CPU lacks that ISA. */
+function expectedIsa(isa: string, bf16Dots: boolean): string | null {
+  const f = loadNative().info?.cpuFeatures;
+  if (f === undefined) return null;
+  if (isa === 'avx512') {
+    if (!(f.avx512f && f.avx512bw && f.avx512vl && f.avx2 && f.fma && f.f16c)) return null;
+    return bf16Dots && f.avx512bf16 ? 'avx512_bf16' : 'avx512';
+  }
+  if (isa === 'avx2') return f.avx2 && f.fma && f.f16c ? 'avx2' : null;
+  return 'generic';
+}
+
+/** Runs `fn` with SPLASH_CPU_ISA (and SPLASH_CPU_BF16) set and checks that the kernel table it asked for
+ *  is the one that ran; skips, saying why, where this CPU lacks the instruction set. */
+function onIsa(ctx: Mocha.Context, isa: string, bf16: string, fn: () => void): void {
+  const expected = expectedIsa(isa, bf16 !== '0');
+  if (expected === null) {
+    ctx.skip(); // this CPU lacks the instruction set: the call would silently run a lower one
+  }
+  withEnv({ SPLASH_CPU_ISA: isa, SPLASH_CPU_BF16: bf16 }, fn);
+  assert.equal(lastCpuKernelIsa(), expected, `SPLASH_CPU_ISA=${isa} SPLASH_CPU_BF16=${bf16}: the kernel table that ran`);
 }
 
 // ---- data -----------------------------------------------------------------------------------------
@@ -294,19 +317,18 @@ describe('cpu backend', function () {
     const blockSizes: BlockSizes = { blockQ: 48, blockKv: 80, blockKvCompute: 40, blockQDkv: 56, blockKvDkv: 72, blockKvDkvCompute: 24, blockQDq: 40, blockKvDq: 88 };
     for (const isa of ['avx512', 'avx2', 'generic']) {
       for (const fused of [false, true]) {
-        it(`D=40, Dv=24, blocks 48/80/40 … (${isa}, ${fused ? 'fused' : 'split'})`, () => {
-          withEnv({ SPLASH_CPU_ISA: isa }, () =>
+        it(`D=40, Dv=24, blocks 48/80/40 … (${isa}, ${fused ? 'fused' : 'split'})`, function () {
+          onIsa(this, isa, '1', () =>
             checkAgainstReference(p, { blockSizes: { ...blockSizes, ...(fused ? { useFusedBwdKernel: true, blockQDq: undefined, blockKvDq: undefined } : {}) }, attnLogitsSoftCap: 7 }, 'float32'));
         });
       }
     }
     for (const dtype of ['bfloat16', 'float16'] as DType[]) {
       for (const [isa, bf16] of [['avx512', '1'], ['avx512', '0'], ['avx2', '1'], ['generic', '1']]) {
-        it(`${dtype}, odd sizes, seq-minor k (${isa}${bf16 === '0' ? ', no bf16 dot products' : ''})`, () => {
+        it(`${dtype}, odd sizes, seq-minor k (${isa}${bf16 === '0' ? ', no bf16 dot products' : ''})`, function () {
           const half: Problem = { ...p, q: fromFloat32(toFloat32(p.q), p.q.shape, dtype), k: fromFloat32(toFloat32(p.k), p.k.shape, dtype),
             v: fromFloat32(toFloat32(p.v), p.v.shape, dtype), dout: fromFloat32(toFloat32(p.dout), p.dout.shape, dtype) };
-          withEnv({ SPLASH_CPU_ISA: isa, SPLASH_CPU_BF16: bf16 }, () =>
-            checkAgainstReference(half, { blockSizes: { ...blockSizes, kLayout: SM } }, dtype));
+          onIsa(this, isa, bf16, () => checkAgainstReference(half, { blockSizes: { ...blockSizes, kLayout: SM } }, dtype));
         });
       }
     }

@@ -61,6 +61,22 @@ interface NativeCall {
   cancel?: CancelToken;
 }
 
+/** What a finished call reports: the kernel table that ran ('avx512_bf16', 'avx512', 'avx2', 'generic'). */
+export interface CpuCallReport {
+  isa: string;
+}
+
+let lastIsa: string | null = null;
+
+/** The kernel table of the latest finished cpu call (diagnostics and tests; null before the first). */
+export function lastCpuKernelIsa(): string | null {
+  return lastIsa;
+}
+
+function record(report: CpuCallReport): void {
+  lastIsa = report.isa;
+}
+
 /** A MaskInfo's schedule as the addon holds it (prepareSchedule). Opaque to JS. */
 export interface ScheduleHandle {
   readonly __brand: 'splash-host-schedule';
@@ -69,10 +85,10 @@ export interface ScheduleHandle {
 /** The addon's CPU kernel exports (cpu_binding.cc, host_schedule.cc, jobs.cc). The kernel calls resolve
  *  once the outputs in the call are written. */
 export interface CpuKernelAddon {
-  forward(call: unknown): Promise<void>;
-  forwardSync(call: unknown): void;
-  backward(call: unknown): Promise<void>;
-  backwardSync(call: unknown): void;
+  forward(call: unknown): Promise<CpuCallReport>;
+  forwardSync(call: unknown): CpuCallReport;
+  backward(call: unknown): Promise<CpuCallReport>;
+  backwardSync(call: unknown): CpuCallReport;
   prepareSchedule(info: MaskInfo): ScheduleHandle;
 }
 
@@ -247,24 +263,24 @@ export const cpuBackend: Backend = {
   defaultBlockSize: () => 128,
   forwardSync(cfg, shape, args) {
     const f = forwardCall(cfg, shape, args);
-    kernels().forwardSync(f.call);
+    record(kernels().forwardSync(f.call));
     return f.result();
   },
   async forward(cfg, shape, args, control) {
     const f = forwardCall(cfg, shape, args);
     const addon = kernels();
-    await cancellable(control, f.call, (c) => addon.forward(c));
+    record(await cancellable(control, f.call, (c) => addon.forward(c)));
     return f.result();
   },
   backwardSync(cfg, shape, args) {
     const b = backwardCall(cfg, shape, args);
-    kernels().backwardSync(b.call);
+    record(kernels().backwardSync(b.call));
     return b.result();
   },
   async backward(cfg, shape, args, control) {
     const b = backwardCall(cfg, shape, args);
     const addon = kernels();
-    await cancellable(control, b.call, (c) => addon.backward(c));
+    record(await cancellable(control, b.call, (c) => addon.backward(c)));
     return b.result();
   },
 };

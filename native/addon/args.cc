@@ -3,6 +3,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <new>
 
 namespace splash {
@@ -33,12 +35,86 @@ const char* typed_array_name(napi_typedarray_type t) {
   }
 }
 
+namespace {
+
+// Blocks of finished calls' copies, kept for the next calls (up to kMaxCached bytes in all).
+class BlockCache {
+ public:
+  // A block of at least `bytes` (at most twice that, so that small copies do not pin big blocks), or a
+  // new one; null when none can be allocated.
+  uint8_t* take(size_t bytes, size_t* capacity) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = free_.lower_bound(bytes);
+      if (it != free_.end() && it->first <= 2 * bytes) {
+        *capacity = it->first;
+        uint8_t* block = it->second;
+        cached_ -= it->first;
+        free_.erase(it);
+        return block;
+      }
+    }
+    *capacity = bytes;
+    return new (std::nothrow) uint8_t[bytes];
+  }
+
+  void give(uint8_t* block, size_t capacity) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (cached_ + capacity <= kMaxCached) {
+        free_.emplace(capacity, block);
+        cached_ += capacity;
+        return;
+      }
+    }
+    delete[] block;
+  }
+
+ private:
+  static constexpr size_t kMaxCached = size_t{256} << 20;
+  std::mutex mu_;
+  std::multimap<size_t, uint8_t*> free_;  // capacity → block
+  size_t cached_ = 0;
+};
+
+BlockCache& block_cache() {
+  // Leaked on purpose: a job may still free its copies while the process exits.
+  static BlockCache* cache = new BlockCache();
+  return *cache;
+}
+
+}  // namespace
+
+OwnedBytes::OwnedBytes(OwnedBytes&& other) noexcept
+    : block_(other.block_), capacity_(other.capacity_), size_(other.size_) {
+  other.block_ = nullptr;
+  other.capacity_ = other.size_ = 0;
+}
+
+OwnedBytes& OwnedBytes::operator=(OwnedBytes&& other) noexcept {
+  if (this != &other) {
+    if (block_ != nullptr) block_cache().give(block_, capacity_);
+    block_ = other.block_;
+    capacity_ = other.capacity_;
+    size_ = other.size_;
+    other.block_ = nullptr;
+    other.capacity_ = other.size_ = 0;
+  }
+  return *this;
+}
+
+OwnedBytes::~OwnedBytes() {
+  if (block_ != nullptr) block_cache().give(block_, capacity_);
+}
+
 OwnedBytes OwnedBytes::copy_of(const Span& span, const std::string& path) {
   OwnedBytes o;
   if (span.bytes == 0) return o;
-  o.bytes_.reset(new (std::nothrow) uint8_t[span.bytes]);
-  if (!o.bytes_) range_error(path, "cannot allocate " + num(static_cast<int64_t>(span.bytes)) + " bytes for the call's copy");
-  std::memcpy(o.bytes_.get(), span.data, span.bytes);
+  o.block_ = block_cache().take(span.bytes, &o.capacity_);
+  if (o.block_ == nullptr) {
+    range_error(path, "cannot allocate " + num(static_cast<int64_t>(span.bytes)) + " bytes for the call's copy");
+  }
+  std::memcpy(o.block_, span.data, span.bytes);
   o.size_ = span.bytes;
   return o;
 }

@@ -34,17 +34,22 @@ struct Span {
 };
 
 // Bytes a call owns: a copy of a JS array, so that detaching or freeing the array while the call runs
-// elsewhere cannot pull memory from under a kernel.
+// elsewhere cannot pull memory from under a kernel. The memory comes from a process-wide cache of
+// recently used blocks: fresh pages fault in one by one, which costs several times the copy itself.
 class OwnedBytes {
  public:
   OwnedBytes() = default;
+  OwnedBytes(OwnedBytes&& other) noexcept;
+  OwnedBytes& operator=(OwnedBytes&& other) noexcept;
+  ~OwnedBytes();
   // A copy of `span`; an allocation failure is a RangeError naming `path` and the size.
   static OwnedBytes copy_of(const Span& span, const std::string& path);
-  void* data() const { return bytes_.get(); }
+  void* data() const { return block_; }
   size_t size() const { return size_; }
 
  private:
-  std::unique_ptr<uint8_t[]> bytes_;
+  uint8_t* block_ = nullptr;
+  size_t capacity_ = 0;  // of the block, which may exceed size_ when it came from the cache
   size_t size_ = 0;
 };
 

@@ -9,7 +9,8 @@
 //     blockKvCompute, blockKvDkvCompute, fusedBwd,
 //     fwdSchedule / dqSchedule / dkvSchedule        handles from prepareSchedule (host_schedule.h)
 //     numThreads (0 = default), headShards, cancel? (a token from cancelToken(), async calls only) }
-// Outputs are written into the caller's arrays. JS validated the user's arguments already; this file
+// Outputs are written into the caller's arrays; the call returns (resolves with) { isa }, the name of
+// the kernel table that ran. JS validated the user's arguments already; this file
 // re-checks every size, index and extent against the real buffers so that no call, however wrong,
 // can make a kernel read or write out of bounds: a mismatch is a RangeError (TypeError for a wrong
 // kind of value) naming the field. The async variants copy their inputs and keep their output arrays
@@ -290,7 +291,12 @@ class CpuJob : public Job {
   Call call;
 
   Outcome Run(const CancelFlag& cancel) override { return run_kernel(call, backward_, cancel); }
-  Napi::Value Result(Napi::Env env) override { return env.Undefined(); }
+  // Which kernel table ran, so that tests can tell a forced instruction set from a silent fallback.
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("isa", cpu::kernel_isa(call.options));
+    return r;
+  }
 
  private:
   bool backward_;

@@ -1,5 +1,6 @@
 // Chooses the tile-operation table for this CPU (see tile_ops.h).
 #include "splash/cpu_features.h"
+#include "splash/cpu_kernels.h"
 #include "tile_ops.h"
 
 namespace splash {
@@ -41,6 +42,8 @@ const TileOps& tile_ops(int max_isa, bool bf16_dots) {
   }
   return *generic_tile_ops();
 }
+
+const char* kernel_isa(const RunOptions& options) { return tile_ops(options.max_isa, options.bf16_dots != 0).name; }
 
 }  // namespace cpu
 }  // namespace splash

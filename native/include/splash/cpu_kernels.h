@@ -44,6 +44,10 @@ inline void stop_if_cancelled(const RunOptions& options) {
 RunOptions options_from_environment();
 
 void forward_with(const AttentionParams& p, const RunOptions& options);
+
+// The name of the kernel table ("avx512_bf16", "avx512", "avx2" or "generic") that calls with these
+// options run on this CPU.
+const char* kernel_isa(const RunOptions& options);
 void backward_with(const AttentionParams& p, const RunOptions& options);
 
 }  // namespace cpu
