@@ -15,6 +15,7 @@ interface LoadResult {
   pkgDir: string; hasBuildDir: boolean; path: string | null; variant: string | null; error: string | null;
   version: string | null; loaderThrew?: string; requireError?: string;
   backends?: { name: string; available: boolean; reason?: string }[] | null;
+  esmBackends?: boolean; esmError?: string;
 }
 
 describe('npm pack + install from prebuilds', function () {
@@ -74,6 +75,8 @@ describe('npm pack + install from prebuilds', function () {
   it('the package root imports and lists all five backends', function () {
     if (run.status !== 0) this.skip();
     assert.equal(load.requireError, undefined);
+    assert.equal(load.esmError, undefined, 'import() of the installed package failed');
+    assert.equal(load.esmBackends, true, 'import() of the installed package lacks backends()');
     assert.ok(Array.isArray(load.backends), 'backends() is not exported');
     assert.deepEqual(load.backends!.map((b) => b.name).sort(), ['cpu', 'cuda', 'js', 'reference', 'rocm']);
     const cpu = load.backends!.find((b) => b.name === 'cpu')!;

@@ -132,6 +132,19 @@ describe('reference backend (float64 core)', () => {
     assert.ok(Math.abs(lse[0] - Math.log(Math.exp(l0) + Math.exp(l1))) < 1e-12);
   });
 
+  it('soft cap before masking, with a masked key and a finite maskValue (where the order shows)', () => {
+    const shape: CallShape = { batch: 1, hasBatch: false, heads: 1, kvHeads: 1, qSeqLen: 1, kvSeqLen: 2, headDim: 1, headDimV: 1, dtype: 'float32' };
+    const inp: Reference64Inputs = {
+      shape, masks: [Uint8Array.from([1, 0])], segQ: null, segKv: null,
+      q: Float64Array.from([2]), k: Float64Array.from([3, -1]), v: Float64Array.from([1, 0]),
+    };
+    const { lse } = referenceForward64(inp, { maskValue: -3, softCap: 2 });
+    const l0 = 2 * Math.tanh(6 / 2);
+    // The masked logit becomes maskValue itself; capping after masking would give 2·tanh(-3/2) instead.
+    assert.ok(Math.abs(lse[0] - Math.log(Math.exp(l0) + Math.exp(-3))) < 1e-12, `lse ${lse[0]}`);
+    assert.ok(Math.abs(lse[0] - Math.log(Math.exp(l0) + Math.exp(2 * Math.tanh(-1.5)))) > 1e-3);
+  });
+
   it('a row with no allowed key gives out 0, lse -Infinity and zero gradients, never NaN', () => {
     const { inp, shape } = problem(3);
     const opts: ReferenceOptions = { maskValue: DEFAULT_MASK_VALUE, softCap: null };
