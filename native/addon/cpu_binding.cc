@@ -142,7 +142,7 @@ class CallReader {
   void* place(const Span& span, const Napi::Value& value, const std::string& path, bool output) {
     if (output) {
       call_->outputs.push_back(value);
-      check_overlap(span, path);
+      check_overlap(span);
       outputs_.push_back(span);
       return span.data;
     }
@@ -154,7 +154,7 @@ class CallReader {
   }
 
   // Outputs may not share memory with anything else the call reads or writes.
-  void check_overlap(const Span& out, const std::string&) {
+  void check_overlap(const Span& out) {
     for (const Span& o : outputs_) check_disjoint(out, o);
     for (const Span& i : inputs_) check_disjoint(out, i);
   }
