@@ -23,5 +23,7 @@ export type { BackwardInputs, ForwardWithResiduals, Gradients, VjpResult } from 
 export { backends } from './backends/registry';
 export type { BackendStatus, DeviceInfo } from './backends/registry';
 export { toDevice, DeviceTensor } from './backends/device';
+export { mergeAttention } from './merge';
+export type { AttentionPart } from './merge';
 export { setConcurrency } from './call-queue';
 export type { ConcurrencyOptions } from './call-queue';
