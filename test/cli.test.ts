@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+
+import { byClass, checkSvg } from './support/svg';
 
 const root = path.join(__dirname, '..');
 const cli = path.join(root, 'dist', 'cli.js');
@@ -9,6 +12,28 @@ const cli = path.join(root, 'dist', 'cli.js');
 function run(args: string[], env: NodeJS.ProcessEnv = {}): string {
   assert.ok(existsSync(cli), 'dist/cli.js is missing: run `npm install` (or `npm run build:ts`) first');
   return execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 120_000 });
+}
+
+/** The CLI's exit status, stdout and stderr (for commands expected to fail). */
+function runStatus(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  assert.ok(existsSync(cli), 'dist/cli.js is missing: run `npm install` (or `npm run build:ts`) first');
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The grid rows of each head section of `mask` output, keyed by the section heading's head list. */
+function maskGrids(out: string): Map<string, string[]> {
+  const grids = new Map<string, string[]>();
+  const lines = out.split('\n');
+  lines.forEach((line, i) => {
+    const m = /^(heads? [\d, –]+):/.exec(line);
+    if (!m || !/q\\kv/.test(lines[i + 1] ?? '')) return;
+    const labelWidth = lines[i + 1].indexOf('q\\kv') + 4;
+    const rows: string[] = [];
+    for (let j = i + 2; j < lines.length && lines[j] !== ''; j++) rows.push(lines[j].slice(labelWidth + 1));
+    grids.set(m[1], rows);
+  });
+  return grids;
 }
 
 describe('command line (built package)', function () {
@@ -54,4 +79,85 @@ describe('command line (built package)', function () {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('command line: mask', function () {
+  this.timeout(60_000);
+
+  it('draws one head per spec form (--heads), each with its known block pattern', () => {
+    // S = 512 in 64-token blocks: an 8 × 8 block map per head.
+    const specs = ['full', 'causal', 'local:64,0', 'chunked:128', 'random:0.5,3', 'docs:128,384', 'causal:-64'];
+    const out = run(['mask', '--seq', '512', '--block', '64,64', '--heads', ...specs]);
+    const grids = maskGrids(out);
+    assert.deepEqual([...grids.keys()], specs.map((_, h) => `head ${h}`), out);
+    const cells = (h: number) => grids.get(`head ${h}`)?.map((row) => [...row]) ?? [];
+    const expect = (h: number, rule: (r: number, c: number) => string) => {
+      const g = cells(h);
+      assert.equal(g.length, 8, `head ${h} (${specs[h]}): rows`);
+      for (let r = 0; r < 8; r++) for (let c = 0; c < 8; c++) assert.equal(g[r][c], rule(r, c), `head ${h} (${specs[h]}) block ${r},${c}`);
+    };
+    expect(0, () => '█');
+    expect(1, (r, c) => (c === r ? '▒' : c < r ? '█' : '·'));
+    expect(2, (r, c) => (c === r || c === r - 1 ? '▒' : '·')); // 64 keys back: the diagonal and the block before
+    expect(3, (r, c) => (Math.floor(r / 2) !== Math.floor(c / 2) || c > r ? '·' : c === r ? '▒' : '█')); // chunks of 2 blocks
+    expect(4, () => '▒'); // half the elements of every 64 × 64 block: all partial
+    expect(5, (r, c) => ((r < 2) === (c < 2) ? '█' : '·')); // documents on block boundaries: full squares
+    expect(6, (r, c) => (c === r - 1 ? '▒' : c < r - 1 ? '█' : '·'));
+    assert.match(out, /^stats: 448 blocks over 7 heads: /m);
+  });
+
+  it('takes and / or / parentheses, --kv and --window, and writes --svg', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'splash-mask-'));
+    try {
+      const file = path.join(dir, 'mask.svg');
+      const out = run(['mask', '(chunked:256', 'or', 'local:64,64)', 'and', 'causal', '--seq', '1024', '--kv', '768',
+        '--window', '250:280,200:260', '--svg', file]);
+      assert.match(out, /^MaskInfo: q 1024 × kv 768 tokens in 8 × 6 blocks of 128 × 128; 1 head$/m);
+      assert.match(out, /^elements of head 0, q \[250, 280\) × kv \[200, 260\)/m);
+      assert.match(out, new RegExp(`^wrote ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(\\d+\\.\\d KiB\\)$`, 'm'));
+      const doc = checkSvg(readFileSync(file, 'utf8'));
+      assert.equal(byClass(doc, 'block').length, 8 * 6);
+      assert.equal(byClass(doc, 'element-window').length, 1);
+      const [grid] = maskGrids(out).values();
+      // Chunks of two blocks (full below the diagonal inside a chunk) or'ed with a ±64-token band,
+      // and-ed with causal: the band makes the block left of each chunk's first diagonal block partial.
+      assert.deepEqual(grid, ['▒·····', '█▒····', '·▒▒···', '··█▒··', '···▒▒·', '····█▒', '·····▒', '······']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('--help documents the spec grammar', () => {
+    const out = run(['mask', '--help']);
+    for (const form of ['full', 'causal[:OFFSET]', 'local:LEFT,RIGHT', 'chunked:SIZE', 'random:P[,SEED]', 'docs:LEN', "'and' binds tighter than 'or'"]) {
+      assert.ok(out.includes(form), `--help lacks ${form}`);
+    }
+    assert.match(runStatus(['--help']).stderr, /mask <spec> \[--seq N\] \[--kv N\] \[--block Q,KV\] \[--heads spec…\]/);
+  });
+
+  const bad: [string[], RegExp][] = [
+    [['caual'], /^splash-attention mask: spec 'caual', word 1: expected a mask \(full, causal/],
+    [['causal', 'and'], /^splash-attention mask: spec 'causal and': expected a mask .* got the end of the spec/],
+    [['(causal', 'or', 'full'], /expected '\)' to close the '\('/],
+    [['local:8'], /local:8: expected 'local:LEFT,RIGHT\[,OFFSET\]', got 1 argument/],
+    [['random:2'], /random:2: P: expected a probability in \[0, 1\], got '2'/],
+    [['docs:100,100', '--seq', '256'], /docs:100,100: expected document lengths adding up to the sequence length/],
+    [[], /expected a mask spec, such as causal .* got none/],
+    [['causal', '--heads', 'full'], /expected either <spec> or --heads, got both/],
+    [['causal', '--block', '64'], /--block: expected Q,KV \(two positive integers\), got 64/],
+    [['causal', '--seq', '0'], /--seq: expected a positive integer, got 0/],
+    [['causal', '--head', '1'], /--head: expected an integer in \[0, 0\] \(the MaskInfo has 1 head\), got 1/],
+    [['causal', '--width', '10'], /--width: expected an integer ≥ 20 \(characters\), got 10/],
+    [['causal', '--window', '0:10'], /--window: expected Q0:Q1,KV0:KV1 \(token positions\), got 0:10/],
+    [['causal', '--colour'], /unknown option --colour/],
+  ];
+  for (const [args, message] of bad) {
+    it(`mask ${args.join(' ') || '(no spec)'} exits 2 with a clear message`, () => {
+      const r = runStatus(['mask', ...args]);
+      assert.equal(r.status, 2, r.stderr);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, message);
+      assert.match(r.stderr, /run 'splash-attention mask --help' for the spec grammar/);
+    });
+  }
 });
