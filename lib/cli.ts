@@ -23,6 +23,14 @@ function flag(args: string[], name: string, fallback: number): number {
   return v;
 }
 
+function positiveList(text: string, name: string): number[] {
+  return text.split(',').map((part) => {
+    const v = Number(part);
+    if (!Number.isInteger(v) || v <= 0) throw new RangeError(`--${name}: expected positive integers separated by commas, got ${text}`);
+    return v;
+  });
+}
+
 function option(args: string[], name: string): string | undefined {
   const i = args.indexOf(`--${name}`);
   return i < 0 ? undefined : args[i + 1];
@@ -222,8 +230,9 @@ const USAGE = `usage: splash-attention <command>
   info                         backends, devices, CPU features
   demo [--backend B] [--heads H] [--seq S] [--dim D]
                                causal forward + backward on random data, timed, checked against the reference
-  bench [--json] [--backend B] [--seq S]
-                               forward/backward timings on a few masks
+  bench [--json] [--backend B[,B…]] [--seq S | --sizes S,S…] [--plot FILE.svg]
+                               forward/backward timings on a few masks (a progress bar on a terminal);
+                               --plot draws throughput against S (needs: npm install vega vega-lite)
   mask <spec> [--seq N] [--kv N] [--block Q,KV] [--heads spec…] [--head H] [--width N] [--window Q0:Q1,KV0:KV1] [--svg FILE]
                                draws the mask's block map; 'splash-attention mask --help' for the options
 
@@ -240,13 +249,17 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'mask':
       return maskCommand(rest);
-    case 'bench':
+    case 'bench': {
+      const sizes = option(rest, 'sizes');
       await runBench({
         json: rest.includes('--json'),
-        backend: (option(rest, 'backend') ?? 'auto') as BackendName,
+        backend: (option(rest, 'backend') ?? 'auto').split(',') as BackendName[],
         seq: flag(rest, 'seq', 1024),
+        sizes: sizes === undefined ? undefined : positiveList(sizes, 'sizes'),
+        plot: option(rest, 'plot'),
       });
       return 0;
+    }
     default:
       console.error(USAGE);
       return cmd === undefined || cmd === 'help' || cmd === '--help' ? 0 : 2;
