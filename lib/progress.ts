@@ -79,7 +79,7 @@ export class ProgressBar {
     const elapsed = (this.now() - this.started) / 1000;
     const left = fraction > 0 && fraction < 1 ? `, about ${Math.ceil((elapsed * (1 - fraction)) / fraction)} s left` : '';
     const line = `[${'█'.repeat(filled)}${'·'.repeat(BAR_WIDTH - filled)}] ${Math.floor(100 * fraction)} %  ${this.label}  ${elapsed.toFixed(0)} s${left}`;
-    const width = Math.max(20, (this.stream.columns ?? 80) - 1);
+    const width = Math.max(20, (this.stream.columns || 80) - 1); // a pty may report 0 columns
     return line.length > width ? line.slice(0, width) : line;
   }
 

@@ -1,0 +1,36 @@
+// The plot of a CPU benchmark report: forward throughput against sequence length, one panel per
+// mask, splash's backends (each dtype) beside onnxruntime-node's two operators. Used by
+// `npm run bench -- cpu --plot FILE` and, from a saved cpu.json, by `npm run bench -- plot`.
+
+import { writePlot, type PlotPoint } from '../lib/bench-plot';
+import type { Report } from './cpu';
+
+const DTYPE_SHORT: Record<string, string> = { float32: 'f32', bfloat16: 'bf16', float16: 'f16' };
+const PEER_OPS: Record<string, string> = { mha: 'MHA', attention: 'Attention' };
+
+/** Forward rows only: the peer has no backward, and one pass keeps the panels readable. */
+export function cpuPlotPoints(report: Report): PlotPoint[] {
+  const splash = [...report.rows, ...report.js]
+    .filter((r) => r.pass === 'fwd')
+    .map((r) => ({ series: `splash ${r.backend} ${DTYPE_SHORT[r.dtype] ?? r.dtype}`, mask: r.mask, seq: r.seq, gflops: r.gflops }));
+  const peer = (report.peer.result?.rows ?? []).map((r) => ({
+    series: `ORT ${PEER_OPS[r.op] ?? r.op} f32`, mask: r.mask, seq: r.seq, gflops: r.gflops,
+  }));
+  return [...splash, ...peer];
+}
+
+export async function writeCpuPlot(file: string, report: Report): Promise<void> {
+  const { heads, dim } = report.grid;
+  const peer = report.peer.result;
+  const day = report.date.slice(0, 10);
+  const subtitle = [
+    `H = ${heads}, D = ${dim}, forward pass. Each point is the median of its timed runs (after a warm-up); ` +
+      'GFLOP/s = 4·D·H·(allowed (q, kv) pairs) / time, so skipped work earns nothing.',
+    peer
+      ? `ORT = onnxruntime-node ${peer.ortVersion}, CPU EP, ${peer.threads} threads (MHA: com.microsoft MultiHeadAttention; ` +
+        'Attention: ONNX Attention), credited with the same useful flops.'
+      : `onnxruntime-node: not run (${report.peer.reason ?? 'no result'}).`,
+    `${report.machine.cpu}, ${report.machine.cpus} CPUs, node ${report.machine.node}, ${day}; a shared machine adds noise.`,
+  ];
+  await writePlot(file, cpuPlotPoints(report), { title: 'Forward throughput by sequence length', subtitle, yTitle: 'forward throughput (GFLOP/s)' });
+}
