@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 
-import { byClass, checkSvg } from './support/svg';
+import { allElements, byClass, checkSvg, texts } from './support/svg';
 
 const root = path.join(__dirname, '..');
 const cli = path.join(root, 'dist', 'cli.js');
@@ -15,9 +15,9 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}): string {
 }
 
 /** The CLI's exit status, stdout and stderr (for commands expected to fail). */
-function runStatus(args: string[]): { status: number | null; stdout: string; stderr: string } {
+function runStatus(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
   assert.ok(existsSync(cli), 'dist/cli.js is missing: run `npm install` (or `npm run build:ts`) first');
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env } });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -160,4 +160,51 @@ describe('command line: mask', function () {
       assert.match(r.stderr, /run 'splash-attention mask --help' for the spec grammar/);
     });
   }
+});
+
+describe('command line: bench plot and progress', function () {
+  this.timeout(120_000);
+  /** The bar's frame: a line cleared and redrawn in place. */
+  const BAR = /\r\x1b\[2K\[[█·]+\] \d+ %/;
+
+  it('bench --plot writes a valid SVG with a forward and a backward line per backend and mask', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'splash-plot-'));
+    try {
+      const file = path.join(dir, 'bench.svg');
+      // CI unset: the bar would still stay off, because stderr is a pipe here.
+      const r = runStatus(['bench', '--backend', 'js', '--sizes', '64,128', '--plot', file], { CI: '' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stderr, '', 'nothing on stderr when it is not a terminal');
+      assert.doesNotMatch(r.stdout, /\r|\x1b/);
+      assert.equal(r.stdout.split('\n').filter((l) => /^js\s+(full|causal|local256)\s+4\s+(64|128)\s/.test(l)).length, 6, r.stdout);
+      assert.match(r.stdout, /^wrote .*bench\.svg$/m);
+      const doc = checkSvg(readFileSync(file, 'utf8'));
+      assert.deepEqual(byClass(doc, 'role-legend-label').flatMap(texts), ['js forward', 'js backward']);
+      const lines = byClass(doc, 'mark-line').flatMap((g) => allElements(g).filter((e) => e.localName === 'path'));
+      assert.equal(lines.length, 3 * 2, 'a forward and a backward line in each of 3 panels');
+      const all = texts(doc.documentElement as never);
+      for (const t of ['full', 'causal', 'local256', 'sequence length S (tokens)']) assert.ok(all.includes(t), t);
+      assert.ok(all.some((t) => /^throughput \(GFLOP\/s\)/.test(t)), 'y axis title with its unit');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('bench --json prints only JSON, with no progress anywhere', () => {
+    const r = runStatus(['bench', '--json', '--backend', 'js', '--seq', '64'], { CI: '' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr, '');
+    assert.equal((JSON.parse(r.stdout) as unknown[]).length, 3);
+  });
+
+  it('draws the bar on a real terminal, and not with --json or in CI there either', function () {
+    // `script` (util-linux) runs the command on a pseudo-terminal: stderr is a TTY there.
+    if (spawnSync('script', ['--version']).status !== 0) this.skip();
+    const onTty = (args: string, env: NodeJS.ProcessEnv) => spawnSync('script', ['-qec', `"${process.execPath}" "${cli}" ${args}`, '/dev/null'], {
+      encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env },
+    }).stdout;
+    assert.match(onTty('bench --backend js --seq 64', { CI: '' }), BAR);
+    assert.doesNotMatch(onTty('bench --backend js --seq 64', { CI: 'true' }), BAR);
+    assert.doesNotMatch(onTty('bench --json --backend js --seq 64', { CI: '' }), BAR);
+  });
 });
