@@ -180,7 +180,8 @@ let loaded: Promise<VegaModules> | undefined;
 /** A real dynamic import, which TypeScript's CommonJS output would otherwise turn into require(). */
 const importModule = new Function('url', 'return import(url)') as (url: string) => Promise<unknown>;
 
-async function importPackage(name: string): Promise<unknown> {
+/** Imports an optional ESM package by name, or fails saying how to install it. */
+export async function importPackage(name: string): Promise<unknown> {
   let resolved: string;
   try {
     resolved = require.resolve(name);

@@ -14,7 +14,9 @@ export const CLASS_NAMES = ['empty', 'partial', 'full'] as const;
 
 /** A token window [q0, q1) × [kv0, kv1) shown element by element. */
 export interface TokenWindow {
+  /** `[q0, q1)`: first and one-past-last query token. */
   q: readonly [number, number];
+  /** `[kv0, kv1)`: first and one-past-last key token. */
   kv: readonly [number, number];
 }
 
