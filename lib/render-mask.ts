@@ -72,7 +72,7 @@ const OPTION_NAMES = ['format', 'head', 'maxWidth', 'window'];
  * import { CausalMask, processMask, renderMaskInfo } from 'splash-attention';
  *
  * const info = processMask(new CausalMask([1024, 1024]), [128, 128]);
- * console.log(renderMaskInfo(info));                          // an 8 × 8 grid of █ ▒ ·
+ * console.log(renderMaskInfo(info)); // an 8 × 8 grid of █ ▒ ·
  * const svg = renderMaskInfo(info, { format: 'svg', window: { q: [0, 64], kv: [0, 64] } });
  * ```
  */
