@@ -5,8 +5,8 @@
 import { loadPlotting, writePlot, type PlotPoint } from './bench-plot';
 import { makeSplashMHA } from './kernel';
 import { CausalMask, FullMask, LocalMask, type Mask } from './mask';
-import { randomNormal } from './random';
 import { ProgressBar, shouldShowProgress } from './progress';
+import { randomNormal } from './random';
 import { fromFloat32, type DType } from './tensor';
 import type { BackendName } from './validate';
 

@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 
 /** One measured point of a plot. */
 export interface PlotPoint {
-  /** The line it belongs to, e.g. `splash cpu f32` or `onnxruntime MHA f32`; also its label. */
+  /** The line it belongs to, e.g. `splash cpu f32` or `ORT MHA f32`; also its label. */
   series: string;
   /** The panel: the mask it was measured on. */
   mask: string;

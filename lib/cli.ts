@@ -97,7 +97,6 @@ async function demo(args: string[]): Promise<void> {
   console.log(`  dq ${maxAbsDiff(grads.dq, rg.dq).toExponential(2)}  dk ${maxAbsDiff(grads.dk, rg.dk).toExponential(2)}  dv ${maxAbsDiff(grads.dv, rg.dv).toExponential(2)}`);
 }
 
-
 // ---- mask ------------------------------------------------------------------------------------
 
 const MASK_USAGE = `usage: splash-attention mask <spec> | --heads <spec> <spec>… [options]
