@@ -19,6 +19,18 @@ export function cpuPlotPoints(report: Report): PlotPoint[] {
   return [...splash, ...peer];
 }
 
+/** Says how many plotted rows ran with fewer busy cores than threads, i.e. while other work took CPUs. */
+function disturbance(report: Report): string {
+  const splash = [...report.rows, ...report.js].filter((r) => r.pass === 'fwd');
+  const peerRows = report.peer.result?.rows ?? [];
+  const threads = report.peer.result?.threads ?? 1;
+  const low = splash.filter((r) => r.disturbed).length + peerRows.filter((r) => r.cores < 0.85 * threads).length;
+  const total = splash.length + peerRows.length;
+  return low === 0
+    ? 'Every point kept its threads busy (no other load seen).'
+    : `${low} of ${total} points ran while other work held CPUs (fewer busy cores than threads): those figures are low.`;
+}
+
 export async function writeCpuPlot(file: string, report: Report): Promise<void> {
   const { heads, dim } = report.grid;
   const peer = report.peer.result;
@@ -30,7 +42,7 @@ export async function writeCpuPlot(file: string, report: Report): Promise<void> 
       ? `ORT = onnxruntime-node ${peer.ortVersion}, CPU EP, ${peer.threads} threads (MHA: com.microsoft MultiHeadAttention; ` +
         'Attention: ONNX Attention), credited with the same useful flops.'
       : `onnxruntime-node: not run (${report.peer.reason ?? 'no result'}).`,
-    `${report.machine.cpu}, ${report.machine.cpus} CPUs, node ${report.machine.node}, ${day}; a shared machine adds noise.`,
+    `${report.machine.cpu}, ${report.machine.cpus} CPUs, node ${report.machine.node}, ${day}. ${disturbance(report)}`,
   ];
-  await writePlot(file, cpuPlotPoints(report), { title: 'Forward throughput by sequence length', subtitle, yTitle: 'forward throughput (GFLOP/s)' });
+  await writePlot(file, cpuPlotPoints(report), { title: 'Forward throughput by sequence length', subtitle, yTitle: 'forward GFLOP/s' });
 }

@@ -30,7 +30,7 @@ export type VegaLiteSpec = Record<string, unknown>;
 
 const FONT = 'Helvetica, Arial, sans-serif';
 const PANEL_WIDTH = 280;
-const PANEL_HEIGHT = 200;
+const PANEL_HEIGHT = 220;
 /** Share of a panel's width left of the last measured length; the rest holds the line labels. */
 const POINTS_SHARE = 0.66;
 /** Least vertical distance between two line labels, in pixels (10 px text). */
