@@ -10,6 +10,7 @@ import { randomNormal } from './random';
 import { fromFloat32, type DType } from './tensor';
 import type { BackendName } from './validate';
 
+/** One mask and size of `splash-attention bench`: median times and throughputs (H = 4, D = 64). */
 export interface BenchRow {
   backend: string;
   mask: string;
@@ -41,6 +42,7 @@ export function allowedPairs(mask: Mask): number {
   return n;
 }
 
+/** Times forward and backward of one mask `repeats` times on one backend; medians. */
 export async function benchOne(mask: Mask, name: string, backend: BackendName, heads: number, dim: number,
   dtype: DType, repeats: number): Promise<BenchRow> {
   const [seq] = mask.shape;
@@ -71,6 +73,7 @@ export async function benchOne(mask: Mask, name: string, backend: BackendName, h
   };
 }
 
+/** Options of the `bench` command. */
 export interface RunBenchOptions {
   /** Print the rows as JSON (and never a progress bar) instead of a table. */
   json: boolean;
@@ -79,6 +82,7 @@ export interface RunBenchOptions {
   /** One sequence length (default 1024), or `sizes` for several. */
   seq?: number;
   sizes?: number[];
+  /** Timed runs per case (default 3). */
   repeats?: number;
   /** Write a throughput plot (SVG) here; needs the optional vega and vega-lite packages. */
   plot?: string;
@@ -87,6 +91,7 @@ export interface RunBenchOptions {
 const HEADS = 4;
 const DIM = 64;
 
+/** Runs the `bench` command: every backend × size × mask, printed as a table or JSON, optionally plotted. */
 export async function runBench(opts: RunBenchOptions): Promise<BenchRow[]> {
   const sizes = opts.sizes ?? [opts.seq ?? 1024];
   const backendList = Array.isArray(opts.backend) ? opts.backend : [opts.backend];

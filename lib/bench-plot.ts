@@ -17,7 +17,9 @@ export interface PlotPoint {
   gflops: number;
 }
 
+/** Titles of a plot. */
 export interface PlotOptions {
+  /** The headline. */
   title: string;
   /** Lines under the title: problem sizes, how figures were taken, the machine. */
   subtitle?: string[];

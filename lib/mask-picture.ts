@@ -8,8 +8,10 @@ import type { MaskInfo } from './mask-info';
 export const EMPTY = 0;
 export const PARTIAL = 1;
 export const FULL = 2;
+/** One of EMPTY, PARTIAL, FULL. */
 export type CellClass = typeof EMPTY | typeof PARTIAL | typeof FULL;
 
+/** Names of the classes, indexed by class (also the CSS-style class names in the SVG). */
 export const CLASS_NAMES = ['empty', 'partial', 'full'] as const;
 
 /** A token window [q0, q1) × [kv0, kv1) shown element by element. */
@@ -20,6 +22,7 @@ export interface TokenWindow {
   kv: readonly [number, number];
 }
 
+/** How many blocks of each class one head has. */
 export interface BlockCounts {
   empty: number;
   partial: number;
@@ -28,6 +31,7 @@ export interface BlockCounts {
 
 /** One head's block map, downsampled by `factor` blocks per cell along both axes. */
 export interface CellGrid {
+  /** Blocks per cell along each axis (1: no downsampling). */
   factor: number;
   rows: number;
   cols: number;
@@ -36,6 +40,7 @@ export interface CellGrid {
   /** Tokens one cell spans along q and along kv (the last row and column may be shorter). */
   cellQ: number;
   cellKv: number;
+  /** Sequence lengths in tokens, for the token axes. */
   qSeqLen: number;
   kvSeqLen: number;
 }

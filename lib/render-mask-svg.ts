@@ -34,6 +34,7 @@ interface Panel {
   body: string;
 }
 
+/** The SVG picture (see renderMaskInfo); options already checked. */
 export function renderMaskSvg(info: MaskInfo, opts: CheckedRenderOptions): string {
   const factor = downsampleFactor(Math.max(info.qBlocks, info.kvBlocks), opts.maxWidth);
   const windowHead = opts.head ?? 0;

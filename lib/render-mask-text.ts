@@ -15,6 +15,7 @@ const ALLOWED = '█';
 const MASKED = '·';
 const CORNER = 'q\\kv';
 
+/** The text picture (see renderMaskInfo); options already checked. */
 export function renderMaskText(info: MaskInfo, opts: CheckedRenderOptions): string {
   const labelWidth = Math.max(CORNER.length, String(info.qSeqLen).length);
   const gridWidth = opts.maxWidth - labelWidth - 1;

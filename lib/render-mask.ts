@@ -30,13 +30,15 @@ export interface RenderMaskOptions {
   window?: TokenWindow;
 }
 
+/** Default and least `maxWidth` of the text picture, in characters. */
 export const DEFAULT_TEXT_WIDTH = 80;
 export const MIN_TEXT_WIDTH = 20;
+/** Default `maxWidth` of the SVG picture, in squares across one head's map. */
 export const DEFAULT_SVG_SQUARES = 64;
 /** Largest element window along either axis in an SVG (128² squares stay a few hundred KiB). */
 export const MAX_SVG_WINDOW = 128;
 
-/** Options after checking, defaults filled in. */
+/** Options after checking, defaults filled in (what the two renderers receive). */
 export interface CheckedRenderOptions {
   head: number | undefined;
   maxWidth: number;

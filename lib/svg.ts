@@ -1,10 +1,12 @@
 // A few helpers for writing SVG as text: escaping and one element at a time. Numbers are written
 // with at most two decimals so that documents stay small and diff well.
 
+/** `text` with the five XML special characters written as character references. */
 export function escapeXml(text: string): string {
   return text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
 }
 
+/** Attributes of an element; numbers are rounded to two decimals. */
 export type Attrs = Record<string, string | number | undefined>;
 
 function formatAttr(value: string | number): string {
