@@ -35,14 +35,18 @@ export async function writeCpuPlot(file: string, report: Report): Promise<void> 
   const { heads, dim } = report.grid;
   const peer = report.peer.result;
   const day = report.date.slice(0, 10);
+  // Short lines: vega sizes the picture to its widest text, and a README shrinks a wide picture.
   const subtitle = [
-    `H = ${heads}, D = ${dim}, forward pass. Each point is the median of its timed runs (after a warm-up); ` +
-      'GFLOP/s = 4·D·H·(allowed (q, kv) pairs) / time, so skipped work earns nothing.',
-    peer
-      ? `ORT = onnxruntime-node ${peer.ortVersion}, CPU EP, ${peer.threads} threads (MHA: com.microsoft MultiHeadAttention; ` +
-        'Attention: ONNX Attention), credited with the same useful flops.'
-      : `onnxruntime-node: not run (${report.peer.reason ?? 'no result'}).`,
-    `${report.machine.cpu}, ${report.machine.cpus} CPUs, node ${report.machine.node}, ${day}. ${disturbance(report)}`,
+    `H = ${heads}, D = ${dim}, forward pass; each point is the median of its timed runs after a warm-up.`,
+    'GFLOP/s = 4·D·H·(allowed (q, kv) pairs) / time: work a kernel skips earns nothing.',
+    ...(peer
+      ? [
+        `ORT = onnxruntime-node ${peer.ortVersion}, CPU EP, ${peer.threads} threads, credited with the same useful flops;`,
+        'MHA = com.microsoft MultiHeadAttention, Attention = the ONNX Attention operator.',
+      ]
+      : [`onnxruntime-node: not run (${report.peer.reason ?? 'no result'}).`]),
+    `${report.machine.cpu}, ${report.machine.cpus} CPUs, node ${report.machine.node}, ${day}.`,
+    disturbance(report),
   ];
   await writePlot(file, cpuPlotPoints(report), { title: 'Forward throughput by sequence length', subtitle, yTitle: 'forward GFLOP/s' });
 }
