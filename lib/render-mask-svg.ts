@@ -16,6 +16,8 @@ const FONT = 'Helvetica, Arial, sans-serif';
 export const CLASS_COLOURS = ['#e6e9ee', '#f0a04b', '#2f5f9e'] as const;
 const WINDOW_OUTLINE = '#d62728';
 const MARGIN = 16;
+/** Height of the title, scale and stats lines above the panels. */
+const HEADER_HEIGHT = 62;
 const PANEL_GAP = 28;
 const MAX_ROW_WIDTH = 1100;
 /** Pixel budget of a block map's longer side, and of an element window's. */
@@ -43,7 +45,8 @@ export function renderMaskSvg(info: MaskInfo, opts: CheckedRenderOptions): strin
   if (opts.window) panels.push(windowPanel(info, windowHead, opts.window));
 
   const title = `Block map of a MaskInfo: q ${info.qSeqLen} × kv ${info.kvSeqLen} tokens, blocks of ${info.blockQ} × ${info.blockKv}`;
-  const caption = `${describeScale(info, factor, 'square')}. ${describeStats(info)}.`;
+  const scale = `${describeScale(info, factor, 'square')}.`;
+  const stats = `${describeStats(info)}.`;
   const legendRows = legendItems(opts.window !== undefined);
 
   // Flow the panels left to right, wrapping rows at MAX_ROW_WIDTH.
@@ -58,14 +61,14 @@ export function renderMaskSvg(info: MaskInfo, opts: CheckedRenderOptions): strin
       y += rowHeight + PANEL_GAP;
       rowHeight = 0;
     }
-    placed.push(el('g', { transform: `translate(${MARGIN + x}, ${MARGIN + 44 + y})` }, p.body));
+    placed.push(el('g', { transform: `translate(${MARGIN + x}, ${MARGIN + HEADER_HEIGHT + y})` }, p.body));
     x += p.width + PANEL_GAP;
     width = Math.max(width, x - PANEL_GAP);
     rowHeight = Math.max(rowHeight, p.height);
   }
-  const legendTop = MARGIN + 44 + y + rowHeight + 16;
+  const legendTop = MARGIN + HEADER_HEIGHT + y + rowHeight + 16;
   const legendWidth = Math.max(...legendRows.map(legendRowWidth));
-  width = Math.max(width, estimateTextWidth(title, 15), estimateTextWidth(caption, 12), legendWidth) + 2 * MARGIN;
+  width = Math.max(width, estimateTextWidth(title, 15), estimateTextWidth(scale, 12), estimateTextWidth(stats, 12), legendWidth) + 2 * MARGIN;
   const height = legendTop + LEGEND_ROW * legendRows.length + MARGIN;
 
   return `${el('svg', {
@@ -74,10 +77,11 @@ export function renderMaskSvg(info: MaskInfo, opts: CheckedRenderOptions): strin
     role: 'img', 'aria-labelledby': 'mask-title mask-desc', 'font-family': FONT,
   }, [
     el('title', { id: 'mask-title' }, escapeXml(title)),
-    el('desc', { id: 'mask-desc' }, escapeXml(caption)),
+    el('desc', { id: 'mask-desc' }, escapeXml(`${scale} ${stats}`)),
     el('rect', { width: '100%', height: '100%', fill: 'white' }),
     text(title, { class: 'title', x: MARGIN, y: MARGIN + 14, 'font-size': 15, 'font-weight': 'bold' }),
-    text(caption, { class: 'caption', x: MARGIN, y: MARGIN + 33, 'font-size': 12, fill: '#333' }),
+    text(scale, { class: 'caption', x: MARGIN, y: MARGIN + 33, 'font-size': 12, fill: '#333' }),
+    text(stats, { class: 'stats', x: MARGIN, y: MARGIN + 50, 'font-size': 12, fill: '#333' }),
     ...placed,
     el('g', { class: 'legend', transform: `translate(${MARGIN}, ${legendTop})` }, legendRows.flatMap(drawLegendRow)),
   ])}\n`;
