@@ -16,6 +16,8 @@ export {
 } from './mask';
 export { processMask } from './mask-info';
 export type { MaskInfo, MaskInfoStats, ProcessMaskOptions } from './mask-info';
+export { renderMaskInfo } from './render-mask';
+export type { RenderMaskOptions, TokenWindow } from './render-mask';
 export { QKVLayout } from './backends/backend';
 export type { BlockSizes, CallOptions, SplashOptions, SegmentIds } from './validate';
 export { makeSplashMHA, makeSplashMQA, SplashAttentionKernel } from './kernel';
