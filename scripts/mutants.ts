@@ -216,13 +216,14 @@ function main(): void {
       else verdict = runTests(m) ? 'SURVIVED' : 'killed';
     } finally {
       restore();
+      // The next mutant's baseline check must run the unmutated addon again.
+      if (m.build === 'cpu' && !buildCpu()) throw new Error(`${m.id}: the restored sources do not build`);
     }
     if (verdict === 'SURVIVED') survivors++;
     const note = verdict === 'SURVIVED' && m.knownSurvivor ? ` — known: ${m.knownSurvivor}` : '';
     rows.push(`${verdict.padEnd(24)} ${m.id.padEnd(30)} ${m.about}${note}`);
     console.log(rows[rows.length - 1]);
   }
-  if (chosen.some((m) => m.build === 'cpu')) buildCpu(); // leave build-mutants/ matching the sources
   console.log(`\n${chosen.length - survivors} of ${chosen.length} mutants killed; ${survivors} survived`);
 }
 
