@@ -32,6 +32,14 @@ namespace {
 using namespace harness;  // NOLINT: the harness is this file's vocabulary
 namespace g = splash::gpu;
 
+// Finite mask values of the grid besides -3: small enough that exp(maskValue - m) underflows for
+// every realistic logit, and large enough (-1e9, -1e30) that maskValue * log2(e) is not exact in f32.
+struct FiniteMaskValue {
+  const char* label;
+  float value;
+};
+constexpr FiniteMaskValue kFiniteMaskValues[] = {{"-1e4", -1e4f}, {"-1e9", -1e9f}, {"-1e30", -1e30f}};
+
 template <class T>
 void run_simt(int bucket, const g::FwdKernelParams& kp) {
   switch (bucket) {
@@ -373,6 +381,17 @@ std::vector<Case> bwd_grid(bool quick) {
   c.mask_value = -3.f;
   c.block_q = c.block_kv = 32;
   v.push_back(c);
+  // Finite mask values below about -89 with rows whose first visited block is fully masked, on the
+  // tensor-core (bf16) and SIMT (f32, forced-SIMT f16) kernels.
+  for (const FiniteMaskValue& mv : kFiniteMaskValues) {
+    for (DType t : {DType::BF16, DType::F16, DType::F32}) {
+      c = one(make_case(std::string("maskValue ") + mv.label, t, 64, 96, local_mask(10, 0)));
+      c.mask_value = mv.value;
+      c.block_q = c.block_kv = 32;
+      if (t == DType::F16) c.path = g::ForcePath::kSimt;
+      v.push_back(c);
+    }
+  }
   c = one(make_case("sq 40 skv 90", DType::F16, 64, 40, causal_mask(50)));
   c.kv_seq = 90;
   c.block_q = c.block_kv = 32;
@@ -546,6 +565,15 @@ std::vector<Case> grid(bool quick) {
     c = make_case("empty rows", t, 64, 300, causal_mask(-150));  // q-block 0 has no visited block
     c.heads = c.kv_heads = 1;
     add(c, path);
+    // Finite mask values below about -89: rows whose first visited block holds no allowed key (the
+    // window of local(10, 0) leaves kv-block 0 of q-block 1 fully masked for rows 42..63).
+    for (const FiniteMaskValue& mv : kFiniteMaskValues) {
+      c = make_case(std::string("maskValue ") + mv.label, t, 64, 96, local_mask(10, 0));
+      c.heads = c.kv_heads = 1;
+      c.block_q = c.block_kv = 32;
+      c.mask_value = mv.value;
+      add(c, path);
+    }
   }
   if (!quick) {
     Case c = make_case("causal 2 tiles", DType::BF16, 128, 400, causal_mask());
