@@ -148,6 +148,7 @@ struct Fiber {
 };
 
 struct Cta {
+  dim3 grid_dim;
   dim3 block_idx;
   int threads = 0;
   std::vector<uint8_t> smem;
@@ -189,6 +190,7 @@ inline void launch(dim3 grid, int threads, size_t smem_bytes, const std::functio
   for (unsigned by = 0; by < grid.y; ++by) {
     for (unsigned bx = 0; bx < grid.x; ++bx) {
       Cta c;
+      c.grid_dim = grid;
       c.block_idx = dim3(bx, by, 0);
       c.threads = threads;
       c.smem.assign(smem_bytes, 0xff);
@@ -365,4 +367,5 @@ inline void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uin
 
 #define threadIdx (dim3(splash::gpu::emu::thread_index(), 0, 0))
 #define blockIdx (splash::gpu::emu::cta()->block_idx)
+#define gridDim (splash::gpu::emu::cta()->grid_dim)
 #define __syncthreads() splash::gpu::emu::yield()

@@ -348,8 +348,10 @@ Status forward(const AttentionParams& p_in, const DeviceSchedule& schedule_in, F
   s = schedule.work(p.q_seq, plan.tile_m, plan.tiles_per_qblock, &work, &num_work);
   if (!s.ok()) return s;
   const int64_t grid_x = static_cast<int64_t>(num_work) * p.heads;
-  if (grid_x > 0x7fffffffLL) {
-    return Status::Range("q tiles x heads = " + std::to_string(grid_x) + " exceeds the grid limit 2^31 - 1");
+  const int64_t grid_limit = max_grid_x(st->caps, plan.threads);
+  if (grid_x > grid_limit) {
+    return Status::Range("q tiles x heads = " + std::to_string(grid_x) + " exceeds the grid limit " +
+                         std::to_string(grid_limit));
   }
 
   FwdKernelParams kp = make_fwd_kernel_params(p, plan, work, num_work);
