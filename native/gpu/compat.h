@@ -81,6 +81,8 @@ constexpr LaneMask kFullLaneMask = ~LaneMask{0};
 #define gpuGetDevice hipGetDevice
 #define gpuMalloc hipMalloc
 #define gpuFree hipFree
+#define gpuMallocAsync hipMallocAsync
+#define gpuFreeAsync hipFreeAsync
 #define gpuMemcpy hipMemcpy
 #define gpuMemcpyAsync hipMemcpyAsync
 #define gpuMemset hipMemset
@@ -92,6 +94,7 @@ constexpr LaneMask kFullLaneMask = ~LaneMask{0};
 #define gpuStreamCreateWithFlags hipStreamCreateWithFlags
 #define gpuStreamNonBlocking hipStreamNonBlocking
 #define gpuDeviceGetAttribute hipDeviceGetAttribute
+#define gpuDevAttrMemoryPoolsSupported hipDeviceAttributeMemoryPoolsSupported
 #define gpuMemGetInfo hipMemGetInfo
 #define gpuStreamDestroy hipStreamDestroy
 #define gpuStreamSynchronize hipStreamSynchronize
@@ -115,6 +118,8 @@ constexpr LaneMask kFullLaneMask = ~LaneMask{0};
 #define gpuGetDevice cudaGetDevice
 #define gpuMalloc cudaMalloc
 #define gpuFree cudaFree
+#define gpuMallocAsync cudaMallocAsync
+#define gpuFreeAsync cudaFreeAsync
 #define gpuMemcpy cudaMemcpy
 #define gpuMemcpyAsync cudaMemcpyAsync
 #define gpuMemset cudaMemset
@@ -126,6 +131,7 @@ constexpr LaneMask kFullLaneMask = ~LaneMask{0};
 #define gpuStreamCreateWithFlags cudaStreamCreateWithFlags
 #define gpuStreamNonBlocking cudaStreamNonBlocking
 #define gpuDeviceGetAttribute cudaDeviceGetAttribute
+#define gpuDevAttrMemoryPoolsSupported cudaDevAttrMemoryPoolsSupported
 #define gpuMemGetInfo cudaMemGetInfo
 #define gpuStreamDestroy cudaStreamDestroy
 #define gpuStreamSynchronize cudaStreamSynchronize
