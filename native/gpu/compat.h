@@ -32,12 +32,12 @@ constexpr gpuError_t gpuErrorInvalidValue = hipErrorInvalidValue;
 constexpr const char* kRuntimeName = "HIP";
 constexpr const char* kApiPrefix = "hip";  // for messages: hipGetDeviceCount, ...
 
-// The targets (gfx90a, gfx940: CDNA) run 64-wide wavefronts only.
+// The kernels are written for the 64-wide wavefronts of the CDNA targets (gfx90a, gfx942, gfx950).
+// launch.cu checks each device's warpSize when it is first used and refuses any other width (a wave32
+// RDNA GPU built for through SPLASH_HIP_ARCHS); the compile-time wavefront-size macro is deprecated
+// since ROCm 6.4.
 constexpr int kWarpSize = 64;
 using LaneMask = uint64_t;
-#if defined(__AMDGCN_WAVEFRONT_SIZE)
-static_assert(__AMDGCN_WAVEFRONT_SIZE == kWarpSize, "compat.h assumes wave64 targets");
-#endif
 
 #elif defined(SPLASH_GPU_EMULATE)
 

@@ -82,6 +82,11 @@ Status use_device(int device, DeviceState** out) {
     gpuDeviceProp prop{};
     SPLASH_GPU_CHECK("GetDeviceProperties", gpuGetDeviceProperties(&prop, device));
 #ifdef SPLASH_GPU_HIP
+    if (prop.warpSize != kWarpSize) {
+      return Status::Error(std::string(prop.name) + " (" + prop.gcnArchName + ") runs " +
+                           std::to_string(prop.warpSize) + "-wide wavefronts; this build's HIP kernels need " +
+                           std::to_string(kWarpSize));
+    }
     state->caps.hip = true;
     state->caps.cc_major = 0;
     state->caps.cc_minor = 0;
