@@ -32,14 +32,6 @@ namespace {
 using namespace harness;  // NOLINT: the harness is this file's vocabulary
 namespace g = splash::gpu;
 
-// Finite mask values of the grid besides -3: small enough that exp(maskValue - m) underflows for
-// every realistic logit, and large enough (-1e9, -1e30) that maskValue * log2(e) is not exact in f32.
-struct FiniteMaskValue {
-  const char* label;
-  float value;
-};
-constexpr FiniteMaskValue kFiniteMaskValues[] = {{"-1e4", -1e4f}, {"-1e9", -1e9f}, {"-1e30", -1e30f}};
-
 template <class T>
 void run_simt(int bucket, const g::FwdKernelParams& kp) {
   switch (bucket) {

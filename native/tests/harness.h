@@ -289,6 +289,14 @@ struct Case {
   gpu::ForcePath path = gpu::ForcePath::kAuto;
 };
 
+// Finite mask values besides -3: small enough that exp(maskValue - m) underflows for every realistic
+// logit, and large enough (-1e9, -1e30) that maskValue * log2(e) is not exact in f32.
+struct FiniteMaskValue {
+  const char* label;
+  float value;
+};
+constexpr FiniteMaskValue kFiniteMaskValues[] = {{"-1e4", -1e4f}, {"-1e9", -1e9f}, {"-1e30", -1e30f}};
+
 Case make_case(const std::string& name, DType t, int64_t d, int64_t s, MaskSpec m) {
   Case c;
   c.name = name;
