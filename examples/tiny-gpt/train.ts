@@ -12,25 +12,45 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 
 import { checkStory, END, entropyPerChar, makeBatch, makeRng, VOCAB, type Batch } from './data';
-import { createModel, crossEntropy, forward, type AttentionKind, type Model } from './model';
+import { createModel, crossEntropy, forward, parameters, type AttentionKind, type Model } from './model';
 import { lineChartSvg } from './plot';
 import { generate } from './sample';
 import { trainStep } from './step';
 
-const { values: args } = parseArgs({
-  options: {
-    seconds: { type: 'string', default: '120' },
-    steps: { type: 'string', default: '100000' },
-    backend: { type: 'string', default: 'wasm' },
-    attention: { type: 'string', default: 'splash' },
-    seq: { type: 'string', default: '128' },
-    batch: { type: 'string', default: '8' },
-    lr: { type: 'string', default: '0.003' },
-    seed: { type: 'string', default: '1' },
-    'sample-chars': { type: 'string', default: '600' },
-    out: { type: 'string', default: path.join(__dirname, 'out') },
-  },
-});
+const USAGE = `usage: npm run example:tiny-gpt [-- options]
+  --seconds N       training time budget (default 120)
+  --steps N         stop earlier after N steps
+  --backend B       tfjs backend: wasm (default) or cpu
+  --attention A     splash (default) or dense (tfjs ops, for comparison)
+  --seq N --batch N sequence length (128) and rows per step (8)
+  --lr X --seed N   Adam learning rate (0.003), seed of weights and data (1)
+  --sample-chars N  most characters to sample at the end (600)
+  --out DIR         where loss.svg and summary.json go (examples/tiny-gpt/out)`;
+
+function parse(): ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'] {
+  try {
+    return parseArgs({ options: OPTIONS }).values;
+  } catch (e) {
+    console.error(`${(e as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+const OPTIONS = {
+  seconds: { type: 'string', default: '120' },
+  steps: { type: 'string', default: '100000' },
+  backend: { type: 'string', default: 'wasm' },
+  attention: { type: 'string', default: 'splash' },
+  seq: { type: 'string', default: '128' },
+  batch: { type: 'string', default: '8' },
+  lr: { type: 'string', default: '0.003' },
+  seed: { type: 'string', default: '1' },
+  'sample-chars': { type: 'string', default: '600' },
+  out: { type: 'string', default: path.join(__dirname, 'out') },
+  help: { type: 'boolean', default: false },
+} as const;
+
+const args = parse();
 
 function positive(name: string, integer: boolean): number {
   const v = Number(args[name as keyof typeof args]);
@@ -67,6 +87,10 @@ function progress(fraction: number, text: string, state: { lastDecile: number })
 }
 
 async function main(): Promise<void> {
+  if (args.help) {
+    console.log(USAGE);
+    return;
+  }
   const seconds = positive('seconds', false);
   const maxSteps = positive('steps', true);
   const seqLen = positive('seq', true);
@@ -89,7 +113,9 @@ async function main(): Promise<void> {
   const heldOut = Array.from({ length: 4 }, (_, i) => makeBatch(makeRng(1_000_000 + i), batchSize, seqLen));
   const rng = makeRng(seed);
   const tokensPerStep = batchSize * seqLen;
-  console.log(`tiny-gpt: ${config.layers} layers, d=${config.dModel}, ${config.heads} heads, seq ${seqLen}, batch ${batchSize}, ` +
+  const paramCount = parameters(model).reduce((n, p) => n + p.size, 0);
+  console.log(`tiny-gpt: ${paramCount.toLocaleString('en-US')} parameters (${config.layers} layers, d=${config.dModel}, ` +
+    `${config.heads} heads), seq ${seqLen}, batch ${batchSize}, ` +
     `vocab ${config.vocab}; tfjs backend ${tf.getBackend()}, attention ${attention}` +
     (attention === 'splash' ? ` (kernel backend ${model.kernel.backend})` : ''));
   console.log(`uniform baseline ln(${config.vocab}) = ${uniform.toFixed(3)} nats/char; the grammar's entropy = ${floor.toFixed(3)}`);
@@ -132,9 +158,11 @@ async function main(): Promise<void> {
     `${checks.filter((c) => c.grammatical && c.heroKept).length} also keep their hero in every sentence\n`);
 
   mkdirSync(args.out!, { recursive: true });
-  // A centred mean over 11 steps: smooth, and without the lag of a trailing average on a falling curve.
+  // A centred mean over up to 11 steps (fewer at the ends, to stay centred): smooth, and without the
+  // lag a trailing average has on a falling curve.
   const smooth: [number, number][] = history.map((h, i) => {
-    const win = history.slice(Math.max(0, i - 5), i + 6);
+    const half = Math.min(5, i, history.length - 1 - i);
+    const win = history.slice(i - half, i + half + 1);
     return [h.step, win.reduce((s, w) => s + w.loss, 0) / win.length];
   });
   const svg = lineChartSvg({
@@ -143,7 +171,7 @@ async function main(): Promise<void> {
     yLabel: 'cross-entropy (nats per character)',
     series: [
       { name: 'loss per step', points: history.map((h) => [h.step, h.loss]), color: '#7aa6d6', width: 1, opacity: 0.7 },
-      { name: 'mean over 11 steps', points: smooth, color: '#1f4e8c', width: 2.5 },
+      { name: 'centred mean over 11 steps', points: smooth, color: '#1f4e8c', width: 2.5 },
     ],
     references: [
       { name: `uniform, ln ${config.vocab}`, y: uniform, color: '#c0392b', dash: '8 5' },
