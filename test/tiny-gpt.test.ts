@@ -51,12 +51,20 @@ describe('examples/tiny-gpt', function () {
       assert.ok(entropyPerChar() > 0.1 && entropyPerChar() < Math.log(VOCAB.length));
     });
 
-    it('checkStory accepts the generator\'s stories and tells a lost hero or a broken sentence', () => {
+    it('checkStory accepts the generator\'s stories and counts broken sentences and lost heroes', () => {
       const rng = makeRng(5);
-      for (let i = 0; i < 200; i++) assert.deepEqual(checkStory(story(rng).slice(0, -1)), { grammatical: true, heroKept: true });
-      assert.deepEqual(checkStory('story of ada: ada sees the red cat. bob sees the old box today.'), { grammatical: true, heroKept: false });
-      assert.equal(checkStory('story of ada: ada sees the red.').grammatical, false);
-      assert.equal(checkStory('story of ada: ada sees the red cat.').grammatical, false, 'one sentence is too few');
+      for (let i = 0; i < 200; i++) {
+        const c = checkStory(story(rng).slice(0, -1));
+        assert.ok(c.grammatical && c.sentences >= 2 && c.wellFormed === c.sentences && c.heroKept === c.sentences);
+      }
+      assert.deepEqual(checkStory('story of ada: ada sees the red cat. bob sees the old box today.'),
+        { grammatical: true, sentences: 2, wellFormed: 2, heroKept: 1 });
+      assert.deepEqual(checkStory('story of ada: ada sees the red. ada sees the odd cup.'),
+        { grammatical: false, sentences: 2, wellFormed: 1, heroKept: 1 });
+      assert.deepEqual(checkStory('story of ada: ada sees the red cat.'),
+        { grammatical: false, sentences: 1, wellFormed: 1, heroKept: 1 }, 'one sentence is too few');
+      assert.deepEqual(checkStory('stor of ada: ada sees the red cat. ada sees the red cat.'),
+        { grammatical: false, sentences: 2, wellFormed: 1, heroKept: 0 }, 'no title: its words make the first sentence');
     });
   });
 

@@ -118,12 +118,32 @@ export function entropyPerChar(): number {
   return nats / chars;
 }
 
-/** Whether a story follows the grammar, and whether every sentence keeps the hero of its title. */
-export function checkStory(text: string): { grammatical: boolean; heroKept: boolean } {
-  const alt = (xs: readonly string[]): string => `(?:${xs.join('|')})`;
-  const sentence = `(${alt(NAMES)}) ${alt(VERBS)} the ${alt(ADJECTIVES)} ${alt(NOUNS)}(?: ${alt(ENDINGS)})?\\.`;
-  const m = new RegExp(`^story of (${alt(NAMES)}): (${sentence}(?: ${sentence})*)$`).exec(text);
-  if (!m) return { grammatical: false, heroKept: false };
-  const subjects = m[2].split('. ').map((s) => s.split(' ')[0]);
-  return { grammatical: subjects.length >= 2 && subjects.length <= 4, heroKept: subjects.every((s) => s === m[1]) };
+export interface StoryCheck {
+  /** The whole story follows the grammar (title, 2 to 4 sentences). */
+  grammatical: boolean;
+  /** Sentences after the title, split after each '.'. */
+  sentences: number;
+  /** Sentences that follow the grammar on their own. */
+  wellFormed: number;
+  /** Well-formed sentences whose subject is the hero named in the title. */
+  heroKept: number;
+}
+
+const alt = (xs: readonly string[]): string => `(?:${xs.join('|')})`;
+const TITLE = new RegExp(`^story of (${alt(NAMES)}): `);
+const SENTENCE = new RegExp(`^(${alt(NAMES)}) ${alt(VERBS)} the ${alt(ADJECTIVES)} ${alt(NOUNS)}(?: ${alt(ENDINGS)})?\\.$`);
+
+/** How much of a sampled story (without its END) follows the grammar, sentence by sentence. */
+export function checkStory(text: string): StoryCheck {
+  const title = TITLE.exec(text);
+  const body = title ? text.slice(title[0].length) : text;
+  const parts = body.split(/(?<=\.) /).filter((p) => p.length > 0);
+  const subjects = parts.map((p) => SENTENCE.exec(p)?.[1]);
+  const wellFormed = subjects.filter((s) => s !== undefined).length;
+  return {
+    grammatical: title !== null && wellFormed === parts.length && parts.length >= 2 && parts.length <= 4,
+    sentences: parts.length,
+    wellFormed,
+    heroKept: title ? subjects.filter((s) => s === title[1]).length : 0,
+  };
 }

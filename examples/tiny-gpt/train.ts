@@ -154,8 +154,9 @@ async function main(): Promise<void> {
   const checks = stories.map(checkStory);
   console.log('\nsamples (temperature 0.7, prompt "story of "):');
   for (const s of stories) console.log(`  ${s}`);
-  console.log(`${checks.filter((c) => c.grammatical).length} of ${stories.length} follow the grammar, ` +
-    `${checks.filter((c) => c.grammatical && c.heroKept).length} also keep their hero in every sentence\n`);
+  const total = (key: 'sentences' | 'wellFormed' | 'heroKept'): number => checks.reduce((n, c) => n + c[key], 0);
+  console.log(`${checks.filter((c) => c.grammatical).length} of ${stories.length} stories follow the grammar throughout; ` +
+    `${total('wellFormed')} of ${total('sentences')} sentences are well formed, ${total('heroKept')} of them about the title's hero\n`);
 
   mkdirSync(args.out!, { recursive: true });
   // A centred mean over up to 11 steps (fewer at the ends, to stay centred): smooth, and without the
@@ -184,7 +185,7 @@ async function main(): Promise<void> {
     config, backend, attention, lr, seed, steps, trainSeconds, tokensPerStep,
     stepsPerSecond: steps / trainSeconds, tokensPerSecond: (steps * tokensPerStep) / trainSeconds,
     uniform, floor, firstLoss: history[0].loss, finalTrainLoss: finalTrain, heldOutBefore: valBefore, heldOutAfter: valAfter,
-    samples: stories, history,
+    samples: stories, sampleChecks: checks, history,
   }, null, 1)}\n`);
   console.log(`wrote ${svgPath}`);
 }
