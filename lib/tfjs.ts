@@ -55,7 +55,7 @@ function checkOptions(opts: unknown): { segmentIds?: SegmentIds; computeDtype: C
   const o = opts as Record<string, unknown>;
   for (const key of Object.keys(o)) {
     if (key === 'sinks') {
-      throw new TypeError('opts.sinks: not supported yet (the kernels have no attention sinks), got a value');
+      throw new TypeError(`opts.sinks: not supported yet (the kernels have no attention sinks), got ${describe(o.sinks)}`);
     }
     if (!OPTION_KEYS.includes(key)) {
       throw new TypeError(`opts.${key}: unknown option (expected one of ${OPTION_KEYS.join(', ')})`);
