@@ -3,11 +3,15 @@
 //
 //   npm run bench -- cpu [--quick] [--json] [--backend cpu|js|auto] [--sizes 1024,4096]
 //                        [--peer-sizes 1024,4096] [--no-peer] [--no-js] [--ort-threads 2] [--out FILE]
+//                        [--plot FILE.svg]
 //
 // --quick    a smoke run in well under 30 s: S=1024 (H=2, S=256, D=64 on the js backend); the peer
 //            runs only if an earlier run installed it
 // --json     also writes bench/out/cpu.json (--out FILE: there instead)
 // --backend  the backend under test; default 'cpu' when backends() reports it available, else 'js'
+// --plot     also draws forward throughput against S per mask, beside the peer (needs vega, vega-lite)
+//
+// On a terminal a progress bar runs on stderr; never with --json, in CI or when stderr is redirected.
 
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -31,7 +35,10 @@ import {
   type SplashOptions,
   type Tensor,
 } from '../lib/index';
+import { loadPlotting } from '../lib/bench-plot';
+import { ProgressBar, shouldShowProgress } from '../lib/progress';
 import { randomNormal } from '../lib/random';
+import { writeCpuPlot } from './cpu-plot';
 import { describePeak, measurePeak, type PeakOutcome } from './peak';
 import { ensureOrtInstalled, type InstallInfo, type PeerOp, type PeerResult } from './peers/ort-peer';
 import { timeRuns, type Timing } from './timing';
@@ -158,9 +165,39 @@ interface SplashRunOptions {
   grid: Grid;
   peak: number | null;
   log: (line: string) => void;
+  progress: ProgressBar;
 }
 
-async function runSplash({ backend, grid, peak, log }: SplashRunOptions): Promise<Row[]> {
+// ---- progress ------------------------------------------------------------------------------
+
+/** Rough cost of timing one case, in units of an f32 full-mask forward of S = 1 on the native
+ *  backend: S² × the pass's flops ratio, ×50 on the JS backend. Only the bar's pace depends on it. */
+function caseWork(seq: number, pass: Pass, dtype: DType, backend: string): number {
+  const passCost = pass === 'fwd' ? 1 : 2.5;
+  const dtypeCost = dtype === 'float32' ? 1 : 0.6;
+  const backendCost = backend === 'js' || backend === 'reference' ? 50 : 1;
+  return seq * seq * passCost * dtypeCost * backendCost;
+}
+
+function gridWork(grid: Grid, backend: string): number {
+  let total = 0;
+  for (const seq of grid.sizes) {
+    for (const spec of grid.masks) {
+      for (const dtype of grid.dtypes) {
+        const passes: Pass[] = grid.fusedMasks.includes(spec.name) ? ['fwd', 'bwd', 'bwd-fused'] : ['fwd', 'bwd'];
+        for (const pass of passes) total += caseWork(seq, pass, dtype, backend);
+      }
+    }
+  }
+  return total;
+}
+
+/** The peer computes every pair (it skips nothing) at about half splash's f32 rate: 2 ops × 2 masks. */
+function peerWork(sizes: number[]): number {
+  return sizes.reduce((sum, seq) => sum + 4 * 2 * caseWork(seq, 'fwd', 'float32', 'cpu'), 0);
+}
+
+async function runSplash({ backend, grid, peak, log, progress }: SplashRunOptions): Promise<Row[]> {
   const rows: Row[] = [];
   for (const seq of grid.sizes) {
     const inputs = new Map<DType, Inputs>(grid.dtypes.map((dt) => [dt, makeInputs(grid.heads, seq, grid.dim, dt)]));
@@ -187,13 +224,18 @@ async function runSplash({ backend, grid, peak, log }: SplashRunOptions): Promis
           rows.push(row);
           log(formatRow(row));
         };
+        const timed = async (pass: Pass, kernel: SplashAttentionKernel, run: () => Promise<unknown>, passFlops: number) => {
+          progress.update(`${kernel.backend} ${pass} ${short(dtype)} ${spec.name} S=${seq}`);
+          record(pass, kernel, await timeRuns(run), passFlops);
+          progress.advance(caseWork(seq, pass, dtype, kernel.backend));
+        };
         let residuals: ForwardWithResiduals | undefined;
-        record('fwd', split, await timeRuns(async () => { residuals = await split.forward(q, k, v, seg); }), flops);
+        await timed('fwd', split, async () => { residuals = await split.forward(q, k, v, seg); }, flops);
         // The backward passes start from the last forward's residuals, as in training.
         const { out, logsumexp } = residuals as ForwardWithResiduals;
         const bwdArgs = { q, k, v, segmentIds: seg, out, logsumexp, dout };
-        record('bwd', split, await timeRuns(() => split.backward(bwdArgs)), 2.5 * flops);
-        if (fused) record('bwd-fused', fused, await timeRuns(() => fused.backward(bwdArgs)), 2.5 * flops);
+        await timed('bwd', split, () => split.backward(bwdArgs), 2.5 * flops);
+        if (fused) await timed('bwd-fused', fused, () => fused.backward(bwdArgs), 2.5 * flops);
       }
     }
   }
@@ -380,7 +422,7 @@ function cpuModel(): string {
 
 // ---- main ----------------------------------------------------------------------------------
 
-interface Report {
+export interface Report {
   command: string;
   date: string;
   machine: { cpu: string; cpus: number; loadAverage: number[]; node: string; platform: string };
@@ -420,7 +462,12 @@ function chooseBackend(requested: string | undefined): { backend: BackendChoice;
 export async function main(): Promise<Report> {
   const t0 = performance.now();
   const quick = has('quick');
-  const log = (line: string) => console.log(line);
+  const json = has('json') || flag('out') !== undefined;
+  const plotFile = flag('plot');
+  if (plotFile !== undefined) await loadPlotting(); // a missing package fails here, not after the run
+  // Table lines go through the progress bar once it is up, so the bar never tears them.
+  let progress: ProgressBar | undefined;
+  const log = (line: string) => (progress ? progress.log(line) : console.log(line));
   const { backend, note } = chooseBackend(flag('backend'));
   const mainIsJs = backend === 'js' || backend === 'reference';
 
@@ -450,6 +497,8 @@ export async function main(): Promise<Report> {
   };
   const peerSizes = numbers(flag('peer-sizes')) ?? (quick ? grid.sizes : [1024, 2048, 4096, 8192]);
   const ortThreads = Number(flag('ort-threads') ?? 2);
+  const runsJs = !mainIsJs && !has('no-js');
+  const runsPeer = !has('no-peer');
 
   const load = os.loadavg();
   log(`splash-attention CPU benchmark${quick ? ' (--quick)' : ''} — ${cpuModel()}, ${os.availableParallelism()} CPUs, node ${process.version}`);
@@ -468,26 +517,32 @@ export async function main(): Promise<Report> {
   );
   log('');
   log(HEADER);
-  const rows = await runSplash({ backend, grid, peak: peakGflops, log });
+  const work = gridWork(grid, backend) + (runsJs ? gridWork(jsGrid, 'js') : 0) + (runsPeer ? peerWork(peerSizes) : 0);
+  progress = new ProgressBar(work, { enabled: shouldShowProgress(process.stderr, process.env, json), print: (line) => console.log(line) });
+  const rows = await runSplash({ backend, grid, peak: peakGflops, log, progress });
 
   let js: Row[] = [];
-  if (!mainIsJs && !has('no-js')) {
+  if (runsJs) {
     log('');
     log('JS backend (fallback when the addon cannot load), smaller subset:');
     log(HEADER);
-    js = await runSplash({ backend: 'js', grid: jsGrid, peak: peakGflops, log });
+    js = await runSplash({ backend: 'js', grid: jsGrid, peak: peakGflops, log, progress });
   }
 
   let peer: PeerOutcome;
   log('');
-  if (has('no-peer')) {
+  if (!runsPeer) {
     peer = { ran: false, reason: '--no-peer' };
     log('peer: skipped (--no-peer)');
   } else {
     log(`peer: onnxruntime-node, CPU EP, intraOpNumThreads=${ortThreads}, f32, S = ${peerSizes.join(', ')}`);
+    progress.update(`onnxruntime-node peer, S = ${peerSizes.join(', ')}`);
     peer = await runPeerChild(peerSizes, heads, dim, ortThreads, !quick, peakGflops, log);
+    progress.advance(peerWork(peerSizes));
     if (!peer.ran) log(`peer: skipped — ${peer.reason}`);
   }
+  progress.finish();
+  progress = undefined;
   // The peak again: other load during the first measurement shows up as a higher second one.
   let peakEnd: PeakOutcome | undefined;
   let finalPeak = peakGflops;
@@ -529,12 +584,21 @@ export async function main(): Promise<Report> {
     grid: { heads, dim, sizes: grid.sizes, dtypes: grid.dtypes, masks: masks.map((m) => m.name), fusedMasks: grid.fusedMasks },
     peak, peakEnd, peakGflops: finalPeak, rows, js, peer, ratios: rs, seconds,
   };
-  if (has('json') || flag('out')) {
+  const shown = (file: string) => {
+    const relative = path.relative(process.cwd(), file);
+    return relative.startsWith('..') ? file : relative;
+  };
+  if (json) {
     const file = path.resolve(flag('out') ?? path.join(__dirname, 'out', 'cpu.json'));
     mkdirSync(path.dirname(file), { recursive: true });
     writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-    const shown = path.relative(process.cwd(), file);
-    log(`wrote ${shown.startsWith('..') ? file : shown}`);
+    log(`wrote ${shown(file)}`);
+  }
+  if (plotFile !== undefined) {
+    const file = path.resolve(plotFile);
+    mkdirSync(path.dirname(file), { recursive: true });
+    await writeCpuPlot(file, report);
+    log(`wrote ${shown(file)}`);
   }
   return report;
 }

@@ -16,7 +16,7 @@ interface Entry {
 const BENCHES: Record<string, Entry> = {
   cpu: {
     script: 'cpu.ts',
-    about: 'CPU backend fwd/bwd vs the measured FMA peak and onnxruntime-node  [--quick] [--json] [--backend cpu|js] [--sizes …] [--no-peer]',
+    about: 'CPU backend fwd/bwd vs the measured FMA peak and onnxruntime-node  [--quick] [--json] [--plot FILE.svg] [--backend cpu|js] [--sizes …] [--no-peer]',
   },
   js: { script: 'js.ts', about: 'JS backend forward throughput  [--heads 8] [--seq 2048] [--dim 128] [--repeats 3]' },
   'mask-info': {
@@ -30,6 +30,7 @@ const BENCHES: Record<string, Entry> = {
     nodeFlags: ['--expose-gc'], // memory figures after a collection
   },
   peak: { script: 'peak.ts', about: "this machine's peak FMA throughput (compiles bench/fma-peak.cc)  [--quick] [--threads N]" },
+  plot: { script: 'plot.ts', about: 'redraw the plot of a saved cpu.json  [FILE] [--out FILE.svg]' },
   ort: {
     script: path.join('peers', 'ort-peer.ts'),
     about: 'onnxruntime-node alone (installs it into bench/peers on first use)  [--sizes …] [--heads 8] [--dim 128] [--threads 2]',
@@ -37,7 +38,7 @@ const BENCHES: Record<string, Entry> = {
 };
 
 /** Modules in bench/ that are not benchmarks. */
-const HELPERS = new Set(['run.ts', 'timing.ts']);
+const HELPERS = new Set(['run.ts', 'timing.ts', 'cpu-plot.ts']);
 
 /** Scripts in bench/ that the table does not describe (helpers and peers aside). */
 function otherScripts(): string[] {

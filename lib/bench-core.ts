@@ -1,12 +1,16 @@
-// The `splash-attention bench` command: quick forward/backward timings of one backend on a few
-// masks. The deeper benchmarks (peers, sweeps) live in the repository's bench/ folder.
+// The `splash-attention bench` command: quick forward/backward timings of one or more backends on a
+// few masks and sequence lengths, with a progress bar on a terminal and an optional SVG plot. The
+// deeper benchmarks (peers, sweeps) live in the repository's bench/ folder.
 
+import { loadPlotting, writePlot, type PlotPoint } from './bench-plot';
 import { makeSplashMHA } from './kernel';
 import { CausalMask, FullMask, LocalMask, type Mask } from './mask';
+import { ProgressBar, shouldShowProgress } from './progress';
 import { randomNormal } from './random';
 import { fromFloat32, type DType } from './tensor';
 import type { BackendName } from './validate';
 
+/** One mask and size of `splash-attention bench`: median times and throughputs (H = 4, D = 64). */
 export interface BenchRow {
   backend: string;
   mask: string;
@@ -38,6 +42,7 @@ export function allowedPairs(mask: Mask): number {
   return n;
 }
 
+/** Times forward and backward of one mask `repeats` times on one backend; medians. */
 export async function benchOne(mask: Mask, name: string, backend: BackendName, heads: number, dim: number,
   dtype: DType, repeats: number): Promise<BenchRow> {
   const [seq] = mask.shape;
@@ -68,28 +73,79 @@ export async function benchOne(mask: Mask, name: string, backend: BackendName, h
   };
 }
 
-export async function runBench(opts: { json: boolean; backend: BackendName; seq?: number; repeats?: number }): Promise<BenchRow[]> {
-  const seq = opts.seq ?? 1024;
-  const masks: [string, Mask][] = [
+/** Options of the `bench` command. */
+export interface RunBenchOptions {
+  /** Print the rows as JSON (and never a progress bar) instead of a table. */
+  json: boolean;
+  /** Backend, or backends to time one after the other. */
+  backend: BackendName | BackendName[];
+  /** One sequence length (default 1024), or `sizes` for several. */
+  seq?: number;
+  sizes?: number[];
+  /** Timed runs per case (default 3). */
+  repeats?: number;
+  /** Write a throughput plot (SVG) here; needs the optional vega and vega-lite packages. */
+  plot?: string;
+}
+
+const HEADS = 4;
+const DIM = 64;
+
+/** Runs the `bench` command: every backend × size × mask, printed as a table or JSON, optionally plotted. */
+export async function runBench(opts: RunBenchOptions): Promise<BenchRow[]> {
+  const sizes = opts.sizes ?? [opts.seq ?? 1024];
+  const backendList = Array.isArray(opts.backend) ? opts.backend : [opts.backend];
+  const repeats = opts.repeats ?? 3;
+  if (opts.plot !== undefined) await loadPlotting(); // fail before the measurements, not after
+  const cases = backendList.flatMap((backend) => sizes.flatMap((seq) => maskSet(seq).map(([name, mask]) => ({ backend, seq, name, mask }))));
+  // The bar's work unit: allowed pairs × repeats, forward and backward alike, which tracks the time taken.
+  const work = cases.map((c) => allowedPairs(c.mask) * repeats);
+  const progress = new ProgressBar(work.reduce((a, b) => a + b, 0), { enabled: shouldShowProgress(process.stderr, process.env, opts.json) });
+  const header = 'backend    mask       H    S     D   fwd ms   fwd GFLOP/s   bwd ms   bwd GFLOP/s';
+  if (!opts.json) progress.log(header);
+  const rows: BenchRow[] = [];
+  for (const [i, c] of cases.entries()) {
+    progress.update(`${c.backend} ${c.name} S=${c.seq}`);
+    const row = await benchOne(c.mask, c.name, c.backend, HEADS, DIM, 'float32', repeats);
+    rows.push(row);
+    progress.advance(work[i]);
+    if (!opts.json) progress.log(formatRow(row));
+  }
+  progress.finish();
+  if (opts.json) console.log(JSON.stringify(rows, null, 2));
+  if (opts.plot !== undefined) {
+    await writePlot(opts.plot, plotPoints(rows), {
+      title: 'splash-attention throughput by sequence length',
+      subtitle: [
+        `H = ${HEADS}, D = ${DIM}, float32; median of ${repeats} runs per point; GFLOP/s count only allowed (q, kv) pairs ` +
+          '(forward 4·D per pair, backward 2.5× that)',
+      ],
+    });
+    if (!opts.json) console.log(`wrote ${opts.plot}`);
+  }
+  return rows;
+}
+
+function maskSet(seq: number): [string, Mask][] {
+  return [
     ['full', new FullMask([seq, seq])],
     ['causal', new CausalMask([seq, seq])],
     ['local256', new LocalMask([seq, seq], [256, 0])],
   ];
-  const rows: BenchRow[] = [];
-  for (const [name, mask] of masks) {
-    rows.push(await benchOne(mask, name, opts.backend, 4, 64, 'float32', opts.repeats ?? 3));
-  }
-  if (opts.json) {
-    console.log(JSON.stringify(rows, null, 2));
-  } else {
-    console.log('backend    mask       H    S     D   fwd ms   fwd GFLOP/s   bwd ms   bwd GFLOP/s');
-    for (const r of rows) {
-      console.log(
-        `${r.backend.padEnd(10)} ${r.mask.padEnd(9)} ${String(r.heads).padStart(2)} ${String(r.seq).padStart(5)} ` +
-          `${String(r.dim).padStart(4)} ${r.forwardMs.toFixed(1).padStart(8)} ${r.forwardGflops.toFixed(2).padStart(13)} ` +
-          `${r.backwardMs.toFixed(1).padStart(8)} ${r.backwardGflops.toFixed(2).padStart(13)}`,
-      );
-    }
-  }
-  return rows;
+}
+
+/** Two lines per backend in each mask's panel: forward and backward throughput. */
+export function plotPoints(rows: readonly BenchRow[]): PlotPoint[] {
+  return rows.flatMap((r) => [
+    { series: `${r.backend} forward`, mask: r.mask, seq: r.seq, gflops: r.forwardGflops },
+    { series: `${r.backend} backward`, mask: r.mask, seq: r.seq, gflops: r.backwardGflops },
+  ]);
+}
+
+function formatRow(r: BenchRow): string {
+  return (
+    `${r.backend.padEnd(10)} ${r.mask.padEnd(9)} ${String(r.heads).padStart(2)} ${String(r.seq).padStart(5)} ` +
+    `${String(r.dim).padStart(4)} ${r.forwardMs.toFixed(1).padStart(8)} ${r.forwardGflops.toFixed(2).padStart(13)} ` +
+    `${r.backwardMs.toFixed(1).padStart(8)} ${r.backwardGflops.toFixed(2).padStart(13)}`
+  );
 }

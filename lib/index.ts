@@ -16,6 +16,8 @@ export {
 } from './mask';
 export { processMask } from './mask-info';
 export type { MaskInfo, MaskInfoStats, ProcessMaskOptions } from './mask-info';
+export { renderMaskInfo } from './render-mask';
+export type { RenderMaskOptions, TokenWindow } from './render-mask';
 export { QKVLayout } from './backends/backend';
 export type { BlockSizes, CallOptions, SplashOptions, SegmentIds } from './validate';
 export { makeSplashMHA, makeSplashMQA, SplashAttentionKernel } from './kernel';
@@ -23,5 +25,7 @@ export type { BackwardInputs, ForwardWithResiduals, Gradients, VjpResult } from 
 export { backends } from './backends/registry';
 export type { BackendStatus, DeviceInfo } from './backends/registry';
 export { toDevice, DeviceTensor } from './backends/device';
+export { mergeAttention } from './merge';
+export type { AttentionPart } from './merge';
 export { setConcurrency } from './call-queue';
 export type { ConcurrencyOptions } from './call-queue';

@@ -10,9 +10,10 @@ import { processMask, type MaskInfo } from './mask-info';
 import type { Tensor } from './tensor';
 import { describeValue } from './tensor';
 import { runInFlight } from './call-queue';
+import { sinkGradient, withSinks } from './merge';
 import {
-  checkBackwardExtras, checkCall, checkCallOptions, checkOptions, type BlockSizes, type CallOptions, type SegmentIds,
-  type SplashOptions,
+  checkBackwardExtras, checkCall, checkCallOptions, checkOptions, checkSinks, type BlockSizes, type CallOptions,
+  type SegmentIds, type SplashOptions,
 } from './validate';
 
 export interface ForwardWithResiduals {
@@ -24,6 +25,8 @@ export interface Gradients {
   dq: Tensor;
   dk: Tensor;
   dv: Tensor;
+  /** [H] float32, summed over batch and rows: only when the call had sinks. */
+  dsinks?: Tensor;
 }
 
 export interface BackwardInputs {
@@ -36,6 +39,8 @@ export interface BackwardInputs {
   dout: Tensor;
   /** Aborts the call (async backward only). */
   signal?: AbortSignal;
+  /** The sinks the forward had ([H] float32); the result then holds dsinks. */
+  sinks?: Tensor;
 }
 
 export interface VjpResult extends ForwardWithResiduals {
@@ -109,6 +114,7 @@ export class SplashAttentionKernel {
       blockSizes: bs,
       maskValue: o.maskValue,
       attnLogitsSoftCap: o.attnLogitsSoftCap,
+      scale: o.scale,
       headShards: o.headShards,
       qSeqShards: o.qSeqShards,
       fwdMaskInfo: this.fwdMaskInfo,
@@ -126,57 +132,88 @@ export class SplashAttentionKernel {
     return { shape: c.shape, args: { q: q as Tensor, k: k as Tensor, v: v as Tensor, segQ: c.segQ, segKv: c.segKv } };
   }
 
+  /** The call's sinks, checked against its head count, or null. */
+  private sinksOf(sinks: Tensor | undefined, shape: CallShape, name: string): Float32Array | null {
+    return sinks === undefined ? null : checkSinks(sinks, shape.heads, name);
+  }
+
   private shapeResult(r: ForwardWithResiduals): Tensor | ForwardWithResiduals {
     return this.saveResiduals ? r : r.out;
   }
 
+  /** A forward with sinks: the backend's own, or the backend's result with the sinks merged in. */
+  private forwardArgs(args: ForwardArgs, sinks: Float32Array | null): ForwardArgs {
+    return this.impl.sinks !== undefined && sinks !== null ? { ...args, sinks } : args;
+  }
+
+  private finishForward(r: ForwardWithResiduals, sinks: Float32Array | null): ForwardWithResiduals {
+    return sinks === null || this.impl.sinks !== undefined ? r : withSinks(r, sinks);
+  }
+
   forwardSync(q: Tensor | DeviceTensor, k: Tensor | DeviceTensor, v: Tensor | DeviceTensor, segmentIds?: SegmentIds,
     opts?: CallOptions): Tensor | ForwardWithResiduals {
-    checkCallOptions(opts, 'opts', false);
+    const o = checkCallOptions(opts, 'opts', false);
     const { shape, args } = this.prepare(q, k, v, segmentIds);
-    return this.shapeResult(this.impl.forwardSync(this.cfg, shape, args));
+    const sinks = this.sinksOf(o.sinks, shape, 'opts.sinks');
+    return this.shapeResult(this.finishForward(this.impl.forwardSync(this.cfg, shape, this.forwardArgs(args, sinks)), sinks));
   }
 
   async forward(q: Tensor | DeviceTensor, k: Tensor | DeviceTensor, v: Tensor | DeviceTensor, segmentIds?: SegmentIds,
     opts?: CallOptions): Promise<Tensor | ForwardWithResiduals> {
-    const { signal } = checkCallOptions(opts, 'opts', true);
+    const { signal, sinks: sinkTensor } = checkCallOptions(opts, 'opts', true);
     const { shape, args } = this.prepare(q, k, v, segmentIds);
-    return this.shapeResult(await runInFlight(signal, () => this.impl.forward(this.cfg, shape, args, { signal })));
+    const sinks = this.sinksOf(sinkTensor, shape, 'opts.sinks');
+    const r = await runInFlight(signal, () => this.impl.forward(this.cfg, shape, this.forwardArgs(args, sinks), { signal }));
+    return this.shapeResult(this.finishForward(r, sinks));
   }
 
-  private prepareBackward(a: BackwardInputs): { shape: CallShape; args: ForwardArgs & ForwardWithResiduals & { dout: Tensor } } {
+  private prepareBackward(a: BackwardInputs, signalAllowed: boolean): {
+    shape: CallShape; args: ForwardArgs & ForwardWithResiduals & { dout: Tensor }; signal?: AbortSignal;
+    sinks: Float32Array | null;
+  } {
     if (a === null || typeof a !== 'object') {
       throw new TypeError(`backward: expected an object { q, k, v, segmentIds?, out, logsumexp, dout }, got ${describeValue(a)}`);
     }
     const { shape, args } = this.prepare(a.q, a.k, a.v, a.segmentIds);
     const extras = checkBackwardExtras(shape, a.out, a.logsumexp, a.dout);
     rejectDeviceTensors(this.backend, { out: a.out, logsumexp: a.logsumexp, dout: a.dout });
-    return { shape, args: { ...args, ...extras } };
+    const call = checkCallOptions(
+      a.signal === undefined && a.sinks === undefined ? undefined : { signal: a.signal, sinks: a.sinks }, 'backward', signalAllowed);
+    const sinks = this.sinksOf(call.sinks, shape, 'backward.sinks');
+    const own = this.impl.sinks === 'forward+backward' && sinks !== null ? { sinks } : {};
+    return { shape, args: { ...args, ...own, ...extras }, signal: call.signal, sinks };
+  }
+
+  /** The backend's gradients, plus dsinks from the given residuals when the backend does not make them. */
+  private finishBackward(g: Gradients, a: BackwardInputs, sinks: Float32Array | null): Gradients {
+    if (sinks === null || this.impl.sinks === 'forward+backward') return g;
+    return { ...g, dsinks: sinkGradient(a.out, a.dout, a.logsumexp, sinks) };
   }
 
   backwardSync(a: BackwardInputs): Gradients {
-    const { shape, args } = this.prepareBackward(a);
-    checkCallOptions(a.signal === undefined ? undefined : { signal: a.signal }, 'backward', false);
-    return this.impl.backwardSync(this.cfg, shape, args);
+    const { shape, args, sinks } = this.prepareBackward(a, false);
+    return this.finishBackward(this.impl.backwardSync(this.cfg, shape, args), a, sinks);
   }
 
   async backward(a: BackwardInputs): Promise<Gradients> {
-    const { shape, args } = this.prepareBackward(a);
-    const { signal } = checkCallOptions(a.signal === undefined ? undefined : { signal: a.signal }, 'backward', true);
-    return runInFlight(signal, () => this.impl.backward(this.cfg, shape, args, { signal }));
+    const { shape, args, signal, sinks } = this.prepareBackward(a, true);
+    const g = await runInFlight(signal, () => this.impl.backward(this.cfg, shape, args, { signal }));
+    return this.finishBackward(g, a, sinks);
   }
 
-  /** Forward with residuals, and a backward closure over the same inputs. */
+  /** Forward with residuals, and a backward closure over the same inputs (and sinks). */
   async vjp(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds, opts?: CallOptions): Promise<VjpResult> {
-    const { signal } = checkCallOptions(opts, 'opts', true);
+    const { signal, sinks: sinkTensor } = checkCallOptions(opts, 'opts', true);
     const { shape, args } = this.prepare(q, k, v, segmentIds);
-    const { out, logsumexp } = await runInFlight(signal, () => this.impl.forward(this.cfg, shape, args, { signal }));
+    const sinks = this.sinksOf(sinkTensor, shape, 'opts.sinks');
+    const r = await runInFlight(signal, () => this.impl.forward(this.cfg, shape, this.forwardArgs(args, sinks), { signal }));
+    const { out, logsumexp } = this.finishForward(r, sinks);
     return {
       out,
       logsumexp,
       backward: (dout: Tensor, backwardOpts?: CallOptions) => {
         const own = backwardOpts === undefined ? signal : checkCallOptions(backwardOpts, 'opts', true).signal;
-        return this.backward({ q, k, v, segmentIds, out, logsumexp, dout, signal: own });
+        return this.backward({ q, k, v, segmentIds, out, logsumexp, dout, signal: own, sinks: sinkTensor });
       },
     };
   }

@@ -9,7 +9,8 @@ const BLOCK_EMPTY = 0;
 const BLOCK_PARTIAL = 1;
 const BLOCK_FULL = 2;
 
-/** Opcodes of the postfix mask program. Each instruction is [op, ...args] in an Int32Array. */
+/** Opcodes of the postfix mask program. Each instruction is [op, ...args] in an Int32Array.
+ *  @internal */
 export enum MaskOp {
   /** push true. args: none */
   FULL = 1,
@@ -25,29 +26,49 @@ export enum MaskOp {
   OR = 6,
 }
 
+/** Block counts of a {@link MaskInfo}, over all its heads. */
 export interface MaskInfoStats {
+  /** Blocks with no allowed element: the kernels never visit them. */
   empty: number;
+  /** Blocks with some allowed elements: the kernels evaluate the mask on them. */
   partial: number;
+  /** Blocks with every element allowed: the kernels run them with no mask arithmetic. */
   full: number;
+  /** Distinct stored partial blocks (dense masks only; 0 when every mask is computable). */
   uniquePartial: number;
+  /** (full + partial) / (heads · qBlocks · kvBlocks): the share of blocks the kernels visit, in [0, 1]. */
   density: number;
 }
 
+/**
+ * A mask cut into blocks, as {@link processMask} returns it and the kernels consume it: each block's
+ * class (empty, partial, full), the stored partial blocks of dense masks, the counts, and the
+ * per-row schedules the kernels iterate. Draw one with {@link renderMaskInfo}.
+ */
 export interface MaskInfo {
+  /** 1 for a plain 2-D mask (applied to every head), else the MultiHeadMask's head count. */
   heads: number;
+  /** Blocks along q: ceil(qSeqLen / blockQ). */
   qBlocks: number;
+  /** Blocks along kv: ceil(kvSeqLen / blockKv). */
   kvBlocks: number;
+  /** Block height in query tokens. */
   blockQ: number;
+  /** Block width in key tokens. */
   blockKv: number;
+  /** Query sequence length in tokens (the last block row may be ragged). */
   qSeqLen: number;
+  /** Key sequence length in tokens (the last block column may be ragged). */
   kvSeqLen: number;
+  /** Whether the schedule runs over kv-blocks (the dk/dv pass) rather than q-blocks. */
   isDkv: boolean;
-  /** [heads, qBlocks, kvBlocks]: 0 empty, 1 partial, 2 full (q-major, also for isDkv). */
+  /** Block classes, shape [heads, qBlocks, kvBlocks] (q-major, also for isDkv): 0 empty, 1 partial, 2 full. */
   blockMask: Uint8Array;
   /** [numPartial, blockQ, blockKv] stored (dense) partial blocks, zero-padded; null when none. */
   partialMaskBlocks: Uint8Array | null;
-  /** [heads, qBlocks, kvBlocks]: index into partialMaskBlocks, -1 where not a stored partial block. */
+  /** Shape [heads, qBlocks, kvBlocks]: index into partialMaskBlocks, -1 where not a stored partial block. */
   maskNext: Int32Array;
+  /** Block counts over all heads. */
   stats: MaskInfoStats;
 
   // ---- schedule consumed by the kernels --------------------------------------
@@ -60,6 +81,7 @@ export interface MaskInfo {
    * Row r of schedule s is row index s * rowsPerSchedule + r; rowPtr has numSchedules*rows + 1 entries.
    */
   rowsPerSchedule: number;
+  /** CSR row offsets into colIdx / colKind / colMaskRef, numSchedules · rowsPerSchedule + 1 entries. */
   rowPtr: Int32Array;
   /** [nnz] block index along the other axis (kv-block for fwd/dq, q-block for dkv), ascending. */
   colIdx: Int32Array;
@@ -70,21 +92,45 @@ export interface MaskInfo {
   /** Postfix programs of the schedules, concatenated; programPtr has numSchedules + 1 entries. An empty
    *  program (ptr[s] == ptr[s+1]) means the schedule's partial blocks are all stored (dense masks). */
   programs: Int32Array;
+  /** Offsets of each schedule's program in `programs`, numSchedules + 1 entries. */
   programPtr: Int32Array;
   /** q-block boundaries of the qSeqShards shards: [qSeqShards + 1], first 0, last qBlocks. */
   qShardBounds: Int32Array;
 }
 
+/** Options of {@link processMask}. */
 export interface ProcessMaskOptions {
+  /** Build the schedule per kv-block (for the dk/dv pass) instead of per q-block. Default false. */
   isDkv?: boolean;
+  /** Split the q-blocks into this many contiguous shards with their own schedules (1 to qBlocks;
+   *  default 1). Results never depend on it. */
   qSeqShards?: number;
 }
 
 
 // ---- processMask -------------------------------------------------------------------------------
 
-/** Cuts `mask` into [blockQ, blockKv] blocks (the last ones ragged), classifies them and builds the
- *  kernels' schedules. `heads` is 1 for a 2-D mask and the head count for a MultiHeadMask. */
+/**
+ * Cuts `mask` into blocks of `blockShape` tokens (the last ones ragged), classifies each block as
+ * empty, partial or full, stores the partial blocks of dense masks once per distinct content, and
+ * builds the kernels' schedules. Computable masks are classified analytically: a 131072² causal mask
+ * takes milliseconds and O(blocks) memory. Kernels call this for you; call it to inspect or draw a
+ * mask's sparsity.
+ *
+ * @param mask - a 2-D mask (heads = 1) or a MultiHeadMask (one mask per head).
+ * @param blockShape - `[blockQ, blockKv]` in tokens, positive integers (larger than the sequence is allowed).
+ * @param opts - see {@link ProcessMaskOptions}.
+ * @throws TypeError when `mask` is not a Mask or MultiHeadMask, `blockShape` is not an array of
+ *   numbers, or an option has the wrong type; RangeError when a block size is not a positive integer
+ *   or `qSeqShards` is outside [1, qBlocks].
+ * @example
+ * ```ts
+ * import { CausalMask, processMask } from 'splash-attention';
+ *
+ * const info = processMask(new CausalMask([2048, 2048]), [128, 128]);
+ * info.stats; // { empty: 120, partial: 16, full: 120, uniquePartial: 0, density: 0.53125 }
+ * ```
+ */
 export function processMask(
   mask: Mask | MultiHeadMask,
   blockShape: [number, number],

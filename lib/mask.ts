@@ -7,7 +7,8 @@
 import { MaskOp } from './mask-info';
 import { seededRandom } from './random';
 
-/** Classification of one block: 0 = no element true, 1 = some, 2 = every element true. */
+/** Classification of one block: 0 = no element true, 1 = some, 2 = every element true.
+ *  @internal */
 export type BlockClass = 0 | 1 | 2;
 const BLOCK_EMPTY = 0;
 const BLOCK_PARTIAL = 1;
@@ -18,7 +19,8 @@ const MAX_SEQ_LEN = 0x7fffffff;
 
 // ---- argument checking -------------------------------------------------------------------------
 
-/** Short description of a value for error messages. */
+/** Short description of a value for error messages.
+ *  @internal */
 export function describeValue(x: unknown): string {
   if (x === null) return 'null';
   if (x === undefined) return 'undefined';
@@ -71,7 +73,24 @@ function clampToShape(t: number, shape: readonly [number, number]): number {
 
 // ---- the base class ----------------------------------------------------------------------------
 
+/**
+ * A 2-D attention mask: a boolean function of (q index, kv index), `true` where the query may attend
+ * to the key. The base class of every mask; combine masks with {@link Mask.or} and {@link Mask.and}.
+ *
+ * Computable masks ({@link FullMask}, {@link CausalMask}, {@link LocalMask}, {@link ChunkedCausalMask}
+ * and or/and of them) are described by a few integers and never hold a matrix; {@link DenseMask}
+ * holds one byte per element.
+ *
+ * @example
+ * ```ts
+ * import { CausalMask, LocalMask } from 'splash-attention';
+ *
+ * const mask = new CausalMask([4096, 4096]).and(new LocalMask([4096, 4096], [512, 0]));
+ * mask.slice(0, 4, 0, 4); // Uint8Array [1,0,0,0, 1,1,0,0, 1,1,1,0, 1,1,1,1]
+ * ```
+ */
 export abstract class Mask {
+  /** `[q, kv]`: the query and key sequence lengths in tokens (integers in [1, 2^31 - 1]). */
   readonly shape: readonly [number, number];
   private compiled: Int32Array | null | undefined;
 
@@ -79,7 +98,12 @@ export abstract class Mask {
     this.shape = checkShape2(shape);
   }
 
-  /** The half-open window [q0, q1) × [kv0, kv1), row-major, values 0/1. */
+  /**
+   * The half-open window [q0, q1) × [kv0, kv1) as a fresh row-major Uint8Array of 0/1
+   * (length (q1 − q0) · (kv1 − kv0)); only the window is materialised.
+   * @throws TypeError when a bound is not a number; RangeError when it is not an integer or the
+   *   window is not inside the shape (0 ≤ q0 ≤ q1 ≤ q, 0 ≤ kv0 ≤ kv1 ≤ kv).
+   */
   slice(q0: number, q1: number, kv0: number, kv1: number): Uint8Array {
     const [qLen, kvLen] = this.shape;
     checkRange(q0, q1, qLen, 'q0', 'q1');
@@ -90,34 +114,46 @@ export abstract class Mask {
     return out;
   }
 
-  /** The whole mask, row-major [q, kv], values 0/1. */
+  /** The whole mask as a fresh row-major Uint8Array [q, kv] of 0/1 (q · kv bytes: mind large shapes). */
   toDense(): Uint8Array {
     return this.slice(0, this.shape[0], 0, this.shape[1]);
   }
 
+  /**
+   * Elementwise or: true where this mask or `other` is true.
+   * @throws TypeError when `other` is not a Mask; RangeError when its shape differs.
+   */
   or(other: Mask): LogicalOr {
     return new LogicalOr(this, other);
   }
 
+  /**
+   * Elementwise and: true where both this mask and `other` are true.
+   * @throws TypeError when `other` is not a Mask; RangeError when its shape differs.
+   */
   and(other: Mask): LogicalAnd {
     return new LogicalAnd(this, other);
   }
 
   /** Postfix program (MaskOp opcodes and arguments) computing this mask, or null when a DenseMask
-   *  is involved. Cached; callers must not modify it. Equal programs mean equal masks. */
+   *  is involved. Cached; callers must not modify it. Equal programs mean equal masks.
+   *  @internal */
   program(): Int32Array | null {
     if (this.compiled === undefined) this.compiled = this.compile();
     return this.compiled;
   }
 
-  /** Element (q, kv); no bounds check. */
+  /** Element (q, kv); no bounds check.
+   *  @internal */
   abstract get(q: number, kv: number): boolean;
 
-  /** Classifies the non-empty block [q0, q1) × [kv0, kv1) (inside the shape; no checks). */
+  /** Classifies the non-empty block [q0, q1) × [kv0, kv1) (inside the shape; no checks).
+   *  @internal */
   abstract classifyBlock(q0: number, q1: number, kv0: number, kv1: number): BlockClass;
 
   /** Writes the window [q0, q1) × [kv0, kv1) as 0/1 into out, row r at offset + r * stride
-   *  (inside the shape; no checks). Every element of the window is written, nothing else. */
+   *  (inside the shape; no checks). Every element of the window is written, nothing else.
+   *  @internal */
   abstract fillWindow(q0: number, q1: number, kv0: number, kv1: number, out: Uint8Array, offset: number, stride: number): void;
 
   protected abstract compile(): Int32Array | null;
@@ -133,7 +169,8 @@ function checkRange(lo: unknown, hi: unknown, len: number, loName: string, hiNam
 // ---- computable masks: one interval of kv per row ----------------------------------------------
 
 /** Masks whose row q is the single kv interval [rowFirst(q), rowLast(q)] (possibly empty or
- *  reaching outside the shape). All four built-in computable masks have this form. */
+ *  reaching outside the shape). All four built-in computable masks have this form.
+ *  @internal */
 export abstract class RowIntervalMask extends Mask {
   protected abstract rowFirst(q: number): number;
   protected abstract rowLast(q: number): number;
@@ -154,7 +191,19 @@ export abstract class RowIntervalMask extends Mask {
   }
 }
 
+/**
+ * Every (q, kv) pair allowed: plain dense attention, as blocks the kernels run with no mask arithmetic.
+ * @example
+ * ```ts
+ * const kernel = makeSplashMHA(new FullMask([1024, 1024]));
+ * ```
+ */
 export class FullMask extends RowIntervalMask {
+  /**
+   * @param shape - `[q, kv]` sequence lengths in tokens.
+   * @throws TypeError when `shape` is not an array of numbers; RangeError when it does not hold two
+   *   integers in [1, 2^31 − 1].
+   */
   constructor(shape: readonly [number, number]) {
     super(shape);
   }
@@ -176,12 +225,28 @@ export class FullMask extends RowIntervalMask {
   }
 }
 
-/** True where q + offset >= kv. */
+/**
+ * Causal attention: (q, kv) allowed where `q + offset >= kv`. With `offset` 0 a query sees itself and
+ * every earlier key; a positive offset lets queries see that many keys ahead (a query block appended
+ * after `offset` cached keys), a negative one hides the nearest keys.
+ * @example
+ * ```ts
+ * new CausalMask([4, 4]).toDense();      // 1000 1100 1110 1111
+ * new CausalMask([2, 6], 4).toDense();   // 111110 111111: 2 new queries after 4 cached keys
+ * ```
+ */
 export class CausalMask extends RowIntervalMask {
+  /** The diagonal's shift in tokens (default 0), as given. */
   readonly offset: number;
   /** offset clamped to the shape: the same mask, in 32 bits. */
   private readonly shift: number;
 
+  /**
+   * @param shape - `[q, kv]` sequence lengths in tokens.
+   * @param offset - shift of the diagonal in tokens (default 0); any integer.
+   * @throws TypeError when `shape` or `offset` has the wrong type; RangeError when `shape` is out of
+   *   range or `offset` is not an integer.
+   */
   constructor(shape: readonly [number, number], offset = 0) {
     super(shape);
     this.offset = checkInteger(offset, 'offset');
@@ -208,15 +273,32 @@ export class CausalMask extends RowIntervalMask {
 }
 
 /**
- * True where (left == null || q + offset - left <= kv) && (right == null || q + offset + right >= kv).
- * Internally row q allows kv in [q - lower, q + upper] with lower = left - offset, upper = right + offset.
+ * Sliding-window (local) attention: (q, kv) allowed where
+ * `(left == null || q + offset - left <= kv) && (right == null || q + offset + right >= kv)`, i.e. a
+ * query sees `left` keys back and `right` keys ahead of position q + offset; `null` leaves a side
+ * unbounded. Blocks outside the band are skipped, so the cost grows with the window, not with S².
+ * @example
+ * ```ts
+ * new LocalMask([8192, 8192], [512, 0]);     // itself and the 512 keys before it
+ * new LocalMask([8192, 8192], [null, 0]);    // the same as a CausalMask
+ * ```
  */
 export class LocalMask extends RowIntervalMask {
+  /** `[left, right]` in tokens as given; `null` for an unbounded side. */
   readonly windowSize: readonly [number | null, number | null];
+  /** Shift of the window's centre in tokens (default 0), as given. */
   readonly offset: number;
   private readonly lower: number | null;
   private readonly upper: number | null;
 
+  /**
+   * @param shape - `[q, kv]` sequence lengths in tokens.
+   * @param windowSize - `[left, right]`: keys visible before and after the (shifted) diagonal, in
+   *   tokens; `null` for an unbounded side. Negative values are allowed and narrow the band.
+   * @param offset - shift of the window's centre in tokens (default 0).
+   * @throws TypeError when `windowSize` is not an array or an entry is neither an integer nor null;
+   *   RangeError when it does not have 2 entries or an entry or `offset` is not an integer.
+   */
   constructor(
     shape: readonly [number, number],
     windowSize: readonly [number | null, number | null],
@@ -267,12 +349,26 @@ export class LocalMask extends RowIntervalMask {
   }
 }
 
-/** True where floor(q / chunkSize) == floor(kv / chunkSize) && q >= kv. */
+/**
+ * Chunked causal attention: the sequence is cut into chunks of
+ * `chunkSize` tokens and (q, kv) is allowed where both fall in the same chunk and `q >= kv`, i.e.
+ * `floor(q / chunkSize) == floor(kv / chunkSize) && q >= kv`.
+ * @example
+ * ```ts
+ * new ChunkedCausalMask([8192, 8192], 1024); // eight independent causal chunks
+ * ```
+ */
 export class ChunkedCausalMask extends RowIntervalMask {
+  /** Chunk length in tokens, as given. */
   readonly chunkSize: number;
   /** chunkSize capped at max(q, kv): larger chunks give the same mask. */
   private readonly chunk: number;
 
+  /**
+   * @param shape - `[q, kv]` sequence lengths in tokens.
+   * @param chunkSize - chunk length in tokens, a positive integer.
+   * @throws TypeError when `chunkSize` is not a number; RangeError when it is not a positive integer.
+   */
   constructor(shape: readonly [number, number], chunkSize: number) {
     super(shape);
     this.chunkSize = checkInteger(chunkSize, 'chunkSize');
@@ -309,10 +405,25 @@ export class ChunkedCausalMask extends RowIntervalMask {
 
 // ---- dense masks -------------------------------------------------------------------------------
 
-/** An explicit boolean matrix; data[q * kvLen + kv] != 0 means true. The data is copied. */
+/**
+ * An explicit boolean matrix: (q, kv) allowed where `data[q * kvLen + kv] != 0`. The data is copied
+ * (one byte per element). Its partial blocks are stored once per distinct content in the MaskInfo, so
+ * prefer a computable mask where one describes the pattern.
+ * @example
+ * ```ts
+ * new DenseMask([[true, false], [true, true]], [2, 2]);
+ * new DenseMask(Uint8Array.of(1, 0, 1, 1), [2, 2]);   // the same mask
+ * ```
+ */
 export class DenseMask extends Mask {
   private readonly bits: Uint8Array;
 
+  /**
+   * @param data - a row-major Uint8Array of q · kv entries (non-zero = allowed), or q rows of kv booleans.
+   * @param shape - `[q, kv]` sequence lengths in tokens.
+   * @throws TypeError when `data` is neither a Uint8Array nor an array of boolean rows; RangeError when
+   *   its length or row count does not match `shape`.
+   */
   constructor(data: Uint8Array | readonly (readonly boolean[])[], shape: readonly [number, number]) {
     super(shape);
     const [qLen, kvLen] = this.shape;
@@ -378,9 +489,12 @@ function copyNestedRows(data: readonly unknown[], bits: Uint8Array, qLen: number
 
 // ---- combinations ------------------------------------------------------------------------------
 
-/** Common part of LogicalOr and LogicalAnd. */
+/** Common part of LogicalOr and LogicalAnd.
+ *  @internal */
 export abstract class BinaryMask extends Mask {
+  /** The first operand. */
   readonly left: Mask;
+  /** The second operand. */
   readonly right: Mask;
 
   protected constructor(left: Mask, right: Mask) {
@@ -446,7 +560,19 @@ export abstract class BinaryMask extends Mask {
   }
 }
 
+/**
+ * Elementwise or of two masks of the same shape; `a.or(b)` builds one. Or-ing computable masks keeps
+ * the result computable.
+ * @example
+ * ```ts
+ * // a 128-token window, or anything earlier in the same 1024-token chunk
+ * const mask = new LocalMask([S, S], [128, 0]).or(new ChunkedCausalMask([S, S], 1024));
+ * ```
+ */
 export class LogicalOr extends BinaryMask {
+  /**
+   * @throws TypeError when an operand is not a Mask (named `mask` or `other`); RangeError when the shapes differ.
+   */
   constructor(mask: Mask, other: Mask) {
     super(mask, other);
   }
@@ -473,7 +599,18 @@ export class LogicalOr extends BinaryMask {
   }
 }
 
+/**
+ * Elementwise and of two masks of the same shape; `a.and(b)` builds one. And-ing computable masks
+ * keeps the result computable.
+ * @example
+ * ```ts
+ * const slidingCausal = new CausalMask([S, S]).and(new LocalMask([S, S], [1024, 0]));
+ * ```
+ */
 export class LogicalAnd extends BinaryMask {
+  /**
+   * @throws TypeError when an operand is not a Mask (named `mask` or `other`); RangeError when the shapes differ.
+   */
   constructor(mask: Mask, other: Mask) {
     super(mask, other);
   }
@@ -502,11 +639,25 @@ export class LogicalAnd extends BinaryMask {
 
 // ---- several heads -----------------------------------------------------------------------------
 
-/** One 2-D mask per query head; shape [heads, q, kv]. */
+/**
+ * One 2-D mask per query head, shape `[heads, q, kv]`. Heads with the same mask (the same object or
+ * an equal computable mask) share one schedule in the MaskInfo.
+ * @example
+ * ```ts
+ * const causal = new CausalMask([S, S]);
+ * const heads = new MultiHeadMask([causal, causal, new LocalMask([S, S], [128, 0]), causal]);
+ * ```
+ */
 export class MultiHeadMask {
+  /** The per-head masks, frozen. */
   readonly masks: readonly Mask[];
+  /** `[heads, q, kv]`. */
   readonly shape: readonly [number, number, number];
 
+  /**
+   * @param masks - at least one 2-D mask, all of the same shape.
+   * @throws TypeError when `masks` is not an array of Masks; RangeError when it is empty or the shapes differ.
+   */
   constructor(masks: readonly Mask[]) {
     if (!Array.isArray(masks)) throw new TypeError(`masks: expected an array of Masks, got ${describeValue(masks)}`);
     if (masks.length === 0) throw new RangeError('masks: expected at least 1 mask, got 0');
@@ -524,7 +675,19 @@ export class MultiHeadMask {
 
 // ---- random masks for tests and benchmarks -----------------------------------------------------
 
-/** Each entry is false with probability `sparsity` (as JAX's make_random_mask); deterministic per seed. */
+/**
+ * A seeded random dense mask for tests and benchmarks: each entry is false with probability
+ * `sparsity` (as JAX's `make_random_mask`), the same for the same seed on every machine.
+ * @param shape - `[q, kv]` sequence lengths in tokens.
+ * @param sparsity - probability in [0, 1] that an entry is masked out.
+ * @param seed - any safe integer.
+ * @throws TypeError when an argument is not a number (or `shape` not an array); RangeError when
+ *   `sparsity` is outside [0, 1], `seed` is not an integer or `shape` is out of range.
+ * @example
+ * ```ts
+ * const mask = makeRandomMask([1024, 1024], 0.5, 7); // about half the pairs allowed
+ * ```
+ */
 export function makeRandomMask(shape: readonly [number, number], sparsity: number, seed: number): DenseMask {
   const [qLen, kvLen] = checkShape2(shape);
   if (typeof sparsity !== 'number') throw new TypeError(`sparsity: expected a number in [0, 1], got ${describeValue(sparsity)}`);

@@ -1,6 +1,7 @@
 // Seeded pseudo-random numbers for demos, tests and benchmarks (never Math.random: runs must repeat).
 
-/** mulberry32: a tiny 32-bit generator with good statistical quality for test data. */
+/** mulberry32: a tiny 32-bit generator with good statistical quality for test data. Returns a
+ *  function giving uniform numbers in [0, 1), the same sequence for the same seed (taken as uint32). */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
@@ -12,7 +13,7 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-/** n standard-normal samples (Box–Muller) scaled by `scale`. */
+/** `n` standard-normal samples (Box–Muller) times `scale` (default 1); the same for the same seed. */
 export function randomNormal(n: number, seed: number, scale = 1): Float32Array {
   const rand = seededRandom(seed);
   const out = new Float32Array(n);

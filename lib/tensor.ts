@@ -1,20 +1,33 @@
 // Tensors: plain row-major typed arrays with a shape and a dtype, plus the
 // bfloat16 / float16 bit conversions every backend shares.
 
+/** Element type of a {@link Tensor}: float32, or bfloat16 / float16 held as raw 16-bit patterns. */
 export type DType = 'float32' | 'bfloat16' | 'float16';
+/** Every DType, in a fixed order.
+ *  @internal */
 export const DTYPES: readonly DType[] = ['float32', 'bfloat16', 'float16'];
 
+/**
+ * A dense row-major tensor on the host: a typed array, a shape and a dtype. Build one with
+ * {@link tensor} or {@link fromFloat32}; read it with {@link toFloat32}.
+ */
 export interface Tensor {
+  /** The elements, row-major: a Float32Array for float32, a Uint16Array of raw bits for bfloat16 / float16. */
   data: Float32Array | Uint16Array;
+  /** Dimensions, outermost first; the last one is contiguous. Their product is `data.length`. */
   shape: readonly number[];
+  /** How `data` is to be read. */
   dtype: DType;
 }
 
+/** Whether `x` is one of the DType names.
+ *  @internal */
 export function isDType(x: unknown): x is DType {
   return typeof x === 'string' && (DTYPES as readonly string[]).includes(x);
 }
 
-/** Product of a shape's dimensions (1 for a scalar shape). */
+/** Product of a shape's dimensions (1 for a scalar shape).
+ *  @internal */
 export function shapeSize(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
@@ -29,6 +42,8 @@ function describe(x: unknown): string {
   return `${typeof x} ${String(x)}`;
 }
 
+/** Checks that `shape` is an array of non-negative integers; errors name it `name`.
+ *  @internal */
 export function checkShape(shape: unknown, name = 'shape'): readonly number[] {
   if (!Array.isArray(shape)) {
     throw new TypeError(`${name}: expected an array of non-negative integers, got ${describe(shape)}`);
@@ -44,7 +59,22 @@ export function checkShape(shape: unknown, name = 'shape'): readonly number[] {
   return shape as number[];
 }
 
-/** Builds a tensor, checking that the array type fits the dtype and the length fits the shape. */
+/**
+ * Builds a tensor around `data` (not copied, except a plain number array, which is converted),
+ * checking that the array type fits the dtype and the length fits the shape.
+ *
+ * @param data - a Float32Array (float32), a Uint16Array of raw bfloat16 / float16 bits, or plain
+ *   numbers (converted to `dtype`, rounding to nearest even).
+ * @param shape - dimensions whose product is the element count.
+ * @param dtype - default `'float32'` for a Float32Array or numbers; required for a Uint16Array.
+ * @throws TypeError for an unknown dtype or an array type that does not fit it; RangeError when the
+ *   length is not the product of `shape` or a dimension is not a non-negative integer.
+ * @example
+ * ```ts
+ * const q = tensor(new Float32Array(2 * 128 * 64), [2, 128, 64]);
+ * const b = tensor([0.5, -1, 2, 3], [2, 2], 'bfloat16');
+ * ```
+ */
 export function tensor(
   data: Float32Array | Uint16Array | number[],
   shape: readonly number[],
@@ -88,6 +118,8 @@ export function tensor(
 const f32Scratch = new Float32Array(1);
 const u32Scratch = new Uint32Array(f32Scratch.buffer);
 
+/** The bfloat16 bit pattern nearest to `x` (round to nearest even; NaN stays a quiet NaN).
+ *  @internal */
 export function float32ToBfloat16Bits(x: number): number {
   f32Scratch[0] = x;
   const bits = u32Scratch[0];
@@ -100,11 +132,15 @@ export function float32ToBfloat16Bits(x: number): number {
   return (rounded >>> 16) & 0xffff;
 }
 
+/** The value of a bfloat16 bit pattern.
+ *  @internal */
 export function bfloat16BitsToFloat32(h: number): number {
   u32Scratch[0] = (h & 0xffff) << 16;
   return f32Scratch[0];
 }
 
+/** The float16 bit pattern nearest to `x` (round to nearest even, subnormals and overflow to Inf included).
+ *  @internal */
 export function float32ToFloat16Bits(x: number): number {
   f32Scratch[0] = x;
   const bits = u32Scratch[0];
@@ -134,6 +170,8 @@ export function float32ToFloat16Bits(x: number): number {
   return sign | h;
 }
 
+/** The value of a float16 bit pattern.
+ *  @internal */
 export function float16BitsToFloat32(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exp = (h >>> 10) & 0x1f;
@@ -155,7 +193,16 @@ function float32ToBits(values: Float32Array, dtype: 'bfloat16' | 'float16'): Uin
   return out;
 }
 
-/** Converts float32 values to a tensor of the given dtype (round to nearest even). Copies. */
+/**
+ * Converts float32 values to a new tensor of `dtype` (bfloat16 / float16 round to nearest even).
+ * Always copies: the tensor never shares `values`.
+ * @throws TypeError when `values` is not a Float32Array or `dtype` is unknown; RangeError when the
+ *   length does not match `shape`.
+ * @example
+ * ```ts
+ * const k = fromFloat32(Float32Array.from({ length: 8 * 64 }, Math.random), [8, 64], 'bfloat16');
+ * ```
+ */
 export function fromFloat32(values: Float32Array, shape: readonly number[], dtype: DType): Tensor {
   if (!(values instanceof Float32Array)) {
     throw new TypeError(`values: expected Float32Array, got ${describe(values)}`);
@@ -165,7 +212,14 @@ export function fromFloat32(values: Float32Array, shape: readonly number[], dtyp
   return tensor(data, shape, dtype);
 }
 
-/** Decodes a tensor to a fresh Float32Array. */
+/**
+ * Decodes a tensor's elements to a fresh Float32Array (a copy also for float32).
+ * @throws TypeError when `t` is not a Tensor or its array type does not fit its dtype.
+ * @example
+ * ```ts
+ * const values = toFloat32(out); // Float32Array, row-major as out.shape
+ * ```
+ */
 export function toFloat32(t: Tensor): Float32Array {
   if (t === null || typeof t !== 'object' || !isDType(t.dtype)) {
     throw new TypeError(`t: expected a Tensor, got ${describe(t)}`);

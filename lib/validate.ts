@@ -30,25 +30,34 @@ export interface SplashOptions {
   backend?: BackendName;
   headShards?: number;
   qSeqShards?: number;
+  /** logits = scale · q·kᵀ, before the soft cap (default 1: callers scale q, as in splash). */
+  scale?: number;
 }
+
+const OPTION_KEYS = ['blockSizes', 'saveResiduals', 'maskValue', 'attnLogitsSoftCap', 'backend', 'headShards', 'qSeqShards', 'scale'] as const;
 
 /** Per-call options of forward / backward / vjp (API.md, "Additions in 0.2"). */
 export interface CallOptions {
   /** Aborts the call: it rejects with a DOMException named 'AbortError' and returns no partial result. */
   signal?: AbortSignal;
+  /** [H] float32: one logit per query head that joins every row's softmax denominator with no value. */
+  sinks?: Tensor;
 }
 
-const CALL_OPTION_KEYS = ['signal'] as const;
+const CALL_OPTION_KEYS = ['signal', 'sinks'] as const;
+
+/** An unknown key is a TypeError naming it: a typo must never silently change the math. */
+function rejectUnknownKeys(o: Record<string, unknown>, name: string, known: readonly string[]): void {
+  for (const key of Object.keys(o)) {
+    if (!known.includes(key)) throw new TypeError(`${name}.${key}: unknown option (expected one of ${known.join(', ')})`);
+  }
+}
 
 /** Checks a call's options; `signalAllowed` is false for the *Sync calls, which cannot be aborted. */
 export function checkCallOptions(opts: unknown, name: string, signalAllowed: boolean): CallOptions {
   if (opts === undefined) return {};
   const o = checkObject(opts, name);
-  for (const key of Object.keys(o)) {
-    if (!(CALL_OPTION_KEYS as readonly string[]).includes(key)) {
-      throw new TypeError(`${name}.${key}: unknown option (expected one of ${CALL_OPTION_KEYS.join(', ')})`);
-    }
-  }
+  rejectUnknownKeys(o, name, CALL_OPTION_KEYS);
   const signal = o.signal;
   if (signal !== undefined) {
     if (!signalAllowed) {
@@ -56,7 +65,20 @@ export function checkCallOptions(opts: unknown, name: string, signalAllowed: boo
     }
     if (!(signal instanceof AbortSignal)) throw new TypeError(`${name}.signal: expected an AbortSignal, got ${describe(signal)}`);
   }
-  return { signal: signal as AbortSignal | undefined };
+  return { signal: signal as AbortSignal | undefined, sinks: o.sinks === undefined ? undefined : checkTensor(o.sinks, `${name}.sinks`) };
+}
+
+/** The sinks of a call with `heads` query heads: a float32 host Tensor of shape [heads] with no NaN. */
+export function checkSinks(sinks: Tensor, heads: number, name: string): Float32Array {
+  if (!ArrayBuffer.isView(sinks.data)) throw new TypeError(`${name}: expected a host Tensor (sinks cannot be DeviceTensors)`);
+  if (sinks.dtype !== 'float32') throw new TypeError(`${name}.dtype: expected 'float32', got '${sinks.dtype}'`);
+  if (sinks.shape.length !== 1 || sinks.shape[0] !== heads) {
+    throw new RangeError(`${name}.shape: expected [${heads}] (one logit per query head), got [${sinks.shape.join(', ')}]`);
+  }
+  const data = sinks.data as Float32Array;
+  const nan = data.findIndex((x) => Number.isNaN(x));
+  if (nan >= 0) throw new RangeError(`${name}[${nan}]: expected a number, got NaN`);
+  return data;
 }
 
 export interface SegmentIds {
@@ -93,11 +115,14 @@ export interface CheckedOptions {
   backend: BackendName;
   headShards: number;
   qSeqShards: number;
+  scale: number;
 }
 
 export function checkOptions(opts: unknown): CheckedOptions {
   const o = opts === undefined ? {} : checkObject(opts, 'opts');
+  rejectUnknownKeys(o, 'opts', OPTION_KEYS);
   const bs = o.blockSizes === undefined ? {} : checkObject(o.blockSizes, 'blockSizes');
+  rejectUnknownKeys(bs, 'blockSizes', [...BLOCK_FIELDS, ...LAYOUT_FIELDS, 'useFusedBwdKernel']);
   const blockSizes: BlockSizes = {};
   for (const f of BLOCK_FIELDS) {
     if (bs[f] !== undefined) blockSizes[f] = checkPositiveInteger(bs[f], `blockSizes.${f}`);
@@ -142,6 +167,12 @@ export function checkOptions(opts: unknown): CheckedOptions {
     }
     softCap = o.attnLogitsSoftCap;
   }
+  let scale = 1;
+  if (o.scale !== undefined) {
+    if (typeof o.scale !== 'number') throw new TypeError(`scale: expected a positive number, got ${describe(o.scale)}`);
+    if (!(o.scale > 0) || !Number.isFinite(o.scale)) throw new RangeError(`scale: expected a positive finite number, got ${o.scale}`);
+    scale = o.scale;
+  }
   const backend = o.backend ?? 'auto';
   if (!(BACKEND_NAMES as readonly unknown[]).includes(backend)) {
     throw new TypeError(`backend: expected one of ${BACKEND_NAMES.join(', ')}, got ${describe(backend)}`);
@@ -154,6 +185,7 @@ export function checkOptions(opts: unknown): CheckedOptions {
     backend: backend as BackendName,
     headShards: o.headShards === undefined ? 1 : checkPositiveInteger(o.headShards, 'headShards'),
     qSeqShards: o.qSeqShards === undefined ? 1 : checkPositiveInteger(o.qSeqShards, 'qSeqShards'),
+    scale,
   };
 }
 

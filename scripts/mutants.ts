@@ -126,6 +126,42 @@ const MUTANTS: Mutant[] = [
     tests: ['test/reliability.test.ts', '-g', 'js: an abort during'],
   },
   {
+    id: 'cpu-scale-missing-in-ds',
+    about: 'the CPU backward forgets the scale on the gradient of the dots',
+    file: 'native/cpu/tile_kernels.h',
+    find: '      if (scaled) ds = I::mul(ds, scale);\n',
+    replace: '',
+    build: 'cpu',
+    tests: ['test/sinks-scale.test.ts', '-g', 'cpu'],
+  },
+  {
+    id: 'cpu-sink-not-in-denominator',
+    about: 'the CPU forward starts rows at l = 0 with a sink (the sink drops out of the denominator)',
+    file: 'native/cpu/forward.cc',
+    find: '    s.l[i] = p.sinks != nullptr ? 1.0f : 0.0f;',
+    replace: '    s.l[i] = 0.0f;',
+    build: 'cpu',
+    tests: ['test/sinks-scale.test.ts', '-g', 'cpu'],
+  },
+  {
+    id: 'sink-gradient-sign',
+    about: 'dsinks with the wrong sign',
+    file: 'lib/merge.ts',
+    find: '    d[h] -= Math.exp(sinks[h] - lse[r]) * di;',
+    replace: '    d[h] += Math.exp(sinks[h] - lse[r]) * di;',
+    build: 'none',
+    tests: ['test/sinks-scale.test.ts', '-g', 'js'],
+  },
+  {
+    id: 'merge-ignores-weights',
+    about: 'mergeAttention averages the parts instead of weighting them by exp(lse_i - lse)',
+    file: 'lib/merge.ts',
+    find: '      const w = Math.exp(lses[i][r] - total);',
+    replace: '      const w = 1 / parts.length;',
+    build: 'none',
+    tests: ['test/context-parallel.test.ts'],
+  },
+  {
     id: 'local-mask-window-off-by-one',
     about: 'LocalMask drops the left edge of its window',
     file: 'lib/mask.ts',
@@ -180,13 +216,14 @@ function main(): void {
       else verdict = runTests(m) ? 'SURVIVED' : 'killed';
     } finally {
       restore();
+      // The next mutant's baseline check must run the unmutated addon again.
+      if (m.build === 'cpu' && !buildCpu()) throw new Error(`${m.id}: the restored sources do not build`);
     }
     if (verdict === 'SURVIVED') survivors++;
     const note = verdict === 'SURVIVED' && m.knownSurvivor ? ` — known: ${m.knownSurvivor}` : '';
     rows.push(`${verdict.padEnd(24)} ${m.id.padEnd(30)} ${m.about}${note}`);
     console.log(rows[rows.length - 1]);
   }
-  if (chosen.some((m) => m.build === 'cpu')) buildCpu(); // leave build-mutants/ matching the sources
   console.log(`\n${chosen.length - survivors} of ${chosen.length} mutants killed; ${survivors} survived`);
 }
 

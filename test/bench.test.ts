@@ -7,16 +7,18 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { allElements, byClass, checkSvg, texts } from './support/svg';
+
 const root = path.join(__dirname, '..');
 
 /** `npm run bench -- <args>` without npm: node --import tsx bench/run.ts <args>. */
-function bench(args: string[]): { status: number | null; out: string } {
+function bench(args: string[]): { status: number | null; out: string; stderr: string } {
   const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'bench', 'run.ts'), ...args], {
     cwd: root,
     encoding: 'utf8',
     timeout: 60_000,
   });
-  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+  return { status: r.status, out: `${r.stdout}${r.stderr}`, stderr: r.stderr };
 }
 
 interface CpuRow {
@@ -34,12 +36,16 @@ interface CpuRow {
 describe('benchmark scripts (tiny sizes)', function () {
   this.timeout(90_000);
 
-  it('cpu --quick --backend js prints a row per pass, dtype and mask and writes its JSON', () => {
+  it('cpu --quick --backend js prints a row per pass, dtype and mask and writes its JSON and plot', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'splash-bench-'));
     try {
       const file = path.join(dir, 'cpu.json');
-      const { status, out } = bench(['cpu', '--quick', '--backend', 'js', '--no-peer', '--out', file]);
+      const plot = path.join(dir, 'cpu.svg');
+      const { status, out, stderr } = bench(['cpu', '--quick', '--backend', 'js', '--no-peer', '--out', file, '--plot', plot]);
       assert.equal(status, 0, out);
+      // stderr is a pipe here: no progress bar, and nothing else either.
+      assert.equal(stderr, '');
+      assert.doesNotMatch(out, /\r|\x1b/);
       assert.match(out, /^(peak FMA throughput: \d+\.\d GFLOP\/s|peak: skipped — )/m);
       assert.match(out, /peer: skipped \(--no-peer\)/);
       const masks = ['full', 'causal', 'local64', 'chunked128', 'packed8', 'random50'];
@@ -63,6 +69,16 @@ describe('benchmark scripts (tiny sizes)', function () {
       let local = 0;
       for (let i = 0; i < 256; i++) local += Math.min(i, 64) + 1;
       assert.equal(pairs('local64'), local);
+
+      // The plot: forward throughput of each dtype in one panel per mask (S = 256 only: one point each).
+      const doc = checkSvg(readFileSync(plot, 'utf8'));
+      assert.deepEqual(byClass(doc, 'role-legend-label').flatMap(texts), ['splash js f32', 'splash js bf16']);
+      const lines = byClass(doc, 'mark-line').flatMap((g) => allElements(g).filter((e) => e.localName === 'path'));
+      assert.equal(lines.length, masks.length * 2);
+      const all = texts(doc.documentElement as never);
+      for (const m of masks) assert.ok(all.includes(m), `panel ${m}`);
+      assert.ok(all.includes('forward GFLOP/s') || all.includes('forward GFLOP/s, log scale'), 'y axis title with its unit');
+      assert.ok(all.some((t) => t.includes('onnxruntime-node: not run (--no-peer).')), 'the subtitle says the peer did not run');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -233,22 +233,32 @@ function gridProblem(c: GridCase): Problem {
 }
 
 /** Tolerances against the float64 reference, by dtype. */
-function tolerances(dtype: DType): { fwd: number; grad: number } {
-  // f32: only summation order (and a ~1e-7 exp) differs from float64. bf16/f16: inputs and outputs
-  // carry 8 (11) mantissa bits and the bf16 forward multiplies p, rounded to bf16, by v.
-  // Gradients sum more terms and go through di = rowsum(out·dout) with out rounded to the dtype.
-  return dtype === 'float32' ? { fwd: 1e-5, grad: 1e-4 } : { fwd: 1e-2, grad: 3e-2 };
+type Tolerances = Record<'out' | 'logsumexp' | 'dq' | 'dk' | 'dv', number>;
+
+/**
+ * Relative-norm tolerances per output, about 4x the largest error this suite measured against the float64
+ * reference over all its cases and ISA paths (SPLASH_TOL_LOG=file, 2026-11-30, AVX-512 bf16 CPU):
+ *   float32   out 1.2e-6, dq 2.0e-6, dk 2.0e-6, dv 1.4e-6   (summation order and a ~1e-7 exp)
+ *   bfloat16  out 2.3e-3, dq 2.7e-3, dk 2.8e-3, dv 1.1e-4   (8 mantissa bits in, out and in P·V)
+ *   float16   out 2.1e-5, dq 8.6e-5, dk 1.3e-4, dv 3.1e-5   (11 mantissa bits)
+ *   logsumexp 1.6e-7 whatever the inputs' dtype: it is float32 and computed in float32.
+ */
+function tolerances(dtype: DType): Tolerances {
+  const logsumexp = 7e-7;
+  if (dtype === 'float32') return { out: 5e-6, logsumexp, dq: 8e-6, dk: 8e-6, dv: 6e-6 };
+  if (dtype === 'bfloat16') return { out: 1e-2, logsumexp, dq: 1.1e-2, dk: 1.2e-2, dv: 5e-4 };
+  return { out: 1e-4, logsumexp, dq: 4e-4, dk: 6e-4, dv: 1.5e-4 };
 }
 
 function checkAgainstReference(p: Problem, opts: SplashOptions, dtype: DType, tag = ''): void {
   const cpu = run(p, { ...opts, backend: 'cpu' });
   const ref = run(p, { backend: 'reference', maskValue: opts.maskValue, attnLogitsSoftCap: opts.attnLogitsSoftCap });
   const tol = tolerances(dtype);
-  assertClose(cpu.res.out, ref.res.out, tol.fwd, `out${tag}`);
-  assertClose(cpu.res.logsumexp, ref.res.logsumexp, tol.fwd, `logsumexp${tag}`);
-  assertClose(cpu.grads.dq, ref.grads.dq, tol.grad, `dq${tag}`);
-  assertClose(cpu.grads.dk, ref.grads.dk, tol.grad, `dk${tag}`);
-  assertClose(cpu.grads.dv, ref.grads.dv, tol.grad, `dv${tag}`);
+  assertClose(cpu.res.out, ref.res.out, tol.out, `out${tag}`);
+  assertClose(cpu.res.logsumexp, ref.res.logsumexp, tol.logsumexp, `logsumexp${tag}`);
+  assertClose(cpu.grads.dq, ref.grads.dq, tol.dq, `dq${tag}`);
+  assertClose(cpu.grads.dk, ref.grads.dk, tol.dk, `dk${tag}`);
+  assertClose(cpu.grads.dv, ref.grads.dv, tol.dv, `dv${tag}`);
 }
 
 function addon(): CpuKernelAddon {

@@ -301,6 +301,37 @@ describe('GPU backend without a device', () => {
     assert.match(run.stdout, /^backward: \d+ passed, 0 failed$/m);
     assert.match(run.stdout, / split /);
     assert.match(run.stdout, / fused /);
+    // finite mask values below -89 (forward on both kernels, backward), f16 with a loss-scaled dout
+    for (const mv of ['-1e4', '-1e9', '-1e30']) {
+      assert.match(run.stdout, new RegExp(`^maskValue ${mv} .* mma .*PASS$`, 'm'));
+      assert.match(run.stdout, new RegExp(`^maskValue ${mv} .* simt .*PASS$`, 'm'));
+      assert.match(run.stdout, new RegExp(`^maskValue ${mv} .* split mma .*PASS$`, 'm'));
+    }
+    assert.match(run.stdout, /^f16 dout x8192 .* fused mma .*PASS$/m);
+    // element-wise grids capped and grid-strided; HIP's 2^32-thread dispatch limit planned for
+    assert.match(run.stdout, /^launch limits: [1-9]\d* passed, 0 failed$/m);
+  });
+
+  it('the device runtime layer on a fake CUDA runtime: frees wait for no kernel, no launch error goes stale', function () {
+    this.timeout(120_000);
+    const cxx = process.env.CXX ?? 'g++';
+    if (spawnSync(cxx, ['--version']).status !== 0) {
+      console.log(`      skipped: no C++ compiler (${cxx})`);
+      this.skip();
+    }
+    const exe = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'splash-rt-')), 'gpu_runtime_test');
+    const build = spawnSync(cxx, ['-std=c++17', '-O1', '-pthread', '-Wall', '-Wextra', '-Werror',
+      `-I${path.join(ROOT, 'native/tests/fake_cuda')}`, `-I${path.join(ROOT, 'native/include')}`,
+      path.join(ROOT, 'native/tests/gpu_runtime_test.cc'), '-o', exe], { encoding: 'utf8' });
+    assert.equal(build.status, 0, build.stderr);
+    for (const args of [[], ['--no-pools']]) {
+      const run = spawnSync(exe, args, { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(run.status, 0, run.stdout + run.stderr);
+      assert.match(run.stdout, /^\d+ passed, 0 failed$/m);
+      assert.match(run.stdout, /^device_free with a 400 ms kernel queued returns in .* PASS$/m);
+      assert.match(run.stdout, /^forward: cudaEventElapsedTime failing .*next call: ok +PASS$/m);
+      assert.match(run.stdout, /^every buffer, schedule and call temporary is freed \(0 bytes left\) +PASS$/m);
+    }
   });
 });
 

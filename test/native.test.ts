@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { amdGpuTargets, compiledHipTargets, gfxName, linksHipRuntime } from '../lib/backends/hip-probe';
 import { loadNative, nativeBackendStatus, type GpuRuntimeInfo, type NativeLoad } from '../lib/backends/native';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -176,5 +177,141 @@ describe('native addon', () => {
     assert.equal(v.error, null);
     assert.equal(v.path, ld.path);
     assert.equal(v.variant, ld.variant);
+  });
+});
+
+// ---- the HIP addon is loaded only where a GPU it has code for is present (hip-probe.ts) ---------------------
+
+/** A KFD topology directory with one CPU node and GPU nodes of the given gfx_target_versions. */
+function fakeTopology(versions: number[]): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'splash-kfd-'));
+  [0, ...versions].forEach((v, i) => {
+    fs.mkdirSync(path.join(dir, String(i)));
+    fs.writeFileSync(path.join(dir, String(i), 'properties'), `cpu_cores_count ${v === 0 ? 8 : 0}\nsimd_count ${v === 0 ? 0 : 1216}\ngfx_target_version ${v}\n`);
+  });
+  return dir;
+}
+
+describe('HIP probe', () => {
+  it('names GPUs from the driver\'s gfx_target_version', () => {
+    assert.deepEqual([90010, 90402, 90500, 90008, 100300, 110000].map(gfxName),
+      ['gfx90a', 'gfx942', 'gfx950', 'gfx908', 'gfx1030', 'gfx1100']);
+  });
+
+  it('reads the GPU nodes of a topology directory (CPU nodes and a missing driver give none)', () => {
+    assert.deepEqual(amdGpuTargets(fakeTopology([90402, 90402, 110000])), ['gfx942', 'gfx942', 'gfx1100']);
+    assert.deepEqual(amdGpuTargets(fakeTopology([])), []);
+    assert.deepEqual(amdGpuTargets(path.join(os.tmpdir(), `splash-no-kfd-${process.pid}`)), []);
+  });
+
+  it('finds the GPU targets of a binary\'s offload bundles, and whether it links the HIP runtime', () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'splash-bundle-')), 'x.node');
+    fs.writeFileSync(file, Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2]),
+      Buffer.from('__CLANG_OFFLOAD_BUNDLE__ host-x86_64-unknown-linux-gnu hipv4-amdgcn-amd-amdhsa--gfx942:xnack-\0' +
+        'hipv4-amdgcn-amd-amdhsa--gfx90a\0hipv4-amdgcn-amd-amdhsa--gfx942\0', 'latin1')]));
+    assert.deepEqual(compiledHipTargets(file), ['gfx90a', 'gfx942']);
+    assert.equal(linksHipRuntime(file), false);
+    const hip = path.join(ROOT, 'build', 'Release', 'splash_hip.node');
+    if (fs.existsSync(hip)) {
+      assert.equal(linksHipRuntime(hip), true);
+      assert.ok(compiledHipTargets(hip).length >= 1, 'the built HIP addon holds code objects');
+      assert.deepEqual(compiledHipTargets(hip).filter((t) => t === 'gfx940' || t === 'gfx941'), [],
+        'no code for pre-production MI300 targets (every MI300 is gfx942)');
+    }
+    assert.equal(linksHipRuntime(path.join(ROOT, 'build', 'Release', 'splash.node')), false);
+  });
+
+  // The real HIP addon against a stand-in libamdhip64 whose every function logs "<pid> <name>" and
+  // aborts: a process that calls into HIP dies and leaves its pid in the log.
+  describe('loading the package with the HIP addon present', () => {
+    const hipAddon = path.join(ROOT, 'build', 'Release', 'splash_hip.node');
+    let stubDir: string;
+    let compiled: string[];
+
+    before(function () {
+      this.timeout(60_000);
+      if (!fs.existsSync(hipAddon) || spawnSync('cc', ['--version']).status !== 0 || spawnSync('nm', ['--version']).status !== 0) {
+        console.log('      skipped: needs build/Release/splash_hip.node (SPLASH_HIP=1 npm run build), cc and nm');
+        this.skip();
+      }
+      compiled = compiledHipTargets(hipAddon);
+      const nm = spawnSync('nm', ['-D', '--undefined-only', hipAddon], { encoding: 'utf8' });
+      assert.equal(nm.status, 0, nm.stderr);
+      const symbols = [...nm.stdout.matchAll(/\bU (\w*hip\w*)@/g)].map((m) => m[1]);
+      assert.ok(symbols.includes('__hipRegisterFatBinary') && symbols.includes('hipGetDeviceCount'), symbols.join(' '));
+      stubDir = fs.mkdtempSync(path.join(os.tmpdir(), 'splash-hipstub-'));
+      const c = ['#include <stdio.h>', '#include <stdlib.h>', '#include <unistd.h>',
+        'static void called(const char* name) {',
+        '  FILE* f = fopen(getenv("SPLASH_HIP_STUB_LOG"), "a");',
+        '  if (f) { fprintf(f, "%d %s\\n", (int)getpid(), name); fclose(f); }',
+        '  abort();',
+        '}',
+        ...symbols.map((name) => `void ${name}(void) { called("${name}"); }`)].join('\n');
+      fs.writeFileSync(path.join(stubDir, 'stub.c'), c);
+      fs.writeFileSync(path.join(stubDir, 'stub.map'), 'hip_4.2 { global: *; };\n');
+      const cc = spawnSync('cc', ['-shared', '-fPIC', '-o', path.join(stubDir, 'libamdhip64.so.5'), path.join(stubDir, 'stub.c'),
+        '-Wl,-soname,libamdhip64.so.5', `-Wl,--version-script=${path.join(stubDir, 'stub.map')}`], { encoding: 'utf8' });
+      assert.equal(cc.status, 0, cc.stderr);
+    });
+
+    /** Loads the package in a child with the stub runtime and `topology`; what it reported and who called HIP. */
+    function loadWith(topology: string) {
+      const log = path.join(stubDir, `calls-${Math.random().toString(36).slice(2)}.log`);
+      const code = `const pkg = require(${JSON.stringify(path.join(ROOT, 'lib/index.ts'))});` +
+        `const n = require(${JSON.stringify(path.join(ROOT, 'lib/backends/native.ts'))});` +
+        'const rocm = pkg.backends().find((b) => b.name === "rocm");' +
+        'process.stdout.write(JSON.stringify({ variant: n.loadNative().variant, attempts: n.loadNative().attempts, rocm }));';
+      const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], {
+        cwd: ROOT, encoding: 'utf8', timeout: 60_000,
+        env: { ...process.env, LD_LIBRARY_PATH: stubDir, SPLASH_KFD_TOPOLOGY: topology, SPLASH_HIP_STUB_LOG: log },
+      });
+      let value: { variant: string | null; attempts: { path: string; kind: string; reason: string | null; declined?: boolean }[]; rocm: { available: boolean; reason?: string } } | null = null;
+      try { value = JSON.parse(r.stdout); } catch { /* asserted by the callers */ }
+      const calls = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n') : [];
+      return { r, value, calls, own: calls.filter((l) => l.startsWith(`${r.pid} `)) };
+    }
+
+    function declinedHip(value: NonNullable<ReturnType<typeof loadWith>['value']>) {
+      return value.attempts.find((a) => a.kind === 'hip' && a.path === hipAddon);
+    }
+
+    it('control: with a GPU the addon has code for, it is loaded, and the stub sees the HIP call', function () {
+      this.timeout(60_000);
+      const m = /^gfx(\d+)([0-9a-f])([0-9a-f])$/.exec(compiled[0]);
+      assert.ok(m, compiled[0]);
+      const v = Number(m[1]) * 10000 + parseInt(m[2], 16) * 100 + parseInt(m[3], 16);  // gfxName's inverse
+      assert.equal(gfxName(v), compiled[0]);
+      const { r, own } = loadWith(fakeTopology([v]));
+      assert.equal(r.signal, 'SIGABRT', `expected the stub to abort the loading process: ${r.status} ${r.stderr.slice(-500)}`);
+      assert.ok(own.some((l) => / __hipRegisterFatBinary$/.test(l)), own.join('; '));
+    });
+
+    for (const [label, versions] of [['no AMD GPU', null], ['only a GPU without code objects (gfx1100)', [110000]]] as const) {
+      it(`${label}: the package loads and never calls into HIP`, function () {
+        this.timeout(60_000);
+        const topology = versions === null ? path.join(os.tmpdir(), `splash-no-kfd-${process.pid}`) : fakeTopology([...versions]);
+        const { r, value, calls } = loadWith(topology);
+        assert.equal(r.status, 0, `${r.signal ?? ''} ${r.stderr.slice(-500)}`);
+        assert.deepEqual(calls, [], 'no process called into HIP');
+        assert.ok(value !== null);
+        assert.notEqual(value.variant, 'hip');
+        const hip = declinedHip(value);
+        assert.equal(hip?.declined, true);
+        assert.match(hip?.reason ?? '', versions === null ? /^not loaded: no AMD GPU \(/ : /^not loaded: no AMD GPU this build has code for \(GPUs gfx1100; code objects for gfx/);
+        assert.equal(value.rocm.available, false);
+        assert.equal(value.rocm.reason, `no ROCm device: ${hip?.reason}`);
+      });
+    }
+
+    it('a covered and an uncovered GPU: a child process tries the runtime first, and only the child dies', function () {
+      this.timeout(60_000);
+      assert.ok(compiled.includes('gfx90a'), `the HIP build targets gfx90a: ${compiled.join(', ')}`);
+      const { r, value, calls, own } = loadWith(fakeTopology([90010, 110000]));
+      assert.equal(r.status, 0, `${r.signal ?? ''} ${r.stderr.slice(-500)}`);
+      assert.ok(calls.length > 0, 'the probing child called into HIP');
+      assert.deepEqual(own, [], 'the loading process itself never did');
+      assert.match(declinedHip(value!)?.reason ?? '', /tried in a child process, failed \(killed by SIGABRT\)/);
+      assert.notEqual(value!.variant, 'hip');
+    });
   });
 });

@@ -8,7 +8,7 @@ const root = path.join(__dirname, '..');
 const API_NAMES = [
   'tensor', 'fromFloat32', 'toFloat32', 'FullMask', 'CausalMask', 'LocalMask', 'ChunkedCausalMask', 'DenseMask',
   'LogicalOr', 'LogicalAnd', 'MultiHeadMask', 'makeRandomMask', 'processMask', 'QKVLayout', 'makeSplashMHA',
-  'makeSplashMQA', 'SplashAttentionKernel', 'backends', 'toDevice', 'DeviceTensor',
+  'makeSplashMQA', 'SplashAttentionKernel', 'backends', 'toDevice', 'DeviceTensor', 'renderMaskInfo',
 ];
 
 function node(args: string[]): string {
@@ -29,9 +29,19 @@ describe('package entry points (built dist/)', () => {
     for (const n of API_NAMES) assert.ok(names.includes(n), `import lacks ${n}`);
   });
 
+  it('require() loads none of the optional plotting, docs or test packages', () => {
+    // CommonJS packages show in require.cache; vega (ESM with top-level await) cannot be require()d
+    // at all, so a static import of it would already fail the require() test above.
+    const loaded = JSON.parse(node(['-e',
+      "require('splash-attention'); console.log(JSON.stringify(Object.keys(require.cache)))"])) as string[];
+    const heavy = loaded.filter((f) => /[\\/]node_modules[\\/](vega[^\\/]*|typedoc|@xmldom)[\\/]/.test(f));
+    assert.deepEqual(heavy, []);
+    assert.ok(loaded.some((f) => f.endsWith(path.join('dist', 'render-mask.js'))), 'the check saw the package load (render-mask.js)');
+  });
+
   it('ships TypeScript declarations for the public API', () => {
     const dts = readFileSync(path.join(root, 'dist', 'index.d.ts'), 'utf8');
-    for (const n of ['makeSplashMHA', 'CausalMask', 'MaskInfo', 'SplashOptions', 'BlockSizes', 'Tensor', 'DType']) {
+    for (const n of ['makeSplashMHA', 'CausalMask', 'MaskInfo', 'SplashOptions', 'BlockSizes', 'Tensor', 'DType', 'renderMaskInfo', 'RenderMaskOptions']) {
       assert.match(dts, new RegExp(`\\b${n}\\b`), `index.d.ts lacks ${n}`);
     }
   });

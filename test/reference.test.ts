@@ -59,8 +59,8 @@ function loss(inp: Reference64Inputs, w: Float64Array, opts: ReferenceOptions): 
   return s;
 }
 
-function centralDifferences(inp: Reference64Inputs, which: 'q' | 'k' | 'v', w: Float64Array, opts: ReferenceOptions): Float64Array {
-  const x = inp[which];
+function centralDifferences(inp: Reference64Inputs, which: 'q' | 'k' | 'v' | 'sinks', w: Float64Array, opts: ReferenceOptions): Float64Array {
+  const x = inp[which] as Float64Array;
   const g = new Float64Array(x.length);
   const h = 1e-5;
   for (let i = 0; i < x.length; i++) {
@@ -93,6 +93,38 @@ describe('reference backend (float64 core)', () => {
       });
     }
   }
+
+  for (const softCap of [null, 2.5]) {
+    it(`with sinks and a scale, gradients (dsinks included) equal central differences (softCap ${softCap})`, () => {
+      const { inp } = problem(8);
+      inp.sinks = Float64Array.from([0.3, -1.2, 2.0, 0.7]); // one per query head; head 1 has a row with no key
+      const opts: ReferenceOptions = { maskValue: DEFAULT_MASK_VALUE, softCap, scale: 0.37 };
+      const fwd = referenceForward64(inp, opts);
+      const w = randn64(fwd.out.length, seededRandom(98));
+      const g = referenceBackward64(inp, fwd, w, opts);
+      for (const which of ['q', 'k', 'v', 'sinks'] as const) {
+        const num = centralDifferences(inp, which, w, opts);
+        const got = { q: g.dq, k: g.dk, v: g.dv, sinks: g.dsinks as Float64Array }[which];
+        // float64 central differences with h = 1e-5: truncation ~1e-10, rounding ~1e-11.
+        assert.ok(relErr(got, num) < 1e-6, `d${which} relative error ${relErr(got, num)}`);
+      }
+    });
+  }
+
+  it('a sink joins the denominator: one row by hand, and a row with no allowed key gets out 0 and lse = the sink', () => {
+    const shape: CallShape = { batch: 1, hasBatch: false, heads: 1, kvHeads: 1, qSeqLen: 2, kvSeqLen: 2, headDim: 1, headDimV: 1, dtype: 'float32' };
+    const inp: Reference64Inputs = {
+      shape, masks: [Uint8Array.from([1, 1, 0, 0])], segQ: null, segKv: null, sinks: Float64Array.from([0.5]),
+      q: Float64Array.from([2, 1]), k: Float64Array.from([1, -1]), v: Float64Array.from([3, 5]),
+    };
+    const { out, lse } = referenceForward64(inp, { maskValue: DEFAULT_MASK_VALUE, softCap: null, scale: 0.5 });
+    const [l0, l1] = [0.5 * 2, 0.5 * -2]; // scale · q·k
+    const total = Math.exp(l0) + Math.exp(l1) + Math.exp(0.5);
+    assert.ok(Math.abs(lse[0] - Math.log(total)) < 1e-12);
+    assert.ok(Math.abs(out[0] - (3 * Math.exp(l0) + 5 * Math.exp(l1)) / total) < 1e-12);
+    assert.equal(out[1], 0);
+    assert.equal(lse[1], 0.5);
+  });
 
   it('matches a hand-written softmax on one row, with lse = max + log(sum)', () => {
     const shape: CallShape = { batch: 1, hasBatch: false, heads: 1, kvHeads: 1, qSeqLen: 1, kvSeqLen: 3, headDim: 2, headDimV: 1, dtype: 'float32' };

@@ -33,6 +33,8 @@ export interface KernelConfig {
   blockSizes: ResolvedBlockSizes;
   maskValue: number;
   attnLogitsSoftCap: number | null;
+  /** logits = scale · q·kᵀ before the soft cap. */
+  scale: number;
   headShards: number;
   qSeqShards: number;
   fwdMaskInfo: MaskInfo;
@@ -62,6 +64,8 @@ export interface ForwardArgs {
   /** Batch-major segment ids, length batch*qSeqLen / batch*kvSeqLen; null when not given. */
   segQ: Int32Array | null;
   segKv: Int32Array | null;
+  /** [heads] sink logits, for backends that take them (Backend.sinks); null otherwise. */
+  sinks?: Float32Array | null;
 }
 
 export interface ForwardResult {
@@ -81,6 +85,8 @@ export interface BackwardResult {
   dq: Tensor;
   dk: Tensor;
   dv: Tensor;
+  /** [heads] float32, when the call had sinks. */
+  dsinks?: Tensor;
 }
 
 /** Per-call controls of an async call. */
@@ -93,6 +99,10 @@ export interface CallControl {
 
 export interface Backend {
   readonly name: 'cuda' | 'rocm' | 'cpu' | 'js' | 'reference';
+  /** Where the backend takes attention sinks itself: in its forward (args.sinks), or in its backward too
+   *  (returning dsinks). The kernel object does the rest (lib/merge.ts): it merges sinks into a forward's
+   *  result as a key-less part, and computes dsinks from the residuals. */
+  readonly sinks?: 'forward' | 'forward+backward';
   /** Block size used for a field the user left unset. */
   defaultBlockSize(seqLen: number): number;
   forwardSync(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): ForwardResult;

@@ -47,6 +47,10 @@ interface NativeCall {
   segmentIdsKv: Int32Array | null;
   maskValue: number;
   softCap: number;
+  /** logits = scale · q·kᵀ before the soft cap. */
+  scale: number;
+  /** Forward only: [heads] sink logits. */
+  sinks?: Float32Array | null;
   saveLse: boolean;
   blockKvCompute: number;
   blockKvDkvCompute: number;
@@ -180,6 +184,7 @@ function forwardCall(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): Fo
     segmentIdsKv: args.segKv,
     ...options(cfg),
     saveLse: true,
+    sinks: args.sinks ?? null,
     fwdSchedule: schedule(cfg.fwdMaskInfo),
   };
   const rowShape = args.q.shape.slice(0, -1);
@@ -245,11 +250,12 @@ function sizes(shape: CallShape): Pick<NativeCall, SizeFields> {
   };
 }
 
-function options(cfg: KernelConfig): Pick<NativeCall, 'maskValue' | 'softCap' | 'blockKvCompute' | 'blockKvDkvCompute' |
-  'fusedBwd' | 'numThreads' | 'headShards'> {
+function options(cfg: KernelConfig): Pick<NativeCall, 'maskValue' | 'softCap' | 'scale' | 'blockKvCompute' |
+  'blockKvDkvCompute' | 'fusedBwd' | 'numThreads' | 'headShards'> {
   return {
     maskValue: cfg.maskValue,
     softCap: cfg.attnLogitsSoftCap ?? 0,
+    scale: cfg.scale,
     blockKvCompute: cfg.blockSizes.blockKvCompute,
     blockKvDkvCompute: cfg.blockSizes.blockKvDkvCompute,
     fusedBwd: cfg.blockSizes.useFusedBwdKernel,
@@ -260,6 +266,7 @@ function options(cfg: KernelConfig): Pick<NativeCall, 'maskValue' | 'softCap' | 
 
 export const cpuBackend: Backend = {
   name: 'cpu',
+  sinks: 'forward',
   defaultBlockSize: () => 128,
   forwardSync(cfg, shape, args) {
     const f = forwardCall(cfg, shape, args);

@@ -219,7 +219,11 @@ class GpuBackend implements Backend {
 
   /** Checks the GPU's head dims and that every DeviceTensor operand lives on this backend and one device;
    *  returns that device, or null when every operand is on the host. */
-  private checkOperands(shape: CallShape, operands: [string, Operand][]): number | null {
+  private checkOperands(cfg: KernelConfig, shape: CallShape, operands: [string, Operand][]): number | null {
+    if (cfg.scale !== 1) {
+      // The GPU kernels compute splash's unscaled logits; a scale they ignored would change the math silently.
+      throw new RangeError(`scale: the '${this.name}' backend takes scale 1 only so far, got ${cfg.scale} (scale q instead)`);
+    }
     if (!GPU_HEAD_DIMS.includes(shape.headDim)) {
       throw new RangeError(`q.shape: expected a head dim of ${GPU_HEAD_DIMS.join(', ')} on the '${this.name}' backend, got ${shape.headDim}`);
     }
@@ -247,7 +251,7 @@ class GpuBackend implements Backend {
   private prepare(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): { addon: GpuAddon; call: GpuForwardCall } {
     const addon = gpuAddon(this.name);
     const operands: [string, Operand][] = [['q', args.q], ['k', args.k], ['v', args.v]];
-    const device = this.checkOperands(shape, operands);
+    const device = this.checkOperands(cfg, shape, operands);
     const onDevice = device !== null;
     const dev = device ?? 0;
     const call: GpuForwardCall = {
@@ -304,7 +308,7 @@ class GpuBackend implements Backend {
     const operands: [string, Operand][] = [
       ['q', args.q], ['k', args.k], ['v', args.v], ['out', args.out], ['logsumexp', args.logsumexp], ['dout', args.dout],
     ];
-    const device = this.checkOperands(shape, operands);
+    const device = this.checkOperands(cfg, shape, operands);
     const dev = device ?? 0;
     const fused = cfg.dqMaskInfo === null;
     const call: GpuBackwardCall = {

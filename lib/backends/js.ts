@@ -328,17 +328,19 @@ function accumCols(
 // ---- forward ---------------------------------------------------------------------
 
 /**
- * Soft cap, mask and one online-softmax step on a score tile (nq × nk): afterwards s holds the unnormalised
- * probabilities exp(logit - m_new), l and m are updated and the acc rows rescaled. `mt` null = all allowed.
+ * Scale, soft cap, mask and one online-softmax step on a score tile (nq × nk): afterwards s holds the
+ * unnormalised probabilities exp(logit - m_new), l and m are updated and the acc rows rescaled. `mt` null =
+ * all allowed.
  */
 function softmaxStep(
-  s: Float64Array, nq: number, nk: number,
+  s: Float64Array, nq: number, nk: number, scale: number,
   softCap: number, mt: Uint8Array | null, maskValue: number,
   m: Float64Array, l: Float64Array, any: Uint8Array,
   acc: Float64Array, dv: number,
 ): void {
   for (let i = 0; i < nq; i++) {
     const si = i * nk;
+    if (scale !== 1) for (let j = 0; j < nk; j++) s[si + j] *= scale;
     if (softCap > 0) for (let j = 0; j < nk; j++) s[si + j] = softCap * Math.tanh(s[si + j] / softCap);
     if (mt === null) {
       any[i] = 1;
@@ -384,6 +386,7 @@ function* forwardSteps(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): 
   const softCap = cfg.attnLogitsSoftCap ?? 0;
   const maskValue = cfg.maskValue;
   const ms: MaskSource = { info, segQ: args.segQ, segKv: args.segKv };
+  const sinks = args.sinks ?? null;
 
   const q = new Operand(values(args.q), bs.qLayout, batch * heads, sq, d, bq);
   // k and v stay in their physical layout; SEQ_MINOR ones feed the column kernels directly.
@@ -421,8 +424,10 @@ function* forwardSteps(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): 
             const q1 = Math.min(q0 + bq, sq);
             const nq = q1 - q0;
             const qOff = q.load(b * heads + h, q0, q1);
-            m.fill(-Infinity);
-            l.fill(0);
+            // A sink enters as a first key with logit s_h and no value: m = s_h, l = 1, acc = 0.
+            const sink = sinks === null ? -Infinity : sinks[h];
+            m.fill(sink);
+            l.fill(sinks === null ? 0 : 1);
             any.fill(0);
             acc.fill(0);
             const row = sched * info.rowsPerSchedule + qb;
@@ -435,18 +440,18 @@ function* forwardSteps(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): 
                 if (kSeqMinor) dotCols(q.arr, qOff, nq, k, kBase + k0, skv, nk, d, s);
                 else dotRows(q.arr, qOff, nq, k, kBase + k0 * d, nk, d, s);
                 const masked = tileMask(ms, sched, e, qb, kb, q0, q1, k0, k1, b * sq, b * skv, mt);
-                softmaxStep(s, nq, nk, softCap, masked ? mt : null, maskValue, m, l, any, acc, dv);
+                softmaxStep(s, nq, nk, cfg.scale, softCap, masked ? mt : null, maskValue, m, l, any, acc, dv);
                 if (vSeqMinor) accumCols(s, nq, nk, v, vBase + k0, skv, dv, acc);
                 else accum(s, nk, 1, nq, nk, v, vBase + k0 * dv, dv, acc, 0);
                 yield;
               }
             }
-            // Normalise; a row with no allowed key gives out = 0 and logsumexp = -Infinity.
+            // Normalise; a row with no allowed key gives out = 0 and logsumexp = its sink (-Infinity without).
             const rowBase = (b * heads + h) * sq + q0;
             for (let i = 0; i < nq; i++) {
               const o = (rowBase + i) * dv;
               if (any[i] === 0) {
-                lse[rowBase + i] = -Infinity;
+                lse[rowBase + i] = sink;
                 continue; // out is already 0
               }
               const inv = 1 / l[i];
@@ -469,12 +474,13 @@ function* forwardSteps(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): 
 // ---- backward ----------------------------------------------------------------------
 
 /**
- * Turns a score tile into probabilities and dp into ds, in place: p = exp(logit - lse) (masked logits are
- * maskValue, a row with lse = -Infinity has p = 0), ds = p·(dp - di)·(1 - tanh²) where allowed, 0 where
- * masked (a masked logit is a constant, so no gradient reaches q or k).
+ * Turns a tile of q·k dots into probabilities and dp into the gradient of the dots, in place:
+ * p = exp(logit - lse) with logit = cap(scale · dot) (masked logits are maskValue, a row with lse =
+ * -Infinity has p = 0), ds = scale · p·(dp - di)·(1 - tanh²) where allowed, 0 where masked (a masked logit
+ * is a constant, so no gradient reaches q or k).
  */
 function gradTile(
-  s: Float64Array, dp: Float64Array, nq: number, nk: number,
+  s: Float64Array, dp: Float64Array, nq: number, nk: number, scale: number,
   softCap: number, mt: Uint8Array | null, maskValue: number,
   lse: Float32Array, di: Float64Array, rowOff: number,
 ): void {
@@ -494,15 +500,16 @@ function gradTile(
         dp[x] = 0;
         continue;
       }
+      const z = scale * s[x];
       if (softCap > 0) {
-        const th = Math.tanh(s[x] / softCap);
+        const th = Math.tanh(z / softCap);
         const p = Math.exp(softCap * th - li);
         s[x] = p;
-        dp[x] = p * (dp[x] - dii) * (1 - th * th);
+        dp[x] = scale * p * (dp[x] - dii) * (1 - th * th);
       } else {
-        const p = Math.exp(s[x] - li);
+        const p = Math.exp(z - li);
         s[x] = p;
-        dp[x] = p * (dp[x] - dii);
+        dp[x] = scale * p * (dp[x] - dii);
       }
     }
   }
@@ -589,7 +596,7 @@ function* backwardSteps(cfg: KernelConfig, shape: CallShape, args: BackwardArgs)
                 dotRows(q.arr, qOff, nq, k.arr, kOff, nk, d, s);
                 dotRows(dout, rowOff * dv, nq, v.arr, vOff, nk, dv, dp);
                 const masked = tileMask(ms, sched, e, qb, kb, q0, q1, k0, k1, b * sq, b * skv, mt);
-                gradTile(s, dp, nq, nk, softCap, masked ? mt : null, maskValue, lse, di, rowOff);
+                gradTile(s, dp, nq, nk, cfg.scale, softCap, masked ? mt : null, maskValue, lse, di, rowOff);
                 accum(dp, nk, 1, nq, nk, k.arr, kOff, d, dq, 0); // dq += ds·k
                 yield;
               }
@@ -637,7 +644,7 @@ function* backwardSteps(cfg: KernelConfig, shape: CallShape, args: BackwardArgs)
                 dotRows(q.arr, qOff, nq, k.arr, kOff, nk, d, s);
                 dotRows(dout, rowOff * dv, nq, v.arr, vOff, nk, dv, dp);
                 const masked = tileMask(ms, sched, e, qb, kb, q0, q1, k0, k1, b * sq, b * skv, mt);
-                gradTile(s, dp, nq, nk, softCap, masked ? mt : null, maskValue, lse, di, rowOff);
+                gradTile(s, dp, nq, nk, cfg.scale, softCap, masked ? mt : null, maskValue, lse, di, rowOff);
                 accum(s, 1, nk, nk, nq, dout, rowOff * dv, dv, dvAcc, 0); // dv += pᵀ·dout
                 accum(dp, 1, nk, nk, nq, q.arr, qOff, d, dkAcc, 0); // dk += dsᵀ·q
                 if (fused) accum(dp, nk, 1, nq, nk, k.arr, kOff, d, dq, rowOff * d); // dq += ds·k
@@ -663,6 +670,7 @@ function* backwardSteps(cfg: KernelConfig, shape: CallShape, args: BackwardArgs)
 
 export const jsBackend: Backend = {
   name: 'js',
+  sinks: 'forward',
   // 128 × 128 tiles keep q, k, v and score tiles in L2; 64 and 256 measured within ±10% on bench/js.ts.
   defaultBlockSize: () => 128,
   forwardSync: (cfg, shape, args) => runToEnd(forwardSteps(cfg, shape, args)),

@@ -1,14 +1,19 @@
 // Finds and loads the native addon, once. Three variants may exist (see CMakeLists.txt):
 //   splash_hip.node  CPU + HIP, needs libamdhip64 at load time     build/Release or prebuilds/<p>-<a>/hip/
 //   splash.node      CPU, + CUDA when built with nvcc (static cudart) build/Release or prebuilds/<p>-<a>/
-// The HIP variant wins only when it loads AND sees a device; otherwise splash.node (whatever it was
-// built with); otherwise a HIP build that loaded without a device still serves the CPU kernels.
-// Nothing here throws: every failure is recorded, and the package falls back to the JS backend.
+// The HIP variant is loaded only where hip-probe.ts finds an AMD GPU it has code for (loading it
+// on a machine whose GPU has no code object can make the HIP runtime abort the process), and wins
+// when it then sees a device; otherwise splash.node (whatever it was built with); otherwise a HIP
+// build that loaded without a device still serves the CPU kernels. Nothing here throws: every
+// failure is recorded, and the package falls back to the JS backend.
 //
-// Environment: SPLASH_ADDON_PATH=<file> loads exactly that file; SPLASH_NO_NATIVE=1 loads nothing.
+// Environment: SPLASH_ADDON_PATH=<file> loads exactly that file (a HIP one after the same probe);
+// SPLASH_NO_NATIVE=1 loads nothing.
 
 import * as fs from 'fs';
 import * as path from 'path';
+
+import { linksHipRuntime, probeHipAddon } from './hip-probe';
 
 export interface CpuFeatures {
   sse42: boolean;
@@ -79,6 +84,8 @@ export interface LoadAttempt {
   loaded: boolean;
   /** Why it was not used (not found, dlopen error, no device, version mismatch), or null when used. */
   reason: string | null;
+  /** Not loaded on purpose: a HIP build with no AMD GPU here it has code for (hip-probe.ts). */
+  declined?: boolean;
   info: NativeInfo | null;
 }
 
@@ -134,6 +141,14 @@ function tryLoad(file: string, kind: LoadAttempt['kind'], version: string | null
   if (!fs.existsSync(file)) {
     attempt.reason = 'not found';
     return null;
+  }
+  if (kind === 'hip' || (kind === 'override' && linksHipRuntime(file))) {
+    const probe = probeHipAddon(file);
+    if (!probe.load) {
+      attempt.reason = `not loaded: ${probe.reason}`;
+      attempt.declined = true;
+      return null;
+    }
   }
   try {
     const addon = require(file) as NativeAddon;
@@ -194,7 +209,8 @@ function load(): NativeLoad {
 
   const platformDir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
 
-  // 1. HIP, only if it sees a device. A HIP build that loads without one is kept as a CPU fallback.
+  // 1. HIP, only where a GPU it has code for is present (tryLoad: hip-probe.ts), and only if the
+  //    runtime then sees a device. A HIP build that loads without one is kept as a CPU fallback.
   let hipFallback: { found: { addon: NativeAddon; info: NativeInfo }; file: string } | null = null;
   for (const file of [path.join(root, 'build', 'Release', 'splash_hip.node'), path.join(platformDir, 'hip', 'splash_hip.node')]) {
     const found = tryLoad(file, 'hip', version, attempts);
@@ -277,6 +293,8 @@ export function nativeBackendStatus(name: 'cpu' | 'cuda' | 'rocm'): NativeBacken
         const status = gpuStatus(probed.info.hip, 'ROCm');
         return status.available ? { available: false, reason: `HIP addon not used: ${probed.reason}` } : status;
       }
+      const declined = hip.find((a) => a.declined);
+      if (declined) return { available: false, reason: `no ROCm device: ${declined.reason}` };
       const failed = hip.filter((a) => a.reason !== 'not found');
       if (failed.length > 0) {
         return { available: false, reason: 'HIP addon failed to load: ' + failed.map((a) => `${a.path}: ${a.reason}`).join('; ') };

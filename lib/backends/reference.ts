@@ -20,6 +20,8 @@ export interface ReferenceOptions {
   softCap: number | null;
   /** 'flash': di = rowsum(out · dout) (splash's kernels); 'vanilla': di = rowsum(dp · p). */
   diMode?: 'flash' | 'vanilla';
+  /** logits = scale · q·k before the soft cap (default 1). */
+  scale?: number;
 }
 
 export interface Reference64Inputs {
@@ -31,6 +33,8 @@ export interface Reference64Inputs {
   v: Float64Array;
   segQ: Int32Array | null;
   segKv: Int32Array | null;
+  /** One sink logit per query head (in the softmax denominator, no value vector), or none. */
+  sinks?: Float64Array | null;
 }
 
 export interface Reference64Forward {
@@ -42,10 +46,11 @@ export function denseMasks(mask: Mask | MultiHeadMask): Uint8Array[] {
   return 'masks' in mask ? mask.masks.map((m) => m.toDense()) : [mask.toDense()];
 }
 
-/** Visits every (batch, head, query row) with the row's allowed-key flags and capped logits. */
+/** Visits every (batch, head, query row) with the row's allowed-key flags and scaled (uncapped) logits. */
 function forEachRow(
   inp: Reference64Inputs,
-  visit: (qOff: number, kvOff: number, vOff: number, rowIdx: number, raw: Float64Array, allowed: Uint8Array) => void,
+  scale: number,
+  visit: (qOff: number, kvOff: number, vOff: number, rowIdx: number, raw: Float64Array, allowed: Uint8Array, h: number) => void,
 ): void {
   const { batch, heads, kvHeads, qSeqLen: sq, kvSeqLen: skv, headDim: d, headDimV: dv } = inp.shape;
   const group = heads / kvHeads;
@@ -63,12 +68,12 @@ function forEachRow(
         for (let j = 0; j < skv; j++) {
           let s = 0;
           for (let c = 0; c < d; c++) s += inp.q[qOff + c] * inp.k[kvOff + j * d + c];
-          raw[j] = s;
+          raw[j] = scale * s;
           let ok = maskH[i * skv + j] !== 0;
           if (ok && inp.segQ !== null && inp.segKv !== null) ok = inp.segQ[b * sq + i] === inp.segKv[b * skv + j];
           allowed[j] = ok ? 1 : 0;
         }
-        visit(qOff, kvOff, vOff, rowIdx, raw, allowed);
+        visit(qOff, kvOff, vOff, rowIdx, raw, allowed, h);
       }
     }
   }
@@ -78,12 +83,13 @@ function cap(x: number, softCap: number | null): number {
   return softCap === null ? x : softCap * Math.tanh(x / softCap);
 }
 
-/** Fills p_j = exp(logit_j - lse) (masked logits set to maskValue) and returns the row's lse; -Infinity and
- *  p = 0 for a row with no allowed key. Uses the given lse when not null (the backward's residual). */
+/** Fills p_j = exp(logit_j - lse) (masked logits set to maskValue) and returns the row's lse, whose sum
+ *  includes exp(sink) when the head has a sink; a row with no allowed key has p = 0 and lse = the sink
+ *  (-Infinity without one). Uses the given lse when not null (the backward's residual). */
 function rowProbabilities(raw: Float64Array, allowed: Uint8Array, opts: ReferenceOptions, lse: number | null,
-  p: Float64Array): number {
+  p: Float64Array, sink: number | null): number {
   let any = false;
-  let max = -Infinity;
+  let max = sink ?? -Infinity;
   for (let j = 0; j < raw.length; j++) {
     const l = allowed[j] ? cap(raw[j], opts.softCap) : opts.maskValue;
     p[j] = l;
@@ -92,9 +98,9 @@ function rowProbabilities(raw: Float64Array, allowed: Uint8Array, opts: Referenc
   }
   if (!any) {
     p.fill(0);
-    return -Infinity;
+    return sink ?? -Infinity;
   }
-  let sum = 0;
+  let sum = sink === null ? 0 : Math.exp(sink - max);
   for (let j = 0; j < p.length; j++) sum += Math.exp(p[j] - max);
   const rowLse = lse ?? max + Math.log(sum);
   for (let j = 0; j < p.length; j++) p[j] = Math.exp(p[j] - rowLse);
@@ -106,10 +112,9 @@ export function referenceForward64(inp: Reference64Inputs, opts: ReferenceOption
   const out = new Float64Array(batch * heads * sq * dv);
   const lse = new Float64Array(batch * heads * sq);
   const p = new Float64Array(skv);
-  forEachRow(inp, (_qOff, _kvOff, vOff, rowIdx, raw, allowed) => {
-    const rowLse = rowProbabilities(raw, allowed, opts, null, p);
+  forEachRow(inp, opts.scale ?? 1, (_qOff, _kvOff, vOff, rowIdx, raw, allowed, h) => {
+    const rowLse = rowProbabilities(raw, allowed, opts, null, p, inp.sinks ? inp.sinks[h] : null);
     lse[rowIdx] = rowLse;
-    if (rowLse === -Infinity) return; // no allowed key: out stays 0
     const o = rowIdx * dv;
     for (let j = 0; j < skv; j++) {
       const pj = p[j];
@@ -124,9 +129,12 @@ export interface Reference64Grads {
   dq: Float64Array;
   dk: Float64Array;
   dv: Float64Array;
+  /** Per head, summed over batch and rows; null without sinks. */
+  dsinks: Float64Array | null;
 }
 
-/** Splash's VJP: probabilities from the given lse, di from the given out (or from dp·p when 'vanilla'). */
+/** Splash's VJP: probabilities from the given lse, di from the given out (or from dp·p when 'vanilla').
+ *  A sink's probability is exp(sink - lse) with no value behind it, so its gradient is -p_sink · di. */
 export function referenceBackward64(
   inp: Reference64Inputs,
   res: Reference64Forward,
@@ -137,12 +145,15 @@ export function referenceBackward64(
   const dq = new Float64Array(inp.q.length);
   const dk = new Float64Array(batch * kvHeads * skv * d);
   const dv = new Float64Array(batch * kvHeads * skv * dvDim);
+  const dsinks = inp.sinks ? new Float64Array(inp.sinks.length) : null;
+  const scale = opts.scale ?? 1;
   const p = new Float64Array(skv);
   const dp = new Float64Array(skv);
-  forEachRow(inp, (qOff, kvOff, vOff, rowIdx, raw, allowed) => {
+  forEachRow(inp, scale, (qOff, kvOff, vOff, rowIdx, raw, allowed, h) => {
     const rowLse = res.lse[rowIdx];
     if (rowLse === -Infinity) return; // fully masked row: zero gradients
-    rowProbabilities(raw, allowed, opts, rowLse, p);
+    const sink = inp.sinks ? inp.sinks[h] : null;
+    rowProbabilities(raw, allowed, opts, rowLse, p, sink);
     const doOff = rowIdx * dvDim;
     let di = 0;
     for (let j = 0; j < skv; j++) {
@@ -155,6 +166,7 @@ export function referenceBackward64(
     } else {
       for (let c = 0; c < dvDim; c++) di += res.out[doOff + c] * dout[doOff + c];
     }
+    if (dsinks !== null && sink !== null) dsinks[h] -= Math.exp(sink - rowLse) * di;
     for (let j = 0; j < skv; j++) {
       const pj = p[j];
       if (pj === 0) continue;
@@ -165,13 +177,14 @@ export function referenceBackward64(
         ds *= 1 - t * t;
       }
       if (!allowed[j]) continue; // a masked logit is a constant: no gradient flows to q or k
+      ds *= scale; // logits = scale · q·k
       for (let c = 0; c < d; c++) {
         dq[qOff + c] += ds * inp.k[kvOff + j * d + c];
         dk[kvOff + j * d + c] += ds * inp.q[qOff + c];
       }
     }
   });
-  return { dq, dk, dv };
+  return { dq, dk, dv, dsinks };
 }
 
 // ---- the Backend wrapper ----------------------------------------------------
@@ -193,11 +206,12 @@ function inputs(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): Referen
     v: to64(args.v),
     segQ: args.segQ,
     segKv: args.segKv,
+    sinks: args.sinks ? Float64Array.from(args.sinks) : null,
   };
 }
 
 function options(cfg: KernelConfig): ReferenceOptions {
-  return { maskValue: cfg.maskValue, softCap: cfg.attnLogitsSoftCap };
+  return { maskValue: cfg.maskValue, softCap: cfg.attnLogitsSoftCap, scale: cfg.scale };
 }
 
 function outShape(shape: CallShape, lastDim: number | null): number[] {
@@ -207,6 +221,7 @@ function outShape(shape: CallShape, lastDim: number | null): number[] {
 
 export const referenceBackend: Backend = {
   name: 'reference',
+  sinks: 'forward+backward',
   defaultBlockSize: () => 128,
   forwardSync(cfg, shape, args): ForwardResult {
     const res = referenceForward64(inputs(cfg, shape, args), options(cfg));
@@ -218,7 +233,9 @@ export const referenceBackend: Backend = {
   backwardSync(cfg, shape, args: BackwardArgs): BackwardResult {
     const res = { out: to64(args.out), lse: to64(args.logsumexp) };
     const g = referenceBackward64(inputs(cfg, shape, args), res, to64(args.dout), options(cfg));
-    return { dq: toTensor(g.dq, args.q), dk: toTensor(g.dk, args.k), dv: toTensor(g.dv, args.v) };
+    const grads: BackwardResult = { dq: toTensor(g.dq, args.q), dk: toTensor(g.dk, args.k), dv: toTensor(g.dv, args.v) };
+    if (g.dsinks !== null) grads.dsinks = fromFloat32(Float32Array.from(g.dsinks), [g.dsinks.length], 'float32');
+    return grads;
   },
   async forward(cfg, shape, args) {
     return this.forwardSync(cfg, shape, args);

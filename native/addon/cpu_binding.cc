@@ -5,7 +5,7 @@
 //     q, k, v, out, lse, dout?, dq?, dk?, dv?      tensors: { data, dtype (0 f32, 1 bf16, 2 f16),
 //                                                   strides: [batch, head, seq, dim] in elements }
 //     segmentIdsQ?, segmentIdsKv?                   Int32Array, batch-major
-//     maskValue, softCap (0 = none), saveLse,
+//     maskValue, softCap (0 = none), scale? (default 1), sinks? (Float32Array [heads], forward only), saveLse,
 //     blockKvCompute, blockKvDkvCompute, fusedBwd,
 //     fwdSchedule / dqSchedule / dkvSchedule        handles from prepareSchedule (host_schedule.h)
 //     numThreads (0 = default), headShards, cancel? (a token from cancelToken(), async calls only) }
@@ -114,9 +114,8 @@ class CallReader {
     return ref;
   }
 
-  const int32_t* segment_ids(const Span& span, const std::string& path) {
-    return static_cast<const int32_t*>(place(span, Napi::Value(), path, false));
-  }
+  // A plain input array (segment ids, sinks): in place, or copied for an async call.
+  const void* input(const Span& span, const std::string& path) { return place(span, Napi::Value(), path, false); }
 
   const ScheduleView& schedule(const Napi::Object& c, const std::string& key, bool is_dkv, const AttentionParams& p) {
     std::shared_ptr<const HostSchedule> h = host_schedule_of(c.Get(key), key);
@@ -196,6 +195,15 @@ void read_call(const Napi::Value& arg, bool backward, bool copy_inputs, Call* ou
     range_error("softCap", "expected 0 (none) or a positive finite number, got " + std::to_string(soft_cap));
   }
   p.soft_cap = static_cast<float>(soft_cap);
+  const Napi::Value scale = call.Get("scale");
+  p.scale = 1.0f;
+  if (!scale.IsUndefined()) {
+    const double x = r.number_value(scale, "scale");
+    if (!(x > 0.0) || !std::isfinite(x) || !(static_cast<float>(x) > 0.0f)) {
+      range_error("scale", "expected a positive finite number, got " + std::to_string(x));
+    }
+    p.scale = static_cast<float>(x);
+  }
   p.num_threads = static_cast<int32_t>(r.integer(call, "numThreads", "numThreads", 0, 1024));
   p.head_shards = static_cast<int32_t>(std::min(p.heads, r.integer(call, "headShards", "headShards", 1, kMaxExtent)));
   p.device = 0;
@@ -233,8 +241,16 @@ void read_call(const Napi::Value& arg, bool backward, bool copy_inputs, Call* ou
   if (seg_q.data != nullptr) {
     expect_length(seg_q, p.batch * p.q_seq, "segmentIdsQ");
     expect_length(seg_kv, p.batch * p.kv_seq, "segmentIdsKv");
-    p.segment_ids_q = cr.segment_ids(seg_q, "segmentIdsQ");
-    p.segment_ids_kv = cr.segment_ids(seg_kv, "segmentIdsKv");
+    p.segment_ids_q = static_cast<const int32_t*>(cr.input(seg_q, "segmentIdsQ"));
+    p.segment_ids_kv = static_cast<const int32_t*>(cr.input(seg_kv, "segmentIdsKv"));
+  }
+
+  const Napi::Value sinks_value = call.Get("sinks");
+  if (!sinks_value.IsUndefined() && !sinks_value.IsNull()) {
+    if (backward) range_error("sinks", "expected none in a backward call (its lse holds them already)");
+    const Span sinks = r.array_value(sinks_value, "sinks", napi_float32_array);
+    expect_length(sinks, p.heads, "sinks");
+    p.sinks = static_cast<const float*>(cr.input(sinks, "sinks"));
   }
 
   const int64_t rows = p.batch * p.heads * p.q_seq;

@@ -221,7 +221,7 @@ void dq_pass(const Common& c, int threads) {
       const TileRegion tile{schedule, e, qb, kb, q0, nq, k0, nk};
       const bool masked = build_tile_mask(sv, tile, seg_q, seg_kv, /*kv_major=*/true, s.mask, nq_pad);
       ops.grad_step(GradStep{s.st, s.dpt, nq_pad, nk, nq_pad, /*transposed=*/true, masked ? s.mask : nullptr, nq_pad,
-                             p.mask_value, p.soft_cap, s.lse, s.di});
+                             p.mask_value, p.soft_cap, logit_scale(p), s.lse, s.di});
       ops.gemm_tn(nq, c.d_pad, nk, s.dpt, nq_pad, k, ldk, s.dq, c.d_pad, true);  // dQ += dS·K
     }
     store_rows(p.dq, ops, b, h, q0, nq, p.head_dim, s.dq, c.d_pad);
@@ -500,7 +500,7 @@ void dkv_pass(const Common& c, int threads, bool fused) {
             const TileRegion tile{schedule, e, qb, kb, q0, nq, k0, nk};
             const bool masked = build_tile_mask(sv, tile, seg_q, seg_kv, /*kv_major=*/false, s.mask, g.nk_pad);
             ops.grad_step(GradStep{s.s, s.dp, g.nk_pad, nq, g.nk_pad, /*transposed=*/false,
-                                   masked ? s.mask : nullptr, g.nk_pad, p.mask_value, p.soft_cap, s.lse, s.di});
+                                   masked ? s.mask : nullptr, g.nk_pad, p.mask_value, p.soft_cap, logit_scale(p), s.lse, s.di});
             const int64_t kr = k0 - k_start;  // the sub-block's first row in dk / dv
             // dV += Pᵀ·dO and dK += dSᵀ·Q for this sub-block's rows
             ops.gemm_tn(nk, c.dv_pad, nq, s.s, g.nk_pad, r.dout, r.ldo, s.dv + kr * c.dv_pad, c.dv_pad, true);

@@ -128,9 +128,11 @@ void forward_task(const ForwardPlan& f, const QBlockTask& task) {
   } else {
     pack_transposed(p.q, f.ops, b, h, q0, nq, p.head_dim, s.qt, f.nq_pad);
   }
+  // A sink enters as a first "key" with logit s_h and no value: m = s_h, l = exp(s_h - m) = 1, acc = 0.
+  const float sink = p.sinks != nullptr ? p.sinks[h] : -std::numeric_limits<float>::infinity();
   for (int64_t i = 0; i < f.nq_pad; ++i) {
-    s.m[i] = -std::numeric_limits<float>::infinity();
-    s.l[i] = 0.0f;
+    s.m[i] = sink;
+    s.l[i] = p.sinks != nullptr ? 1.0f : 0.0f;
     s.any[i] = 0.0f;
   }
   for (int64_t i = 0; i < nq * f.dv_pad; ++i) s.acc[i] = 0.0f;
@@ -157,7 +159,7 @@ void forward_task(const ForwardPlan& f, const QBlockTask& task) {
         for (int64_t i = 0; i < nq; ++i) s.any[i] = 1.0f;
       }
       f.ops.softmax_step(SoftmaxStep{s.st, f.nq_pad, nk, f.nq_pad, masked ? s.mask : nullptr, f.nq_pad, p.mask_value,
-                                     p.soft_cap, s.m, s.l, s.any, s.alpha});
+                                     p.soft_cap, logit_scale(p), s.m, s.l, s.any, s.alpha});
       // Nothing is accumulated before the first tile, so its rescale (by 0) can be skipped.
       if (!first) f.ops.scale_rows(s.acc, f.dv_pad, nq, f.dv_pad, s.alpha);
       first = false;
@@ -165,12 +167,12 @@ void forward_task(const ForwardPlan& f, const QBlockTask& task) {
     }
   }
 
-  // Normalise. A query that saw no allowed key gets out = 0 and logsumexp = -inf.
+  // Normalise. A query that saw no allowed key gets out = 0 and logsumexp = its sink (-inf without).
   for (int64_t i = 0; i < nq; ++i) {
     float* out = s.acc + i * f.dv_pad;
     if (s.any[i] == 0.0f) {
       for (int64_t c = 0; c < p.head_dim_v; ++c) out[c] = 0.0f;
-      s.lse[i] = -std::numeric_limits<float>::infinity();
+      s.lse[i] = sink;
       continue;
     }
     const float inv = 1.0f / s.l[i];

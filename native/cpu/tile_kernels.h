@@ -122,30 +122,39 @@ template <class I, bool Cap, bool Masked>
 void softmax_step_impl(const SoftmaxStep& s) {
   using V = typename I::V;
   constexpr int64_t W = I::W;
+  // A capped or masked tile is rewritten in pass 1, with the scale applied there (folded into the cap's
+  // divisor). A plain tile is only read: its raw maximum is scaled afterwards (scale > 0 keeps the order)
+  // and pass 2 scales each dot as it exponentiates it, so plain tiles cost no extra store.
+  constexpr bool kRewrite = Cap || Masked;
   const V cap = I::set1(s.soft_cap);
-  const V inv_cap = I::set1(Cap ? 1.0f / s.soft_cap : 1.0f);
+  const V inv_cap = I::set1(Cap ? s.scale / s.soft_cap : 1.0f);
+  const V scale = I::set1(s.scale);
   const V mask_value = I::set1(s.mask_value);
   const V one = I::set1(1.0f);
   const V neg_inf = I::set1(-__builtin_inff());
   for (int64_t c0 = 0; c0 < s.cols; c0 += kChunk * W) {
     const int nvec = static_cast<int>(lesser<int64_t>(kChunk, (s.cols - c0) / W));
-    V mx[kChunk], seen[kChunk], m_eff[kChunk], sum[kChunk];
+    V mx[kChunk], seen[kChunk], m_eff[kChunk], neg_m[kChunk], sum[kChunk];
     for (int v = 0; v < nvec; ++v) {
-      mx[v] = I::load(s.m + c0 + v * W);
+      mx[v] = kRewrite ? I::load(s.m + c0 + v * W) : neg_inf;
       seen[v] = I::load(s.any + c0 + v * W);
     }
-    // Pass 1: soft cap, mask, running column maximum.
+    // Pass 1: logits (scale, soft cap, mask) and the running column maximum.
     for (int64_t r = 0; r < s.rows; ++r) {
       float* row = s.st + r * s.ld + c0;
       for (int v = 0; v < nvec; ++v) {
         V x = I::load(row + v * W);
-        if (Cap) x = I::mul(cap, tanh_v<I>(I::mul(x, inv_cap)));
+        if (Cap) {
+          x = I::mul(cap, tanh_v<I>(I::mul(x, inv_cap)));
+        } else if (Masked) {
+          x = I::mul(x, scale);
+        }
         if (Masked) {
           const typename I::M allowed = I::mask_bytes(s.mask + r * s.mask_ld + c0 + v * W);
           x = I::select(allowed, x, mask_value);
           seen[v] = I::select(allowed, one, seen[v]);
         }
-        if (Cap || Masked) I::store(row + v * W, x);
+        if (kRewrite) I::store(row + v * W, x);
         mx[v] = I::max(mx[v], x);
       }
     }
@@ -153,7 +162,9 @@ void softmax_step_impl(const SoftmaxStep& s) {
     // still -inf (maskValue = -inf, nothing allowed yet) subtracts 0 instead, so its p is 0, not NaN.
     for (int v = 0; v < nvec; ++v) {
       const V m_old = I::load(s.m + c0 + v * W);
+      if (!kRewrite) mx[v] = I::max(m_old, I::mul(mx[v], scale));
       m_eff[v] = I::select(I::eq(mx[v], neg_inf), I::zero(), mx[v]);
+      neg_m[v] = I::sub(I::zero(), m_eff[v]);
       I::store(s.alpha + c0 + v * W, exp_v<I>(I::sub(m_old, m_eff[v])));
       I::store(s.m + c0 + v * W, mx[v]);
       I::store(s.any + c0 + v * W, seen[v]);
@@ -163,7 +174,9 @@ void softmax_step_impl(const SoftmaxStep& s) {
     for (int64_t r = 0; r < s.rows; ++r) {
       float* row = s.st + r * s.ld + c0;
       for (int v = 0; v < nvec; ++v) {
-        const V e = exp_v<I>(I::sub(I::load(row + v * W), m_eff[v]));
+        const V x = I::load(row + v * W);
+        // x·scale - m in one rounding; with scale 1 that is exactly x - m.
+        const V e = exp_v<I>(kRewrite ? I::sub(x, m_eff[v]) : I::fma(x, scale, neg_m[v]));
         I::store(row + v * W, e);
         sum[v] = I::add(sum[v], e);
       }
@@ -203,7 +216,9 @@ void grad_step_impl(const GradStep& g) {
   using V = typename I::V;
   constexpr int64_t W = I::W;
   const V cap = I::set1(g.soft_cap);
-  const V inv_cap = I::set1(Cap ? 1.0f / g.soft_cap : 1.0f);
+  const V inv_cap = I::set1(Cap ? g.scale / g.soft_cap : 1.0f);  // the scale folded in, as in the forward
+  const V scale = I::set1(g.scale);
+  const bool scaled = g.scale != 1.0f;
   const V mask_value = I::set1(g.mask_value);
   const V one = I::set1(1.0f);
   for (int64_t r = 0; r < g.rows; ++r) {
@@ -213,6 +228,7 @@ void grad_step_impl(const GradStep& g) {
     const V row_di = I::set1(Transposed ? 0.0f : g.di[r]);
     for (int64_t c = 0; c < g.cols; c += W) {
       V x = I::load(srow + c);
+      if (!Cap && scaled) x = I::mul(x, scale);
       const V lse = Transposed ? I::load(g.lse + c) : row_lse;
       const V di = Transposed ? I::load(g.di + c) : row_di;
       V dcap = one;
@@ -229,6 +245,7 @@ void grad_step_impl(const GradStep& g) {
       const V p = exp_v<I>(I::sub(x, lse));
       V ds = I::mul(p, I::sub(I::load(drow + c), di));
       if (Cap) ds = I::mul(ds, dcap);
+      if (scaled) ds = I::mul(ds, scale);
       if (Masked) ds = I::select(allowed, ds, I::zero());
       I::store(srow + c, p);
       I::store(drow + c, ds);

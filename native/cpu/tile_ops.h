@@ -15,9 +15,10 @@
 namespace splash {
 namespace cpu {
 
-// One online-softmax step of the forward pass on a transposed score tile st[kv row][q column]
-// (kv rows x padded q columns). Afterwards st holds exp(logit - m_new), and per q column m, l and
-// `any` (1.0 once an allowed key was seen) are updated and alpha = exp(m_old - m_new) is written.
+// One online-softmax step of the forward pass on a transposed tile st[kv row][q column] of q·k dots
+// (kv rows x padded q columns), with logit = cap(scale · dot) or mask_value where masked. Afterwards st
+// holds exp(logit - m_new), and per q column m, l and `any` (1.0 once an allowed key was seen) are
+// updated and alpha = exp(m_old - m_new) is written.
 struct SoftmaxStep {
   float* st;
   int64_t ld;
@@ -27,15 +28,16 @@ struct SoftmaxStep {
   int64_t mask_ld;
   float mask_value;
   float soft_cap;         // 0 = none
+  float scale;            // logits = scale · q·k, before the soft cap
   float* m;
   float* l;
   float* any;
   float* alpha;
 };
 
-// Backward probabilities and score gradients on a tile of logits s and dp = dout·vᵀ, in place:
-// s ← p = exp(capped-or-masked logit - lse), dp ← ds = p·(dp - di)·(1 - tanh²) where allowed and 0
-// where masked. Per-row statistics index rows (s is [q][kv]) or columns (s is [kv][q], `transposed`).
+// Backward probabilities and gradients on a tile s of q·k dots and dp = dout·vᵀ, in place:
+// s ← p = exp(logit - lse) with logit = cap(scale · dot) or the mask value, dp ← ds = scale · p·(dp - di)
+// ·(1 - tanh²) where allowed (the gradient of the dot, so dq = ds·k and dk = dsᵀ·q) and 0 where masked. Per-row statistics index rows (s is [q][kv]) or columns (s is [kv][q], `transposed`).
 // lse holds +inf for rows with no allowed key, which makes their p and ds exactly 0.
 struct GradStep {
   float* s;
@@ -48,6 +50,7 @@ struct GradStep {
   int64_t mask_ld;
   float mask_value;
   float soft_cap;
+  float scale;
   const float* lse;       // per q: [rows] or [cols] when transposed
   const float* di;
 };

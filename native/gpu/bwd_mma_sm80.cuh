@@ -112,6 +112,57 @@ __device__ __forceinline__ void acc_times_tile(float (&acc)[D / 8][4], const flo
   }
 }
 
+// ---- dS within f16's range ------------------------------------------------------------------------
+//
+// dS = p (dp - di) is an f16 mma operand here, and a loss-scaled dout takes it past f16's 65504 (to
+// inf) where the SIMT kernels keep it in f32. So a warp whose dS tile holds such a value scales the
+// tile, and the f32 accumulator it is added to, by one power of two 2^-k for the product and the
+// accumulator back by 2^k: exact in f32, and the tile keeps f16's relative precision. Both paths then
+// give the same finite gradients. bf16 has f32's exponent range and never needs it.
+
+constexpr float kF16Max = 65504.f;
+
+template <int R>
+__device__ __forceinline__ void scale_tiles(float (&x)[R][4], float f) {
+#pragma unroll
+  for (int j = 0; j < R; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) x[j][e] *= f;
+}
+
+// The factor 2^-k (k >= 1) that brings the largest |x| of the warp's tile below 2^15, or 1 when every
+// |x| is within f16's range (or one is inf already, as it would be in f32). Warp-uniform.
+template <int R>
+__device__ __forceinline__ float f16_range_scale(const float (&x)[R][4]) {
+  float mx = 0.f;
+#pragma unroll
+  for (int j = 0; j < R; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) mx = fmaxf(mx, fabsf(x[j][e]));
+  mx = warp_max(mx);  // unconditionally: every warp passes the same collectives (see emulate.h)
+  if (!(mx > kF16Max) || mx == pos_inf()) return 1.f;
+  int e = 0;
+  (void)frexpf(mx, &e);         // mx = m * 2^e with 0.5 <= m < 1
+  return ldexpf(1.f, 15 - e);  // mx * 2^(15 - e) < 2^15
+}
+
+// acc += src B (acc_times_tile) with the T operand src kept within its range: for f16, src and acc are
+// scaled by f16_range_scale(src) for the product and acc back. Returns that factor; src is left
+// multiplied by it.
+template <class T, int D, int KS>
+__device__ __forceinline__ float acc_times_tile_in_range(float (&acc)[D / 8][4], float (&src)[2 * KS][4],
+                                                         const FragAddr<D>& b, int b_row0) {
+  float f = 1.f;
+  if constexpr (T::kDType == DType::F16) f = f16_range_scale(src);
+  if (f != 1.f) {
+    scale_tiles(src, f);
+    scale_tiles(acc, f);
+  }
+  acc_times_tile<T, D, KS>(acc, src, b, b_row0);
+  if (f != 1.f) scale_tiles(acc, 1.f / f);
+  return f;
+}
+
 // [kRows, D] accumulators of four warps (warp w: rows 16w.., C fragment layout), rounded to T, staged
 // in `stage` and written with 16-byte stores: rows [0, rows) to dst + r * stride. Ends with the CTA's
 // threads past a barrier; the caller makes sure nobody still reads `stage`.
@@ -292,7 +343,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dq_mma_kernel(const BwdKer
       }
 
       // ---- dQ += dS K --------------------------------------------------------------------------------
-      acc_times_tile<T, D, PK>(dq, dp, kt_frag, key0);
+      (void)acc_times_tile_in_range<T, D, PK>(dq, dp, kt_frag, key0);
     }
     buf ^= 1;
     t = next;
@@ -422,6 +473,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dkv_mma_kernel(const BwdKe
   uint16_t* sdS = sdO + 2 * M * LDS;   // fused: [N keys, M rows]
   float* sLse2 = reinterpret_cast<float*>(sdS + (Fused ? N * LDT : 0));  // two buffers of M
   float* sDi = sLse2 + 2 * M;                                            // two buffers of M
+  float* sDsScale = sDi + 2 * M;  // fused: the factor each warp's rows of dS^T were stored with
 
   const int tid = static_cast<int>(threadIdx.x);
   const int warp = tid >> 5;
@@ -544,11 +596,13 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dkv_mma_kernel(const BwdKe
     }
 
     // ---- dV += P^T dO, dK += dS^T Q ------------------------------------------------------------------------
-    if constexpr (kDv) acc_times_tile<T, D, PK>(dv, s, dot_frag, row0);
-    if constexpr (kDk) acc_times_tile<T, D, PK>(dk, dp, qt_frag, row0);
+    if constexpr (kDv) acc_times_tile<T, D, PK>(dv, s, dot_frag, row0);  // p <= 1 fits every dtype
+    float ds_scale = 1.f;  // dp holds dS times this from here on
+    if constexpr (kDk) ds_scale = acc_times_tile_in_range<T, D, PK>(dk, dp, qt_frag, row0);
 
     if constexpr (Fused) {
-      // dS^T to shared memory, then warp w computes rows strip (w % RS) x dims part (w / RS) of dS K.
+      // dS^T to shared memory (each warp's 16 keys times its ds_scale), then warp w computes rows
+      // strip (w % RS) x dims part (w / RS) of dS K.
       constexpr int RS = M / 16;
       constexpr int DW = D * RS / 4;  // dims per warp
       static_assert(RS * (4 / RS) == 4 && DW % 16 == 0, "fused dq split");
@@ -559,6 +613,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dkv_mma_kernel(const BwdKe
           *reinterpret_cast<uint32_t*>(sdS + smem_offset<M>(key0 + g + 8 * hf, j) + 2 * t4) =
               cvt_pack<T>(dp[j][2 * hf], dp[j][2 * hf + 1]);
         }
+      if (lane == 0) sDsScale[warp] = ds_scale;
       __syncthreads();
       const int rs = warp % RS, part = warp / RS;
       const FragAddr<M> ds_frag(sdS, (lane & 7) + (lane >> 4) * 8, (lane >> 3) & 1);
@@ -566,8 +621,16 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dkv_mma_kernel(const BwdKe
       float qacc[DW / 8][4];
 #pragma unroll
       for (int j = 0; j < DW / 8; ++j) qacc[j][0] = qacc[j][1] = qacc[j][2] = qacc[j][3] = 0.f;
+      // k16 step kk reads warp kk's keys, stored times sDsScale[kk]: qacc is kept times the current
+      // step's factor (powers of two, exact) and divided by the last one at the end.
+      float qscale = 1.f;
 #pragma unroll
       for (int kk = 0; kk < N / 16; ++kk) {
+        const float f = sDsScale[kk];
+        if (f != qscale) {
+          scale_tiles(qacc, f / qscale);
+          qscale = f;
+        }
         uint32_t a[4];
         ldmatrix_x4_trans(a, ds_frag.at(kk * 16, rs));
 #pragma unroll
@@ -578,6 +641,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dkv_mma_kernel(const BwdKe
           mma_16816<T>(qacc[2 * cp + 1], a, bk[2], bk[3]);
         }
       }
+      if (qscale != 1.f) scale_tiles(qacc, 1.f / qscale);
       float* acc = bp.dq_acc + ((static_cast<int64_t>(b) * p.heads + t.h) * p.q_seq + t.q0) * p.head_dim + part * DW;
 #pragma unroll
       for (int hf = 0; hf < 2; ++hf) {

@@ -33,10 +33,18 @@ struct BwdPlan {
   int64_t dkv_tiles_per_block = 0;  // kv tiles per dkv kv-block
   int64_t dq_grid_x = 0;            // at most: (q-blocks x tiles) x heads; launched: work list x heads
   int64_t dkv_grid_x = 0;           // at most: (kv-blocks x tiles) x kv heads; launched: work list x kv heads
-  int64_t di_grid_x = 0;            // rows of one batch entry / 128
-  int64_t cast_grid_x = 0;          // dq elements of one batch entry / 128 (fused)
+  int64_t di_grid_x = 0;            // rows of one batch entry / 128, capped (grid-stride loop)
+  int64_t cast_grid_x = 0;          // dq elements of one batch entry / 128, capped (fused; grid-stride loop)
   bool segment_skip = false;
 };
+
+// Blocks of an element-wise kernel (di, the dq cast: 128 threads, one item each per pass of its
+// grid-stride loop) over `items`: one per 128 items up to 65536 blocks (8 Mi threads, enough to fill
+// any GPU), so the grid stays far inside every launch limit.
+constexpr int64_t kMaxElementwiseBlocks = 65536;
+inline int64_t elementwise_blocks(int64_t items) {
+  return std::max<int64_t>(1, std::min<int64_t>((items + 127) / 128, kMaxElementwiseBlocks));
+}
 
 inline bool schedule_matches(const ScheduleView& s, int64_t q_seq, int64_t kv_seq, int64_t heads, bool dkv) {
   return s.block_q >= 1 && s.block_kv >= 1 && s.q_blocks == (q_seq + s.block_q - 1) / s.block_q &&
@@ -131,10 +139,11 @@ inline BwdPlan plan_backward(const AttentionParams& p, const DeviceCaps& caps, F
   const ScheduleView& s = p.dkv_sched;
   plan.dkv_tiles_per_block = (s.block_kv + plan.dkv_keys - 1) / plan.dkv_keys;
   plan.dkv_grid_x = static_cast<int64_t>(s.kv_blocks) * plan.dkv_tiles_per_block * p.kv_heads;
-  plan.di_grid_x = (p.heads * p.q_seq + 127) / 128;
-  plan.cast_grid_x = (p.heads * p.q_seq * p.head_dim + 127) / 128;
-  if (std::max({plan.dq_grid_x, plan.dkv_grid_x, plan.di_grid_x, plan.cast_grid_x}) > kInt32Max) {
-    return fail("the backward grid exceeds 2^31 - 1 blocks", true);
+  plan.di_grid_x = elementwise_blocks(p.heads * p.q_seq);
+  plan.cast_grid_x = elementwise_blocks(p.heads * p.q_seq * p.head_dim);
+  const int64_t grid_limit = max_grid_x(caps, 128);  // every backward kernel runs 128 threads
+  if (std::max(plan.dq_grid_x, plan.dkv_grid_x) > grid_limit) {
+    return fail("the backward grid exceeds " + std::to_string(grid_limit) + " blocks", true);
   }
   plan.segment_skip = p.segment_ids_q != nullptr && p.segment_ids_kv != nullptr && p.mask_value <= kSkipSafeMaskValue;
   return plan;

@@ -96,27 +96,31 @@ __device__ __forceinline__ void grad_element(float s, float dp, float lse, float
 
 // ---- di = rowsum(out * dout) ---------------------------------------------------------------------
 
+// Element-wise kernels (di, the dq cast) loop over their items with a grid stride: their grid is
+// capped (bwd_plan.h: elementwise_blocks), as HIP's dispatch holds gridDim.x * blockDim.x in 32 bits.
+__device__ __forceinline__ int64_t grid_stride() { return static_cast<int64_t>(gridDim.x) * kThreads; }
+
 template <class T>
 __global__ void __launch_bounds__(kThreads) bwd_di_kernel(const BwdKernelParams bp) {
   const FwdKernelParams& p = bp.s;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   const int64_t rows = static_cast<int64_t>(p.heads) * p.q_seq;
-  if (row >= rows) return;
   const int b = static_cast<int>(blockIdx.y) + p.batch_offset;
-  const int h = static_cast<int>(row / p.q_seq);
-  const int i = static_cast<int>(row - static_cast<int64_t>(h) * p.q_seq);
-  const int64_t o = b * p.o_batch_stride + h * p.o_head_stride + i * p.o_seq_stride;
-  const int64_t g = b * bp.do_batch_stride + h * bp.do_head_stride + i * bp.do_seq_stride;
-  float acc = 0.f;
-  for (int c = 0; c < p.head_dim_v; c += 4) {
-    const float4 a = load4<T>(p.out, o + c);
-    const float4 d = load4<T>(bp.dout, g + c);
-    acc = fmaf(a.x, d.x, acc);
-    acc = fmaf(a.y, d.y, acc);
-    acc = fmaf(a.z, d.z, acc);
-    acc = fmaf(a.w, d.w, acc);
+  for (int64_t row = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; row < rows; row += grid_stride()) {
+    const int h = static_cast<int>(row / p.q_seq);
+    const int i = static_cast<int>(row - static_cast<int64_t>(h) * p.q_seq);
+    const int64_t o = b * p.o_batch_stride + h * p.o_head_stride + i * p.o_seq_stride;
+    const int64_t g = b * bp.do_batch_stride + h * bp.do_head_stride + i * bp.do_seq_stride;
+    float acc = 0.f;
+    for (int c = 0; c < p.head_dim_v; c += 4) {
+      const float4 a = load4<T>(p.out, o + c);
+      const float4 d = load4<T>(bp.dout, g + c);
+      acc = fmaf(a.x, d.x, acc);
+      acc = fmaf(a.y, d.y, acc);
+      acc = fmaf(a.z, d.z, acc);
+      acc = fmaf(a.w, d.w, acc);
+    }
+    bp.di[(static_cast<int64_t>(b) * p.heads + h) * p.q_seq + i] = acc;
   }
-  bp.di[(static_cast<int64_t>(b) * p.heads + h) * p.q_seq + i] = acc;
 }
 
 // ---- dq pass -------------------------------------------------------------------------------------
@@ -461,15 +465,15 @@ template <class T>
 __global__ void __launch_bounds__(kThreads) bwd_dq_cast_kernel(const BwdKernelParams bp) {
   const FwdKernelParams& p = bp.s;
   const int64_t per_batch = static_cast<int64_t>(p.heads) * p.q_seq * p.head_dim;
-  const int64_t idx = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
-  if (idx >= per_batch) return;
   const int b = static_cast<int>(blockIdx.y) + p.batch_offset;
-  const int64_t row = idx / p.head_dim;
-  const int c = static_cast<int>(idx - row * p.head_dim);
-  const int h = static_cast<int>(row / p.q_seq);
-  const int i = static_cast<int>(row - static_cast<int64_t>(h) * p.q_seq);
-  store1<T>(bp.dq, b * bp.dq_batch_stride + h * bp.dq_head_stride + static_cast<int64_t>(i) * bp.dq_seq_stride + c,
-            bp.dq_acc[b * per_batch + idx]);
+  for (int64_t idx = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; idx < per_batch; idx += grid_stride()) {
+    const int64_t row = idx / p.head_dim;
+    const int c = static_cast<int>(idx - row * p.head_dim);
+    const int h = static_cast<int>(row / p.q_seq);
+    const int i = static_cast<int>(row - static_cast<int64_t>(h) * p.q_seq);
+    store1<T>(bp.dq, b * bp.dq_batch_stride + h * bp.dq_head_stride + static_cast<int64_t>(i) * bp.dq_seq_stride + c,
+              bp.dq_acc[b * per_batch + idx]);
+  }
 }
 
 }  // namespace bwd

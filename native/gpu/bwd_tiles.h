@@ -48,11 +48,13 @@ SPLASH_HOST_DEVICE constexpr bool bwd_mma_dkv_in_two(int d) { return d > 128; }
 SPLASH_HOST_DEVICE constexpr int64_t bwd_mma_dq_smem_bytes(int d) {
   return 2LL * mma_row_stride(d) * (2 * kBwdMmaDqRows + 4 * bwd_mma_dq_keys(d));
 }
-// K, V and two Q / dO buffers (16-bit); fused: the dS^T tile (16-bit); then lse and di, two buffers.
-// At most 99 KiB (sm_86/89's opt-in limit) for every head dim, split or fused.
+// K, V and two Q / dO buffers (16-bit); fused: the dS^T tile (16-bit); then lse and di, two buffers;
+// fused: one f32 per warp (the factor its rows of dS^T were stored with). At most 99 KiB (sm_86/89's
+// opt-in limit) for every head dim, split or fused.
 SPLASH_HOST_DEVICE constexpr int64_t bwd_mma_dkv_smem_bytes(int d, bool fused) {
   return 2LL * mma_row_stride(d) * (2 * kBwdMmaDkvKeys + 4 * bwd_mma_dkv_rows(d)) +
-         (fused ? 2LL * kBwdMmaDkvKeys * mma_row_stride(bwd_mma_dkv_rows(d)) : 0) + 4LL * 4 * bwd_mma_dkv_rows(d);
+         (fused ? 2LL * kBwdMmaDkvKeys * mma_row_stride(bwd_mma_dkv_rows(d)) : 0) + 4LL * 4 * bwd_mma_dkv_rows(d) +
+         (fused ? 4LL * (kBwdMmaDkvKeys / 16) : 0);
 }
 
 }  // namespace gpu

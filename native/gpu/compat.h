@@ -32,12 +32,12 @@ constexpr gpuError_t gpuErrorInvalidValue = hipErrorInvalidValue;
 constexpr const char* kRuntimeName = "HIP";
 constexpr const char* kApiPrefix = "hip";  // for messages: hipGetDeviceCount, ...
 
-// The targets (gfx90a, gfx940: CDNA) run 64-wide wavefronts only.
+// The kernels are written for the 64-wide wavefronts of the CDNA targets (gfx90a, gfx942, gfx950).
+// launch.cu checks each device's warpSize when it is first used and refuses any other width (a wave32
+// RDNA GPU built for through SPLASH_HIP_ARCHS); the compile-time wavefront-size macro is deprecated
+// since ROCm 6.4.
 constexpr int kWarpSize = 64;
 using LaneMask = uint64_t;
-#if defined(__AMDGCN_WAVEFRONT_SIZE)
-static_assert(__AMDGCN_WAVEFRONT_SIZE == kWarpSize, "compat.h assumes wave64 targets");
-#endif
 
 #elif defined(SPLASH_GPU_EMULATE)
 
@@ -81,6 +81,8 @@ constexpr LaneMask kFullLaneMask = ~LaneMask{0};
 #define gpuGetDevice hipGetDevice
 #define gpuMalloc hipMalloc
 #define gpuFree hipFree
+#define gpuMallocAsync hipMallocAsync
+#define gpuFreeAsync hipFreeAsync
 #define gpuMemcpy hipMemcpy
 #define gpuMemcpyAsync hipMemcpyAsync
 #define gpuMemset hipMemset
@@ -92,6 +94,7 @@ constexpr LaneMask kFullLaneMask = ~LaneMask{0};
 #define gpuStreamCreateWithFlags hipStreamCreateWithFlags
 #define gpuStreamNonBlocking hipStreamNonBlocking
 #define gpuDeviceGetAttribute hipDeviceGetAttribute
+#define gpuDevAttrMemoryPoolsSupported hipDeviceAttributeMemoryPoolsSupported
 #define gpuMemGetInfo hipMemGetInfo
 #define gpuStreamDestroy hipStreamDestroy
 #define gpuStreamSynchronize hipStreamSynchronize
@@ -115,6 +118,8 @@ constexpr LaneMask kFullLaneMask = ~LaneMask{0};
 #define gpuGetDevice cudaGetDevice
 #define gpuMalloc cudaMalloc
 #define gpuFree cudaFree
+#define gpuMallocAsync cudaMallocAsync
+#define gpuFreeAsync cudaFreeAsync
 #define gpuMemcpy cudaMemcpy
 #define gpuMemcpyAsync cudaMemcpyAsync
 #define gpuMemset cudaMemset
@@ -126,6 +131,7 @@ constexpr LaneMask kFullLaneMask = ~LaneMask{0};
 #define gpuStreamCreateWithFlags cudaStreamCreateWithFlags
 #define gpuStreamNonBlocking cudaStreamNonBlocking
 #define gpuDeviceGetAttribute cudaDeviceGetAttribute
+#define gpuDevAttrMemoryPoolsSupported cudaDevAttrMemoryPoolsSupported
 #define gpuMemGetInfo cudaMemGetInfo
 #define gpuStreamDestroy cudaStreamDestroy
 #define gpuStreamSynchronize cudaStreamSynchronize

@@ -10,9 +10,12 @@ namespace splash {
 
 namespace {
 
-void append_error(std::string& errors, const std::string& message) {
+// Records a failed runtime call and clears the thread's last-error slot it set, so that the first
+// kernel launch checked later on this thread does not report this stale failure.
+void append_error(std::string& errors, const std::string& call, gpu::gpuError_t status) {
   if (!errors.empty()) errors += "; ";
-  errors += message;
+  errors += gpu::error_message(call, status);
+  (void)gpuGetLastError();  // returns `status` again: already recorded
 }
 
 std::string compute_capability(const gpu::gpuDeviceProp& prop) {
@@ -34,17 +37,14 @@ GpuQuery query_gpu_devices() {
 #endif
 
   gpu::gpuError_t status = gpuRuntimeGetVersion(&q.runtime_version);
-  if (status != gpu::gpuSuccess) append_error(q.error, gpu::error_message("RuntimeGetVersion", status));
+  if (status != gpu::gpuSuccess) append_error(q.error, "RuntimeGetVersion", status);
   status = gpuDriverGetVersion(&q.driver_version);
-  if (status != gpu::gpuSuccess) append_error(q.error, gpu::error_message("DriverGetVersion", status));
+  if (status != gpu::gpuSuccess) append_error(q.error, "DriverGetVersion", status);
 
   int count = 0;
   status = gpuGetDeviceCount(&count);
   if (status != gpu::gpuSuccess) {
-    append_error(q.error, gpu::error_message("GetDeviceCount", status));
-    // The failed call also set the runtime's last-error slot; clear it so the first kernel launch
-    // checked later does not report this stale failure. Its return value is that same status.
-    (void)gpuGetLastError();
+    append_error(q.error, "GetDeviceCount", status);
     return q;
   }
 
@@ -52,7 +52,7 @@ GpuQuery query_gpu_devices() {
     gpu::gpuDeviceProp prop{};
     status = gpuGetDeviceProperties(&prop, i);
     if (status != gpu::gpuSuccess) {
-      append_error(q.error, gpu::error_message("GetDeviceProperties(" + std::to_string(i) + ")", status));
+      append_error(q.error, "GetDeviceProperties(" + std::to_string(i) + ")", status);
       continue;
     }
     GpuDeviceInfo d{};

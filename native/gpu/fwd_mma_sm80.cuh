@@ -225,7 +225,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
           alpha[mt][hf] = softmax_rescale(m[mt][hf], m_new);
           rescale = rescale || alpha[mt][hf] != 1.f;
           m[mt][hf] = m_new;
-          const float off = exp2_offset(m_new);
+          const float off = softmax_offset(m_new);
           float sum = 0.f;
 #pragma unroll
           for (int j = 0; j < NT; ++j) {

@@ -195,7 +195,7 @@ __global__ void __launch_bounds__(kSimtThreads) fwd_simt_kernel(const FwdKernelP
       const float m_new = fmaxf(m[i], mx);
       const float alpha = softmax_rescale(m[i], m_new);
       m[i] = m_new;
-      const float off = exp2_offset(m_new);
+      const float off = softmax_offset(m_new);
       l[i] *= alpha;
 #pragma unroll
       for (int jj = 0; jj < OJ; ++jj) {

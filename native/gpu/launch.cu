@@ -1,7 +1,13 @@
 // The GPU backend's runtime layer (gpu_api.h) for CUDA and HIP: one stream per device, device memory,
 // schedule upload, and the forward launch (plan, then the kernel the plan picked). Every runtime call
-// is checked and its failure returned as a Status carrying the runtime's own message; nothing here
-// throws across the API or aborts.
+// is checked and its failure returned as a Status carrying the runtime's own message (which also
+// clears the thread's last-error slot, so no later launch check reports it); nothing here throws
+// across the API or aborts.
+//
+// Device memory is stream-ordered where the device supports memory pools (every CUDA GPU this build
+// targets; ROCm's allocator reports it per device): allocations and frees are queued on the device's
+// stream, so freeing (DeviceTensor.dispose(), a garbage-collected buffer, a call's temporaries)
+// returns at once instead of waiting, as cudaFree / hipFree do, for every kernel queued on the device.
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -39,7 +45,20 @@ struct DeviceState {
   gpuStream_t stream = nullptr;
   DeviceCaps caps{};
   std::string description;
+  bool stream_ordered_memory = false;  // gpuMallocAsync / gpuFreeAsync on `stream`
 };
+
+// Whether `device` has the stream-ordered allocator. A failed query counts as "no" (plain
+// malloc / free still work); its status is cleared so that no later check sees it.
+bool memory_pools_supported(int device) {
+  int supported = 0;
+  const gpuError_t e = gpuDeviceGetAttribute(&supported, gpuDevAttrMemoryPoolsSupported, device);
+  if (e != gpuSuccess) {
+    (void)gpuGetLastError();
+    return false;
+  }
+  return supported != 0;
+}
 
 std::mutex g_devices_mutex;
 std::map<int, std::unique_ptr<DeviceState>> g_devices;
@@ -63,6 +82,11 @@ Status use_device(int device, DeviceState** out) {
     gpuDeviceProp prop{};
     SPLASH_GPU_CHECK("GetDeviceProperties", gpuGetDeviceProperties(&prop, device));
 #ifdef SPLASH_GPU_HIP
+    if (prop.warpSize != kWarpSize) {
+      return Status::Error(std::string(prop.name) + " (" + prop.gcnArchName + ") runs " +
+                           std::to_string(prop.warpSize) + "-wide wavefronts; this build's HIP kernels need " +
+                           std::to_string(kWarpSize));
+    }
     state->caps.hip = true;
     state->caps.cc_major = 0;
     state->caps.cc_minor = 0;
@@ -79,6 +103,7 @@ Status use_device(int device, DeviceState** out) {
 #endif
     state->caps.multiprocessors = prop.multiProcessorCount;
     state->caps.max_grid_y = prop.maxGridSize[1];
+    state->stream_ordered_memory = memory_pools_supported(device);
     SPLASH_GPU_CHECK("StreamCreateWithFlags", gpuStreamCreateWithFlags(&state->stream, gpuStreamNonBlocking));
     slot = std::move(state);
   }
@@ -159,6 +184,55 @@ struct DeviceScratch {
   ~DeviceScratch() { (void)device_free(device, ptr); }
 };
 
+// Events around a call's launches, when timing was asked for. Every event call is checked; events
+// made are destroyed when the timer goes, and a failure there only clears the thread's last error
+// (the call's results are complete by then).
+class EventTimer {
+ public:
+  EventTimer() = default;
+  EventTimer(const EventTimer&) = delete;
+  EventTimer& operator=(const EventTimer&) = delete;
+  ~EventTimer() {
+    for (gpuEvent_t e : {start_, stop_}) {
+      if (e != nullptr && gpuEventDestroy(e) != gpuSuccess) (void)gpuGetLastError();
+    }
+  }
+
+  // Creates both events and records the first on `stream`.
+  Status start(gpuStream_t stream) {
+    SPLASH_GPU_CHECK("EventCreate", gpuEventCreate(&start_));
+    SPLASH_GPU_CHECK("EventCreate", gpuEventCreate(&stop_));
+    SPLASH_GPU_CHECK("EventRecord", gpuEventRecord(start_, stream));
+    return Status::Ok();
+  }
+  Status stop(gpuStream_t stream) {
+    SPLASH_GPU_CHECK("EventRecord", gpuEventRecord(stop_, stream));
+    return Status::Ok();
+  }
+  // Milliseconds between the two records; the stream must have passed the second.
+  Status elapsed(float* ms) {
+    SPLASH_GPU_CHECK("EventElapsedTime", gpuEventElapsedTime(ms, start_, stop_));
+    return Status::Ok();
+  }
+
+ private:
+  gpuEvent_t start_ = nullptr;
+  gpuEvent_t stop_ = nullptr;
+};
+
+// The first failure of a call's launches, stream synchronisation and timing, in that order of
+// precedence; the stream is always synchronised first, so nothing of the call is still running.
+Status finish_call(gpuStream_t stream, gpuError_t launch_status, const char* failed_launch, const char* sync_what,
+                   EventTimer* timer, float* ms) {
+  Status timing = Status::Ok();
+  if (timer != nullptr && launch_status == gpuSuccess) timing = timer->stop(stream);
+  const gpuError_t sync_status = gpuStreamSynchronize(stream);
+  if (launch_status != gpuSuccess) return runtime_error(failed_launch, launch_status);
+  if (sync_status != gpuSuccess) return runtime_error(sync_what, sync_status);
+  if (!timing.ok()) return timing;
+  return timer != nullptr ? timer->elapsed(ms) : Status::Ok();
+}
+
 FwdPath env_force() {
   const char* v = std::getenv("SPLASH_GPU_PATH");
   if (v == nullptr) return FwdPath::None;
@@ -215,16 +289,27 @@ Status device_alloc(int device, size_t bytes, void** ptr) {
   DeviceState* st = nullptr;
   Status s = use_device(device, &st);
   if (!s.ok()) return s;
-  SPLASH_GPU_CHECK("Malloc", gpuMalloc(ptr, bytes == 0 ? 1 : bytes));
+  if (st->stream_ordered_memory) {
+    SPLASH_GPU_CHECK("MallocAsync", gpuMallocAsync(ptr, bytes == 0 ? 1 : bytes, st->stream));
+  } else {
+    SPLASH_GPU_CHECK("Malloc", gpuMalloc(ptr, bytes == 0 ? 1 : bytes));
+  }
   return Status::Ok();
 }
 
+// Queued behind everything already on the device's stream, so it returns at once and the memory is
+// released only after the work that may still use it. (Without memory pools: a plain free, which
+// waits for the device.)
 Status device_free(int device, void* ptr) {
   if (ptr == nullptr) return Status::Ok();
   DeviceState* st = nullptr;
   Status s = use_device(device, &st);
   if (!s.ok()) return s;
-  SPLASH_GPU_CHECK("Free", gpuFree(ptr));
+  if (st->stream_ordered_memory) {
+    SPLASH_GPU_CHECK("FreeAsync", gpuFreeAsync(ptr, st->stream));
+  } else {
+    SPLASH_GPU_CHECK("Free", gpuFree(ptr));
+  }
   return Status::Ok();
 }
 
@@ -348,8 +433,10 @@ Status forward(const AttentionParams& p_in, const DeviceSchedule& schedule_in, F
   s = schedule.work(p.q_seq, plan.tile_m, plan.tiles_per_qblock, &work, &num_work);
   if (!s.ok()) return s;
   const int64_t grid_x = static_cast<int64_t>(num_work) * p.heads;
-  if (grid_x > 0x7fffffffLL) {
-    return Status::Range("q tiles x heads = " + std::to_string(grid_x) + " exceeds the grid limit 2^31 - 1");
+  const int64_t grid_limit = max_grid_x(st->caps, plan.threads);
+  if (grid_x > grid_limit) {
+    return Status::Range("q tiles x heads = " + std::to_string(grid_x) + " exceeds the grid limit " +
+                         std::to_string(grid_limit));
   }
 
   FwdKernelParams kp = make_fwd_kernel_params(p, plan, work, num_work);
@@ -377,15 +464,10 @@ Status forward(const AttentionParams& p_in, const DeviceSchedule& schedule_in, F
     kp.kv_block_seg = reinterpret_cast<const int32_t*>(base + off_rg);
   }
 
-  gpuEvent_t start = nullptr, stop = nullptr;
+  EventTimer timer;
   if (time_kernel) {
-    SPLASH_GPU_CHECK("EventCreate", gpuEventCreate(&start));
-    gpuError_t e = gpuEventCreate(&stop);
-    if (e != gpuSuccess) {
-      (void)gpuEventDestroy(start);
-      return runtime_error("EventCreate", e);
-    }
-    (void)gpuEventRecord(start, st->stream);
+    s = timer.start(st->stream);
+    if (!s.ok()) return s;
   }
   // Batches go in chunks of the grid's y limit.
   const int64_t chunk = st->caps.max_grid_y > 0 ? st->caps.max_grid_y : 65535;
@@ -395,16 +477,10 @@ Status forward(const AttentionParams& p_in, const DeviceSchedule& schedule_in, F
     const dim3 grid(static_cast<unsigned>(grid_x), static_cast<unsigned>(std::min<int64_t>(chunk, p.batch - b0)), 1);
     launch_status = launch(plan, p.q.dtype, static_cast<int>(p.head_dim), kp, grid, st->stream);
   }
-  if (time_kernel) (void)gpuEventRecord(stop, st->stream);
-  const gpuError_t sync_status = gpuStreamSynchronize(st->stream);
   float ms = 0.f;
-  if (time_kernel) {
-    if (launch_status == gpuSuccess && sync_status == gpuSuccess) (void)gpuEventElapsedTime(&ms, start, stop);
-    (void)gpuEventDestroy(start);
-    (void)gpuEventDestroy(stop);
-  }
-  if (launch_status != gpuSuccess) return runtime_error("LaunchKernel(splash forward)", launch_status);
-  if (sync_status != gpuSuccess) return runtime_error("StreamSynchronize(splash forward)", sync_status);
+  s = finish_call(st->stream, launch_status, "LaunchKernel(splash forward)", "StreamSynchronize(splash forward)",
+                  time_kernel ? &timer : nullptr, &ms);
+  if (!s.ok()) return s;
 
   if (info != nullptr) {
     info->path = path_name(plan.path);
@@ -503,15 +579,10 @@ Status backward(const AttentionParams& p_in, const DeviceSchedule* dq_schedule, 
     dq_bp.s.num_work = n_dq_work;
   }
 
-  gpuEvent_t start = nullptr, stop = nullptr;
+  EventTimer timer;
   if (time_kernel) {
-    SPLASH_GPU_CHECK("EventCreate", gpuEventCreate(&start));
-    gpuError_t e = gpuEventCreate(&stop);
-    if (e != gpuSuccess) {
-      (void)gpuEventDestroy(start);
-      return runtime_error("EventCreate", e);
-    }
-    (void)gpuEventRecord(start, st->stream);
+    s = timer.start(st->stream);
+    if (!s.ok()) return s;
   }
   gpuError_t launch_status = gpuSuccess;
   const char* failed_step = "";
@@ -538,16 +609,10 @@ Status backward(const AttentionParams& p_in, const DeviceSchedule* dq_schedule, 
       run(BwdStep::kDkv, dkv_bp, n_dkv_work * p.kv_heads, b0, "LaunchKernel(splash backward dk/dv)");
     }
   }
-  if (time_kernel) (void)gpuEventRecord(stop, st->stream);
-  const gpuError_t sync_status = gpuStreamSynchronize(st->stream);
   float ms = 0.f;
-  if (time_kernel) {
-    if (launch_status == gpuSuccess && sync_status == gpuSuccess) (void)gpuEventElapsedTime(&ms, start, stop);
-    (void)gpuEventDestroy(start);
-    (void)gpuEventDestroy(stop);
-  }
-  if (launch_status != gpuSuccess) return runtime_error(failed_step, launch_status);
-  if (sync_status != gpuSuccess) return runtime_error("StreamSynchronize(splash backward)", sync_status);
+  s = finish_call(st->stream, launch_status, failed_step, "StreamSynchronize(splash backward)",
+                  time_kernel ? &timer : nullptr, &ms);
+  if (!s.ok()) return s;
   if (info != nullptr) {
     info->path = path_name(plan.path);
     info->bucket = plan.bucket;

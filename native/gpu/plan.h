@@ -107,6 +107,14 @@ struct FwdPlan {
   bool segment_skip = false;     // skip kv blocks whose segment-id range misses the tile's
 };
 
+// The most blocks a launch's grid may have along x for blocks of `threads` threads: 2^31 - 1, and on
+// HIP also gridDim.x * blockDim.x < 2^32 (the AMD dispatch packet holds the grid size in work-items
+// in 32 bits).
+inline int64_t max_grid_x(const DeviceCaps& caps, int threads) {
+  const int64_t limit = std::numeric_limits<int32_t>::max();
+  return caps.hip ? std::min<int64_t>(limit, std::numeric_limits<uint32_t>::max() / threads) : limit;
+}
+
 // A mask value this negative makes every masked logit contribute exactly 0 to an f32 softmax of a
 // row that has an allowed key (exp underflows), so skipping a block that holds only masked logits
 // cannot change any result. Splash's default (-0.7 * FLT_MAX) qualifies.

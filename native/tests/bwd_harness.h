@@ -91,7 +91,7 @@ BwdInputs make_bwd_inputs(const Case& c, const Inputs& in, const HostSchedule& f
   std::mt19937 rng(seed);
   std::normal_distribution<float> n(0.f, 1.f);
   r.dout.init(c.dtype, static_cast<size_t>(c.batch * c.heads * c.q_seq * c.dv));
-  for (size_t i = 0; i < r.dout.count; ++i) r.dout.set(i, n(rng));
+  for (size_t i = 0; i < r.dout.count; ++i) r.dout.set(i, n(rng) * c.dout_scale);
   return r;
 }
 

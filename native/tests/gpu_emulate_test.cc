@@ -298,6 +298,121 @@ std::string emulate_backward(const Case& c, const Inputs& in, const BwdInputs& b
   return "";
 }
 
+// ---- launch limits ------------------------------------------------------------------------------------------
+
+// Backward plans of calls far too large to emulate (only their sizes are read): the element-wise
+// kernels' grids stay capped, and on HIP a grid whose blocks x threads reach 2^32 is a RangeError.
+int check_grid_limits() {
+  auto plan_of = [](bool hip, int64_t heads, int64_t seq, int64_t d) {
+    AttentionParams p{};
+    p.batch = 1;
+    p.heads = p.kv_heads = heads;
+    p.q_seq = p.kv_seq = seq;
+    p.head_dim = p.head_dim_v = d;
+    p.fused_bwd = 1;
+    p.mask_value = -1e30f;
+    void* const fake = reinterpret_cast<void*>(uintptr_t{1} << 20);  // never dereferenced by planning
+    for (splash::TensorRef* t : {&p.q, &p.k, &p.v, &p.out, &p.dout, &p.dq, &p.dk, &p.dv}) {
+      contiguous(t, DType::F16, heads, seq, d);
+      t->ptr = fake;
+    }
+    p.lse.ptr = fake;
+    ScheduleView sv{};
+    sv.heads = 1;
+    sv.block_q = sv.block_kv = 128;
+    sv.q_blocks = sv.kv_blocks = static_cast<int32_t>((seq + 127) / 128);
+    sv.rows_per_schedule = sv.kv_blocks;
+    sv.is_dkv = 1;
+    p.dkv_sched = sv;
+    g::DeviceCaps caps{};
+    caps.hip = hip;
+    caps.cc_major = hip ? 0 : 9;
+    caps.max_smem_per_block = hip ? 64 * 1024 : 227 * 1024;
+    caps.multiprocessors = hip ? 304 : 132;
+    caps.max_grid_y = 65535;
+    return g::plan_backward(p, caps, g::FwdPath::Simt);
+  };
+  int failed = 0;
+  auto expect = [&failed](bool ok, const std::string& what) {
+    std::printf("%-88s %s\n", what.c_str(), ok ? "PASS" : "FAIL");
+    if (!ok) ++failed;
+  };
+  constexpr int64_t kThreads32 = int64_t{1} << 32;
+  // H 64, S 262144, D 256: 2^32 dq elements, which an uncapped one-per-thread cast grid would need.
+  const g::BwdPlan big = plan_of(true, 64, 262144, 256);
+  expect(big.error.empty(), "HIP plan of H 64, S 262144, D 256 (2^32 dq elements) is accepted" +
+                                (big.error.empty() ? std::string() : ": " + big.error));
+  expect(big.cast_grid_x * 128 < kThreads32 && big.di_grid_x * 128 < kThreads32 && big.cast_grid_x >= 1,
+         "its dq cast and di grids: " + std::to_string(big.cast_grid_x) + " and " + std::to_string(big.di_grid_x) +
+             " blocks of 128, under 2^32 threads");
+  // H 512, S 2^23, D 32: 2^26 q tiles x heads of the SIMT dq kernel: 2^33 threads.
+  const g::BwdPlan hip_wide = plan_of(true, 512, int64_t{1} << 23, 32);
+  expect(hip_wide.range_error && hip_wide.error.find("grid exceeds") != std::string::npos,
+         "HIP: a 2^26-block backward grid is a RangeError (" + hip_wide.error + ")");
+  const g::BwdPlan cuda_wide = plan_of(false, 512, int64_t{1} << 23, 32);
+  expect(cuda_wide.error.empty(), "CUDA: the same grid is accepted" + (cuda_wide.error.empty() ? std::string() : ": " + cuda_wide.error));
+  return failed;
+}
+
+// di and the dq cast launched with fewer blocks than their items need (1 and 3 instead of the plan's):
+// the grid-stride loops must still write every item, with the same bits.
+int check_elementwise_grids() {
+  Case c = make_case("grid stride", DType::F16, 64, 300, causal_mask());
+  c.batch = 2;
+  c.heads = 3;
+  c.kv_heads = 1;
+  const HostSchedule s = build_schedule(c.masks, c.q_seq, c.kv_seq, c.block_q, c.block_kv);
+  const Inputs in = make_inputs(c, 41);
+  const BwdInputs bi = make_bwd_inputs(c, in, s, 42);
+  Grads grads;
+  grads.init(c);
+  AttentionParams p = make_bwd_params(c, in, bi, &grads, true);
+  const DkvSchedule dkv(s);
+  p.dkv_sched = dkv.view();
+  g::DeviceCaps caps{};
+  caps.hip = true;
+  caps.max_smem_per_block = 64 * 1024;
+  caps.max_grid_y = 65535;
+  const g::BwdPlan plan = g::plan_backward(p, caps, g::FwdPath::Simt);
+  if (!plan.error.empty()) {
+    std::printf("element-wise grids: %s FAIL\n", plan.error.c_str());
+    return 1;
+  }
+  g::BwdKernelParams bp = g::make_bwd_kernel_params(p, plan, p.dkv_sched, true);
+  const size_t rows = static_cast<size_t>(c.batch * c.heads * c.q_seq);
+  std::vector<float> di(rows), acc(grads.dq.count);
+  for (size_t i = 0; i < acc.size(); ++i) acc[i] = std::sin(static_cast<float>(i)) * 3.f;
+  bp.di = di.data();
+  bp.dq_acc = acc.data();
+  std::vector<float> want_di;
+  std::vector<uint8_t> want_dq;
+  int failed = 0;
+  for (const int64_t blocks : {int64_t{0}, int64_t{1}, int64_t{3}}) {  // 0: the plan's grids
+    std::fill(di.begin(), di.end(), std::numeric_limits<float>::quiet_NaN());
+    grads.poison();
+    const unsigned di_blocks = static_cast<unsigned>(blocks > 0 ? blocks : plan.di_grid_x);
+    const unsigned cast_blocks = static_cast<unsigned>(blocks > 0 ? blocks : plan.cast_grid_x);
+    g::emu::launch(dim3(di_blocks, static_cast<unsigned>(c.batch), 1), g::bwd::kThreads, 0,
+                   [&]() { g::bwd::bwd_di_kernel<g::F16>(bp); });
+    g::emu::launch(dim3(cast_blocks, static_cast<unsigned>(c.batch), 1), g::bwd::kThreads, 0,
+                   [&]() { g::bwd::bwd_dq_cast_kernel<g::F16>(bp); });
+    if (want_di.empty()) {
+      want_di = di;
+      want_dq = grads.dq.bytes;
+    }
+    bool ok = std::memcmp(di.data(), want_di.data(), rows * sizeof(float)) == 0 && grads.dq.bytes == want_dq;
+    for (size_t i = 0; i < rows && ok; ++i) ok = !std::isnan(di[i]);
+    for (size_t i = 0; i < grads.dq.count && ok; ++i) ok = grads.dq.get(i) == f16_to_f32(f32_to_f16(acc[i]));
+    std::printf("%-88s %s\n",
+                ("di and dq cast with " + std::to_string(di_blocks) + " and " + std::to_string(cast_blocks) +
+                 " block(s) per batch entry" + (blocks > 0 ? "" : " (the plan's)"))
+                    .c_str(),
+                ok ? "PASS" : "FAIL");
+    if (!ok) ++failed;
+  }
+  return failed;
+}
+
 std::vector<Case> bwd_grid(bool quick) {
   std::vector<Case> v;
   auto one = [](Case c) {
@@ -373,6 +488,28 @@ std::vector<Case> bwd_grid(bool quick) {
   c.mask_value = -3.f;
   c.block_q = c.block_kv = 32;
   v.push_back(c);
+  // Finite mask values below about -89 with rows whose first visited block is fully masked, on the
+  // tensor-core (bf16) and SIMT (f32, forced-SIMT f16) kernels.
+  for (const FiniteMaskValue& mv : kFiniteMaskValues) {
+    for (DType t : {DType::BF16, DType::F16, DType::F32}) {
+      c = one(make_case(std::string("maskValue ") + mv.label, t, 64, 96, local_mask(10, 0)));
+      c.mask_value = mv.value;
+      c.block_q = c.block_kv = 32;
+      if (t == DType::F16) c.path = g::ForcePath::kSimt;
+      v.push_back(c);
+    }
+  }
+  // f16 with a loss-scaled dout: dS = p (dp - di) reaches ~1e5, past f16's 65504, while dq, dk and dv
+  // stay in range (small q and k, two keys per row); tensor-core and SIMT kernels, d 64 and d 192.
+  for (int64_t d : {64, 192}) {
+    for (g::ForcePath path : {g::ForcePath::kAuto, g::ForcePath::kSimt}) {
+      c = one(make_case("f16 dout x8192", DType::F16, d, 96, local_mask(1, 0)));
+      c.q_scale = c.k_scale = 1.f / 16;
+      c.dout_scale = 8192.f;
+      c.path = path;
+      v.push_back(c);
+    }
+  }
   c = one(make_case("sq 40 skv 90", DType::F16, 64, 40, causal_mask(50)));
   c.kv_seq = 90;
   c.block_q = c.block_kv = 32;
@@ -546,6 +683,15 @@ std::vector<Case> grid(bool quick) {
     c = make_case("empty rows", t, 64, 300, causal_mask(-150));  // q-block 0 has no visited block
     c.heads = c.kv_heads = 1;
     add(c, path);
+    // Finite mask values below about -89: rows whose first visited block holds no allowed key (the
+    // window of local(10, 0) leaves kv-block 0 of q-block 1 fully masked for rows 42..63).
+    for (const FiniteMaskValue& mv : kFiniteMaskValues) {
+      c = make_case(std::string("maskValue ") + mv.label, t, 64, 96, local_mask(10, 0));
+      c.heads = c.kv_heads = 1;
+      c.block_q = c.block_kv = 32;
+      c.mask_value = mv.value;
+      add(c, path);
+    }
   }
   if (!quick) {
     Case c = make_case("causal 2 tiles", DType::BF16, 128, 400, causal_mask());
@@ -605,7 +751,12 @@ int main(int argc, char** argv) {
   const int bwd_total = static_cast<int>(bwd_grid(quick).size()) * 2;
   const int bwd_failed = run_backward(quick, use_ref);
   failed += bwd_failed;
-  std::printf("\n%zu passed, %d failed\n", cases.size() + static_cast<size_t>(bwd_total) - static_cast<size_t>(failed),
-              failed);
+  std::printf("\nlaunch limits\n");
+  constexpr int kLimitChecks = 4 + 3;  // check_grid_limits, check_elementwise_grids
+  const int limit_failed = check_grid_limits() + check_elementwise_grids();
+  std::printf("launch limits: %d passed, %d failed\n", kLimitChecks - limit_failed, limit_failed);
+  failed += limit_failed;
+  std::printf("\n%zu passed, %d failed\n",
+              cases.size() + static_cast<size_t>(bwd_total + kLimitChecks) - static_cast<size_t>(failed), failed);
   return failed == 0 ? 0 : 1;
 }

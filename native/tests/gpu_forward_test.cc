@@ -195,6 +195,24 @@ std::vector<Case> check_grid(bool quick) {
     c.dtype = DType::BF16;
     g.push_back(c);
   }
+  // finite mask values below about -89, with rows whose first visited block has no allowed key
+  // (local(10, 0) in blocks of 32)
+  for (const FiniteMaskValue& mv : kFiniteMaskValues) {
+    for (DType t : {DType::BF16, DType::F32}) {
+      Case c = make_case(std::string("maskValue ") + mv.label, t, 64, 640, local_mask(10, 0));
+      c.block_q = c.block_kv = 32;
+      c.mask_value = mv.value;
+      g.push_back(c);
+    }
+  }
+  // f16 with a loss-scaled dout: in the backward dS = p (dp - di) passes f16's 65504 while the
+  // gradients stay in range (small q and k, two keys per row)
+  for (int64_t d : {64, 192}) {
+    Case c = make_case("f16 dout x8192", DType::F16, d, 512, local_mask(1, 0));
+    c.q_scale = c.k_scale = 1.f / 16;
+    c.dout_scale = 8192.f;
+    g.push_back(c);
+  }
   // one schedule per head
   {
     Case c = make_case("multihead", DType::BF16, 128, 640, causal_mask());

@@ -284,8 +284,18 @@ struct Case {
   float mask_value = -0.7f * std::numeric_limits<float>::max();
   int docs = 0;                      // > 0: packed documents as segment ids
   bool orphan_rows = false;          // some query rows in a segment no key has (fully masked rows)
+  float q_scale = 1.f, k_scale = 1.f;  // factors on the seeded q and k
+  float dout_scale = 1.f;            // factor on the seeded dout (loss scaling)
   gpu::ForcePath path = gpu::ForcePath::kAuto;
 };
+
+// Finite mask values besides -3: small enough that exp(maskValue - m) underflows for every realistic
+// logit, and large enough (-1e9, -1e30) that maskValue * log2(e) is not exact in f32.
+struct FiniteMaskValue {
+  const char* label;
+  float value;
+};
+constexpr FiniteMaskValue kFiniteMaskValues[] = {{"-1e4", -1e4f}, {"-1e9", -1e9f}, {"-1e30", -1e30f}};
 
 Case make_case(const std::string& name, DType t, int64_t d, int64_t s, MaskSpec m) {
   Case c;
@@ -335,8 +345,8 @@ Inputs make_inputs(const Case& c, uint32_t seed) {
   in.q.init(c.dtype, static_cast<size_t>(c.batch * c.heads * c.q_seq * c.d));
   in.k.init(c.dtype, static_cast<size_t>(c.batch * c.kv_heads * c.kv_seq * c.d));
   in.v.init(c.dtype, static_cast<size_t>(c.batch * c.kv_heads * c.kv_seq * c.dv));
-  for (size_t i = 0; i < in.q.count; ++i) in.q.set(i, n(rng) * qscale * 2.f);
-  for (size_t i = 0; i < in.k.count; ++i) in.k.set(i, n(rng));
+  for (size_t i = 0; i < in.q.count; ++i) in.q.set(i, n(rng) * qscale * 2.f * c.q_scale);
+  for (size_t i = 0; i < in.k.count; ++i) in.k.set(i, n(rng) * c.k_scale);
   for (size_t i = 0; i < in.v.count; ++i) in.v.set(i, n(rng));
   make_segments(c, &in, seed + 17);
   return in;

@@ -2,6 +2,7 @@
 // checks on tensors, and one forward + backward run of a problem through a backend.
 
 import assert from 'node:assert/strict';
+import { appendFileSync } from 'node:fs';
 import {
   makeSplashMHA,
   makeSplashMQA,
@@ -38,10 +39,15 @@ export function relErr(actual: Float32Array, expected: Float32Array, what: strin
   return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
 }
 
+/** With SPLASH_TOL_LOG=file, every comparison appends { what, dtype, err, tol } to it (one JSON object a
+ *  line), so that tolerances can be set from the errors the suites really see. */
+const TOL_LOG = process.env.SPLASH_TOL_LOG;
+
 export function assertClose(actual: Tensor, expected: Tensor, tol: number, what: string): void {
   assert.deepEqual([...actual.shape], [...expected.shape], `${what}: shape`);
   assert.equal(actual.dtype, expected.dtype, `${what}: dtype`);
   const err = relErr(toFloat32(actual), toFloat32(expected), what);
+  if (TOL_LOG) appendFileSync(TOL_LOG, `${JSON.stringify({ what, dtype: actual.dtype, err, tol })}\n`);
   assert.ok(err <= tol, `${what}: relative-norm error ${err.toExponential(3)} > ${tol}`);
 }
 

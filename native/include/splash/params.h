@@ -75,6 +75,7 @@ struct AttentionParams {
   TensorRef lse;       // logsumexp, always F32, [batch, head, seq] (dim_stride unused)
   const int32_t* segment_ids_q;   // [batch * q_seq] batch-major, or null
   const int32_t* segment_ids_kv;  // [batch * kv_seq], or null
+  const float* sinks;             // [heads] sink logits (forward: in every row's denominator), or null
 
   // ---- sizes ----------------------------------------------------------------------------------
   int64_t batch;
@@ -88,6 +89,7 @@ struct AttentionParams {
   // ---- options --------------------------------------------------------------------------------
   float mask_value;    // logit written for masked positions inside visited blocks
   float soft_cap;      // logits = cap * tanh(logits / cap); 0 = none
+  float scale;         // logits = scale · q·k before the soft cap; 0 (unset) reads as 1, splash's own
   int32_t save_lse;    // forward also writes lse
 
   // ---- block sizes (what the schedules were cut with, plus the compute sub-tiles) -----------
@@ -107,6 +109,9 @@ struct AttentionParams {
   int32_t q_seq_shards;  // q-blocks are split along fwd.q_shard_bounds
   int32_t device;        // GPU ordinal for the GPU backends
 };
+
+// The logit scale a zero-initialised params block means: 1.
+inline float logit_scale(const AttentionParams& p) { return p.scale != 0.0f ? p.scale : 1.0f; }
 
 static_assert(std::is_trivial<AttentionParams>::value && std::is_standard_layout<AttentionParams>::value,
               "AttentionParams must stay a plain struct: it is copied by value into GPU kernels");
