@@ -32,11 +32,16 @@ export type ComputeDType = 'float32' | 'bfloat16';
 export interface SplashAttentionOptions {
   /** Packed documents: a query attends a key only when their ids are equal (and the mask allows it). */
   segmentIds?: SegmentIds;
+  /**
+   * Attention sinks: [H] float32, one logit per query head in every row's softmax denominator (no value).
+   * Differentiable like q, k and v. Kept float32 also with computeDtype 'bfloat16'.
+   */
+  sinks?: TF.Tensor;
   /** 'bfloat16' rounds q, k, v and the output's cotangent to bf16 for the kernel; results come back as float32. */
   computeDtype?: ComputeDType;
 }
 
-const OPTION_KEYS: readonly string[] = ['segmentIds', 'computeDtype'];
+const OPTION_KEYS: readonly string[] = ['segmentIds', 'sinks', 'computeDtype'];
 const COMPUTE_DTYPES: readonly string[] = ['float32', 'bfloat16'];
 
 function describe(x: unknown): string {
@@ -47,16 +52,19 @@ function describe(x: unknown): string {
   return `${typeof x} ${String(x)}`;
 }
 
-function checkOptions(opts: unknown): { segmentIds?: SegmentIds; computeDtype: ComputeDType } {
+interface CheckedOptions {
+  segmentIds?: SegmentIds;
+  sinks?: TF.Tensor;
+  computeDtype: ComputeDType;
+}
+
+function checkOptions(opts: unknown): CheckedOptions {
   if (opts === undefined) return { computeDtype: 'float32' };
   if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) {
     throw new TypeError(`opts: expected an object, got ${describe(opts)}`);
   }
   const o = opts as Record<string, unknown>;
   for (const key of Object.keys(o)) {
-    if (key === 'sinks') {
-      throw new TypeError(`opts.sinks: not supported yet (the kernels have no attention sinks), got ${describe(o.sinks)}`);
-    }
     if (!OPTION_KEYS.includes(key)) {
       throw new TypeError(`opts.${key}: unknown option (expected one of ${OPTION_KEYS.join(', ')})`);
     }
@@ -65,8 +73,12 @@ function checkOptions(opts: unknown): { segmentIds?: SegmentIds; computeDtype: C
   if (typeof computeDtype !== 'string' || !COMPUTE_DTYPES.includes(computeDtype)) {
     throw new TypeError(`opts.computeDtype: expected 'float32' or 'bfloat16', got ${describe(computeDtype)}`);
   }
-  // Segment ids are checked by the kernel, with the kernel's messages.
-  return { segmentIds: o.segmentIds as SegmentIds | undefined, computeDtype: computeDtype as ComputeDType };
+  // Segment ids and the sinks' shape are checked by the kernel, with the kernel's messages.
+  return {
+    segmentIds: o.segmentIds as SegmentIds | undefined,
+    sinks: o.sinks === undefined ? undefined : checkInput(o.sinks, 'opts.sinks'),
+    computeDtype: computeDtype as ComputeDType,
+  };
 }
 
 function checkInput(x: unknown, name: string): TF.Tensor {
@@ -86,12 +98,13 @@ function isResiduals(r: unknown): r is { out: Tensor; logsumexp: Tensor } {
 }
 
 /**
- * Splash attention as a TensorFlow.js op: out = softmax(mask(softcap(q·kᵀ)))·v, no 1/√d inside.
+ * Splash attention as a TensorFlow.js op: out = softmax(mask(softcap(scale · q·kᵀ)))·v with the kernel's
+ * mask and options (scale 1 unless the kernel sets it: no 1/√d inside), sinks joining each row's softmax.
  * q [B?, H, Sq, D], k and v [B?, Hkv, Skv, D|Dv] (MQA kernels: [B?, Skv, D|Dv]); float32 in and out.
  *
  * The kernel must come from makeSplashMHA / makeSplashMQA with { saveResiduals: true }: the forward's
  * output and logsumexp are kept for the backward (tf.customGrad), which never recomputes the forward.
- * Gradients flow to q, k and v. Argument errors are the kernel's own TypeError / RangeError.
+ * Gradients flow to q, k, v and opts.sinks. Argument errors are the kernel's own TypeError / RangeError.
  */
 export function splashAttention(
   kernel: SplashAttentionKernel,
@@ -103,8 +116,9 @@ export function splashAttention(
   if (!(kernel instanceof SplashAttentionKernel)) {
     throw new TypeError(`kernel: expected a SplashAttentionKernel (makeSplashMHA / makeSplashMQA), got ${describe(kernel)}`);
   }
-  const { segmentIds, computeDtype } = checkOptions(opts);
+  const { segmentIds, sinks, computeDtype } = checkOptions(opts);
   const inputs = [checkInput(q, 'q'), checkInput(k, 'k'), checkInput(v, 'v')];
+  if (sinks) inputs.push(sinks); // a fourth input of the op, so that tfjs asks for its gradient
 
   // tfjs values → kernel tensors. float32 reads the backend's values without a copy where it can
   // (the kernel never writes its inputs); bfloat16 rounds to nearest even.
@@ -117,7 +131,10 @@ export function splashAttention(
 
   const op = tf.customGrad((...args: (TF.Tensor | TF.GradSaveFunc)[]) => {
     const [qk, kk, vk] = (args.slice(0, 3) as TF.Tensor[]).map(toKernel);
-    const fwd: unknown = kernel.forwardSync(qk, kk, vk, segmentIds);
+    // Sinks are float32 in every compute dtype (the kernel's contract).
+    const sinkInput = sinks ? (args[3] as TF.Tensor) : undefined;
+    const sk = sinkInput ? tensor(sinkInput.dataSync() as Float32Array, sinkInput.shape, 'float32') : undefined;
+    const fwd: unknown = kernel.forwardSync(qk, kk, vk, segmentIds, sk ? { sinks: sk } : undefined);
     if (!isResiduals(fwd)) {
       throw new TypeError(
         'kernel: expected a kernel made with { saveResiduals: true } (the backward needs the forward\'s logsumexp), got one without',
@@ -126,9 +143,14 @@ export function splashAttention(
     // The residuals live in this closure, which tfjs's tape holds until the gradient has run.
     const gradFunc = (dy: TF.Tensor): TF.Tensor[] => {
       const g = kernel.backwardSync({
-        q: qk, k: kk, v: vk, segmentIds, out: fwd.out, logsumexp: fwd.logsumexp, dout: toKernel(dy),
+        q: qk, k: kk, v: vk, segmentIds, out: fwd.out, logsumexp: fwd.logsumexp, dout: toKernel(dy), sinks: sk,
       });
-      return [fromKernel(g.dq), fromKernel(g.dk), fromKernel(g.dv)];
+      const grads = [fromKernel(g.dq), fromKernel(g.dk), fromKernel(g.dv)];
+      if (sk) {
+        if (!g.dsinks) throw new Error('kernel: a backward with sinks returned no dsinks');
+        grads.push(fromKernel(g.dsinks));
+      }
+      return grads;
     };
     return { value: fromKernel(fwd.out), gradFunc };
   });

@@ -62,6 +62,7 @@ describe('package subpath splash-attention/tfjs', () => {
     const dts = readFileSync(path.join(root, 'dist', 'tfjs.d.ts'), 'utf8');
     assert.match(dts, /export declare function splashAttention\(/);
     assert.match(dts, /computeDtype\?: ComputeDType/);
+    assert.match(dts, /sinks\?: TF\.Tensor/);
   });
 
   it('the package root never loads TensorFlow.js, also after a kernel call', () => {

@@ -9,9 +9,9 @@ import '@tensorflow/tfjs-backend-cpu';
 
 import {
   CausalMask, ChunkedCausalMask, FullMask, LocalMask, makeSplashMHA, makeSplashMQA, MultiHeadMask, tensor, fromFloat32,
-  toFloat32, type Mask, type SegmentIds, type SplashAttentionKernel, type SplashOptions,
+  toFloat32, type Mask, type SegmentIds, type SplashAttentionKernel, type SplashOptions, type Tensor,
 } from '../lib/index';
-import { splashAttention, type SplashAttentionOptions } from '../lib/tfjs';
+import { splashAttention } from '../lib/tfjs';
 import { relErr } from './support/compare';
 
 const MASK_VALUE = -0.7 * 3.4028234663852886e38; // splash's default maskValue
@@ -25,6 +25,7 @@ interface Case {
   seg?: SegmentIds;
   kernelOpts?: SplashOptions;
   qScale?: number;
+  sinks?: boolean; // one random sink logit per query head
 }
 
 /** Dense 0/1 of mask ∧ segment ids as [B, H, Sq, Skv]. */
@@ -46,10 +47,11 @@ function allowedDense(c: Case, batch: number, heads: number, sq: number, skv: nu
 }
 
 /**
- * The dense reference, in tfjs ops so that tfjs differentiates it: soft cap, then mask (segment ids and-ed)
- * to splash's maskValue, softmax, rows with no allowed key zeroed; GQA/MQA by gathering kv heads.
+ * The dense reference, in tfjs ops so that tfjs differentiates it: scale, soft cap, then mask (segment ids
+ * and-ed) to splash's maskValue, softmax (with each head's sink logit as one more column that has no
+ * value), rows with no allowed key zeroed; GQA/MQA by gathering kv heads.
  */
-function denseAttention(c: Case, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): tf.Tensor {
+function denseAttention(c: Case, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, sinks?: tf.Tensor): tf.Tensor {
   const batched = q.rank === 4;
   const q4 = batched ? q : tf.expandDims(q, 0);
   let k4 = batched ? k : tf.expandDims(k, 0);
@@ -62,21 +64,31 @@ function denseAttention(c: Case, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): tf.T
   const [hkv, skv] = k4.shape.slice(1, 3);
   const kvHead = tf.tensor1d(Array.from({ length: heads }, (_, h) => Math.floor(h / (heads / hkv))), 'int32');
   let logits = tf.matMul(q4, tf.gather(k4, kvHead, 1), false, true);
+  if (c.kernelOpts?.scale !== undefined) logits = tf.mul(logits, c.kernelOpts.scale);
   const cap = c.kernelOpts?.attnLogitsSoftCap;
   if (cap) logits = tf.mul(cap, tf.tanh(tf.div(logits, cap)));
   const allowed = allowedDense(c, batch, heads, sq, skv);
   const allowedT = tf.tensor4d(allowed, [batch, heads, sq, skv], 'bool');
   const masked = tf.where(allowedT, logits, tf.fill(logits.shape, MASK_VALUE));
   const rowAny = tf.cast(tf.any(allowedT, -1, true), 'float32');
-  const out = tf.matMul(tf.mul(tf.softmax(masked), rowAny), tf.gather(v4, kvHead, 1));
+  let probs: tf.Tensor;
+  if (sinks) {
+    const sinkColumn = tf.mul(tf.reshape(sinks, [1, heads, 1, 1]), tf.ones([batch, heads, sq, 1]));
+    probs = tf.slice(tf.softmax(tf.concat([masked, sinkColumn], -1)), [0, 0, 0, 0], [batch, heads, sq, skv]);
+  } else {
+    probs = tf.softmax(masked);
+  }
+  const out = tf.matMul(tf.mul(probs, rowAny), tf.gather(v4, kvHead, 1));
   return batched ? out : tf.squeeze(out, [0]);
 }
 
 function inputs(c: Case, seed: number): tf.Tensor[] {
+  const heads = c.q[c.q.length - 3];
   return [
     tf.mul(tf.randomNormal(c.q, 0, 1, 'float32', seed), c.qScale ?? 1),
     tf.randomNormal(c.k, 0, 1, 'float32', seed + 1),
     tf.randomNormal(c.v, 0, 1, 'float32', seed + 2),
+    ...(c.sinks ? [tf.randomNormal([heads], 0, 1, 'float32', seed + 3)] : []),
   ];
 }
 
@@ -85,13 +97,14 @@ function makeKernel(c: Case): SplashAttentionKernel {
   return c.mqa ? makeSplashMQA(c.mask, opts) : makeSplashMHA(c.mask, opts);
 }
 
-/** Output and the gradients of sum(w ⊙ out), w seeded random, through `attn`. */
-function valueAndGrads(attn: (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => tf.Tensor, xs: tf.Tensor[], seed: number):
-  { out: Float32Array; grads: Float32Array[] } {
+type Attn = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, sinks?: tf.Tensor) => tf.Tensor;
+
+/** Output and the gradients (wrt every input, sinks included) of sum(w ⊙ out), w seeded random, through `attn`. */
+function valueAndGrads(attn: Attn, xs: tf.Tensor[], seed: number): { out: Float32Array; grads: Float32Array[] } {
   return tf.tidy(() => {
-    const out = attn(xs[0], xs[1], xs[2]);
+    const out = attn(xs[0], xs[1], xs[2], xs[3]);
     const w = tf.randomNormal(out.shape, 0, 1, 'float32', seed + 7);
-    const f = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): tf.Scalar => tf.sum(tf.mul(attn(q, k, v), w));
+    const f = (...a: tf.Tensor[]): tf.Scalar => tf.sum(tf.mul(attn(a[0], a[1], a[2], a[3]), w));
     const grads = tf.grads(f)(xs);
     return { out: out.dataSync() as Float32Array, grads: grads.map((g) => g.dataSync() as Float32Array) };
   });
@@ -101,11 +114,12 @@ function compareWithDense(c: Case, seed: number, what: string): { out: Float32Ar
   const kernel = makeKernel(c);
   const xs = inputs(c, seed);
   try {
-    const got = valueAndGrads((q, k, v) => splashAttention(kernel, q, k, v, { segmentIds: c.seg }), xs, seed);
-    const want = valueAndGrads((q, k, v) => denseAttention(c, q, k, v), xs, seed);
+    const got = valueAndGrads((q, k, v, sinks) => splashAttention(kernel, q, k, v, { segmentIds: c.seg, sinks }), xs, seed);
+    const want = valueAndGrads((q, k, v, sinks) => denseAttention(c, q, k, v, sinks), xs, seed);
     // f32 on both sides; the blocked online softmax and tfjs's dense softmax sum in different orders.
     assert.ok(relErr(got.out, want.out, `${what}: out`) <= 1e-4, `${what}: out differs`);
-    ['dq', 'dk', 'dv'].forEach((name, i) => {
+    assert.equal(got.grads.length, xs.length, `${what}: one gradient per input`);
+    ['dq', 'dk', 'dv', 'dsinks'].slice(0, xs.length).forEach((name, i) => {
       const e = relErr(got.grads[i], want.grads[i], `${what}: ${name}`);
       assert.ok(e <= 1e-4, `${what}: ${name} relative error ${e}`);
     });
@@ -177,6 +191,24 @@ describe('splash-attention/tfjs', function () {
       }
     });
 
+    it('attention sinks, with GQA, a batch, packed documents and a row with no allowed key', () => {
+      const S = 64;
+      const ids = packedIds(2, S, 8);
+      const segQ = ids.slice();
+      segQ[S + 10] = 99; // no key has id 99: that row's softmax holds only its sink
+      compareWithDense({
+        mask: new CausalMask([S, S]), q: [2, 4, S, 16], k: [2, 2, S, 16], v: [2, 2, S, 16],
+        seg: { q: segQ, kv: ids }, sinks: true,
+      }, 65, 'sinks');
+    });
+
+    it('scale and soft cap (scale first, the cap before masking)', () => {
+      compareWithDense({
+        mask: new LocalMask([64, 64], [20, 4]), q: [2, 64, 16], k: [2, 64, 16], v: [2, 64, 16],
+        kernelOpts: { scale: 0.5, attnLogitsSoftCap: 2 },
+      }, 75, 'scale + soft cap');
+    });
+
     it('soft cap (applied before masking)', () => {
       // q scaled up so that many logits sit where tanh bends.
       compareWithDense({
@@ -205,21 +237,25 @@ describe('splash-attention/tfjs', function () {
   });
 
   describe('bfloat16 compute', () => {
-    it('rounds at the boundary and nowhere else: equals the kernel called on bf16 tensors', () => {
+    it('rounds q, k, v and dout at the boundary and nowhere else (sinks stay f32): equals the kernel on bf16 tensors', () => {
       const mask = new CausalMask([64, 64]);
       const kernel = makeSplashMHA(mask, { saveResiduals: true });
-      const xs = inputs({ mask, q: [2, 64, 16], k: [2, 64, 16], v: [2, 64, 16] }, 90);
+      const c: Case = { mask, q: [2, 64, 16], k: [2, 64, 16], v: [2, 64, 16], sinks: true };
+      const xs = inputs(c, 90);
       try {
-        const got = valueAndGrads((q, k, v) => splashAttention(kernel, q, k, v, { computeDtype: 'bfloat16' }), xs, 90);
-        const [q, k, v] = xs.map((t) => fromFloat32(t.dataSync() as Float32Array, t.shape, 'bfloat16'));
-        const fwd = kernel.forwardSync(q, k, v);
+        const got = valueAndGrads((q, k, v, sinks) => splashAttention(kernel, q, k, v, { sinks, computeDtype: 'bfloat16' }), xs, 90);
+        const [q, k, v] = xs.slice(0, 3).map((t) => fromFloat32(t.dataSync() as Float32Array, t.shape, 'bfloat16'));
+        const sinks = tensor(xs[3].dataSync() as Float32Array, [2], 'float32');
+        const fwd = kernel.forwardSync(q, k, v, undefined, { sinks });
         const w = tf.tidy(() => tf.randomNormal([2, 64, 16], 0, 1, 'float32', 97).dataSync() as Float32Array);
-        const g = kernel.backwardSync({ q, k, v, out: fwd.out, logsumexp: fwd.logsumexp, dout: fromFloat32(w, [2, 64, 16], 'bfloat16') });
+        const g = kernel.backwardSync({
+          q, k, v, out: fwd.out, logsumexp: fwd.logsumexp, dout: fromFloat32(w, [2, 64, 16], 'bfloat16'), sinks,
+        });
         // Same kernel, same bf16 bits in: identical results.
         assert.deepEqual(got.out, toFloat32(fwd.out));
-        assert.deepEqual(got.grads, [toFloat32(g.dq), toFloat32(g.dk), toFloat32(g.dv)]);
+        assert.deepEqual(got.grads, [toFloat32(g.dq), toFloat32(g.dk), toFloat32(g.dv), toFloat32(g.dsinks!)]);
         // And near the f32 dense result: bf16 keeps 8 significant bits (relative rounding 2^-9 per value).
-        const want = valueAndGrads((a, b, c) => denseAttention({ mask, q: [], k: [], v: [] }, a, b, c), xs, 90);
+        const want = valueAndGrads((a, b, cc, sk) => denseAttention(c, a, b, cc, sk), xs, 90);
         assert.ok(relErr(got.out, want.out, 'bf16 out') <= 2e-2);
         want.grads.forEach((wg, i) => assert.ok(relErr(got.grads[i], wg, `bf16 grad ${i}`) <= 2e-2));
         assert.ok(relErr(got.out, want.out, 'bf16 out') > 0, 'bf16 compute must differ from f32 somewhere');
@@ -230,39 +266,49 @@ describe('splash-attention/tfjs', function () {
   });
 
   describe('residuals and memory', () => {
-    it('the backward gets the forward\'s own out and logsumexp; the forward runs once per gradient', () => {
+    it('the backward gets the forward\'s own out, logsumexp and sinks; the forward runs once per gradient', () => {
       const kernel = makeSplashMHA(new CausalMask([64, 64]), { saveResiduals: true });
       const calls = { fwd: 0, bwd: 0 };
       let saved: unknown;
       const fwd = kernel.forwardSync.bind(kernel);
       const bwd = kernel.backwardSync.bind(kernel);
+      let forwardSinks: unknown;
       Object.assign(kernel, {
-        forwardSync: (...a: Parameters<typeof kernel.forwardSync>) => ((calls.fwd++), (saved = fwd(...a))),
+        forwardSync: (...a: Parameters<typeof kernel.forwardSync>) => {
+          calls.fwd++;
+          forwardSinks = a[4]?.sinks;
+          return (saved = fwd(...a));
+        },
         backwardSync: (a: Parameters<typeof kernel.backwardSync>[0]) => {
           calls.bwd++;
           const s = saved as { out: unknown; logsumexp: unknown };
           assert.equal(a.out, s.out, 'backward got a different out');
           assert.equal(a.logsumexp, s.logsumexp, 'backward got a different logsumexp');
+          assert.ok(a.sinks !== undefined && a.sinks === forwardSinks, 'backward got other sinks than the forward');
           return bwd(a);
         },
       });
-      const xs = inputs({ mask: new CausalMask([64, 64]), q: [2, 64, 16], k: [2, 64, 16], v: [2, 64, 16] }, 100);
-      valueAndGrads((q, k, v) => splashAttention(kernel, q, k, v), xs, 100);
+      const xs = inputs({ mask: new CausalMask([64, 64]), q: [2, 64, 16], k: [2, 64, 16], v: [2, 64, 16], sinks: true }, 100);
+      valueAndGrads((q, k, v, sinks) => splashAttention(kernel, q, k, v, { sinks }), xs, 100);
       tf.dispose(xs);
       // valueAndGrads runs one plain forward, then one forward + backward under the tape.
       assert.deepEqual(calls, { fwd: 2, bwd: 1 });
     });
 
-    it('leaves tf.memory().numTensors unchanged after 100 forward + backward steps in tf.tidy', () => {
+    it('leaves tf.memory().numTensors unchanged after 100 forward + backward steps in tf.tidy (with sinks)', () => {
       const kernel = makeSplashMHA(new CausalMask([64, 64]), { saveResiduals: true });
       const ids = packedIds(1, 64, 5);
-      const xs = inputs({ mask: new CausalMask([64, 64]), q: [2, 64, 16], k: [2, 64, 16], v: [2, 64, 16] }, 110);
-      const f = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): tf.Scalar =>
-        tf.sum(tf.square(splashAttention(kernel, q, k, v, { segmentIds: { q: ids, kv: ids } })));
+      const xs = inputs({ mask: new CausalMask([64, 64]), q: [2, 64, 16], k: [2, 64, 16], v: [2, 64, 16], sinks: true }, 110);
+      const f = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, sinks: tf.Tensor): tf.Scalar =>
+        tf.sum(tf.square(splashAttention(kernel, q, k, v, { segmentIds: { q: ids, kv: ids }, sinks })));
       const before = tf.memory();
       let checksum = 0;
       for (let step = 0; step < 100; step++) {
-        checksum += tf.tidy(() => tf.grads(f)(xs).reduce((s, g) => s + (tf.sum(g).dataSync()[0]), 0));
+        checksum += tf.tidy(() => {
+          const grads = tf.grads(f as (...a: tf.Tensor[]) => tf.Scalar)(xs);
+          assert.equal(grads.length, 4);
+          return grads.reduce((s, g) => s + (tf.sum(g).dataSync()[0]), 0);
+        });
       }
       const after = tf.memory();
       tf.dispose(xs);
@@ -282,10 +328,10 @@ describe('splash-attention/tfjs', function () {
     after(() => tf.dispose(good));
 
     /** The error the kernel itself throws for the same arguments as plain tensors. */
-    function kernelError(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, seg?: unknown): Error {
+    function kernelError(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, seg?: unknown, sinks?: Tensor): Error {
       const t = (x: tf.Tensor) => tensor(x.dataSync() as Float32Array, x.shape, 'float32');
       try {
-        kernel.forwardSync(t(q), t(k), t(v), seg as SegmentIds);
+        kernel.forwardSync(t(q), t(k), t(v), seg as SegmentIds, sinks ? { sinks } : undefined);
       } catch (e) {
         return e as Error;
       }
@@ -309,7 +355,13 @@ describe('splash-attention/tfjs', function () {
         assert.throws(() => splashAttention(kernel, a, b, c, { segmentIds: seg as SegmentIds }),
           (e: Error) => e.constructor === want.constructor && e.message === want.message, what);
       }
-      tf.dispose([wrongSeq, fewHeads]);
+      // Sinks of the wrong length: the kernel's RangeError, under the op's own name for them.
+      const threeSinks = tf.zeros([3]);
+      const sinksWant = kernelError(q, k, v, undefined, tensor(new Float32Array(3), [3], 'float32'));
+      assert.equal(sinksWant.message, 'opts.sinks.shape: expected [2] (one logit per query head), got [3]');
+      assert.throws(() => splashAttention(kernel, q, k, v, { sinks: threeSinks }),
+        (e: Error) => e instanceof RangeError && e.message === sinksWant.message, 'sinks of the wrong length');
+      tf.dispose([wrongSeq, fewHeads, threeSinks]);
       assert.equal(tf.memory().numTensors, before, 'a failed call leaked tensors');
       assert.equal(splashAttention(kernel, q, k, v).shape.join(), '2,32,8', 'the op still works after errors');
     });
@@ -324,7 +376,8 @@ describe('splash-attention/tfjs', function () {
         ['int32 k', () => splashAttention(kernel, q, i32, v), /^k\.dtype: expected 'float32'.*got 'int32'/],
         ['opts not an object', () => splashAttention(kernel, q, k, v, 3 as never), /^opts: expected an object, got number 3/],
         ['unknown option', () => splashAttention(kernel, q, k, v, { segmentIDs: {} } as never), /^opts\.segmentIDs: unknown option/],
-        ['sinks', () => splashAttention(kernel, q, k, v, { sinks: q } as SplashAttentionOptions), /^opts\.sinks: not supported yet .*got Tensor$/],
+        ['sinks not a tensor', () => splashAttention(kernel, q, k, v, { sinks: [0, 0] as never }), /^opts\.sinks: expected a tf\.Tensor.*got Array\(2\)$/],
+        ['int32 sinks', () => splashAttention(kernel, q, k, v, { sinks: tf.zeros([2], 'int32') }), /^opts\.sinks\.dtype: expected 'float32'.*got 'int32'$/],
         ['computeDtype', () => splashAttention(kernel, q, k, v, { computeDtype: 'float16' } as never),
           /^opts\.computeDtype: expected 'float32' or 'bfloat16', got string float16/],
       ];
