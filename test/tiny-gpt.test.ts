@@ -12,7 +12,7 @@ import '@tensorflow/tfjs-backend-cpu';
 
 import { checkStory, decode, END, encode, entropyPerChar, makeBatch, makeRng, story, storyStats, VOCAB } from '../examples/tiny-gpt/data';
 import { createModel, crossEntropy, disposeModel, forward, parameters, type AttentionKind } from '../examples/tiny-gpt/model';
-import { lineChartSvg, niceTicks } from '../examples/tiny-gpt/plot';
+import { centredMean, lossSpec } from '../examples/tiny-gpt/plot';
 import { trainStep } from '../examples/tiny-gpt/step';
 import { relErr } from './support/compare';
 
@@ -69,26 +69,25 @@ describe('examples/tiny-gpt', function () {
   });
 
   describe('plot', () => {
-    it('niceTicks covers the range with round steps', () => {
-      assert.deepEqual(niceTicks(0, 3.3), [0, 1, 2, 3, 4]);
-      assert.deepEqual(niceTicks(0.2, 0.93), [0.2, 0.4, 0.6, 0.8, 1]);
-      assert.deepEqual(niceTicks(0, 204), [0, 50, 100, 150, 200, 250]);
-      assert.deepEqual(niceTicks(1, 1), [1]);
+    it('centredMean smooths with a window that stays centred at the ends', () => {
+      assert.deepEqual(centredMean([1, 2, 3, 4, 5], 3), [1, 2, 3, 4, 5], 'a straight line is kept, ends too');
+      assert.deepEqual(centredMean([0, 0, 9, 0, 0, 0], 3), [0, 3, 3, 3, 0, 0]);
+      assert.deepEqual(centredMean([6, 0, 0, 0, 0, 0, 0], 5), [6, 2, 1.2, 0, 0, 0, 0]);
     });
 
-    it('draws titled axes, every point inside the plot area, the reference at its height', () => {
-      const svg = lineChartSvg({
-        title: 'T', xLabel: 'training step', yLabel: 'loss (nats)', width: 800, height: 480,
-        series: [{ name: 's', points: [[1, 3.3], [50, 1.2], [100, 0.8]], color: '#000' }],
-        references: [{ name: 'uniform', y: 2.5, color: '#f00', dash: '4 4' }],
+    it('lossSpec: titled axes with units, both lines, every reference labelled with its value', () => {
+      const spec = lossSpec({
+        title: 'T', losses: [[1, 3.3], [2, 2.9], [3, 2.2]],
+        references: [{ name: 'uniform', y: 3.296, color: '#f00' }, { name: 'floor', y: 0.262, color: '#0a0' }],
       });
-      for (const text of ['training step', 'loss (nats)', '>T<', 'uniform (2.5)']) assert.ok(svg.includes(text), `missing ${text}`);
-      // Plot area: x 72..776, y 48..420; axes 0..100 and 0..4.
-      const d = /<path d="([^"]+)"/.exec(svg)![1];
-      const pts = [...d.matchAll(/[ML]([\d.]+) ([\d.]+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
-      assert.deepEqual(pts[2], [776, 420 - (0.8 / 4) * 372].map((v) => Number(v.toFixed(1))));
-      for (const [x, y] of pts) assert.ok(x >= 72 && x <= 776 && y >= 48 && y <= 420, `point ${x},${y} outside`);
-      assert.match(svg, new RegExp(`<line x1="72" y1="${(420 - (2.5 / 4) * 372).toFixed(1)}" x2="776"[^>]*stroke="#f00"`));
+      const text = JSON.stringify(spec);
+      for (const t of ['"training step"', '"cross-entropy (nats per character)"', '"uniform = 3.296"', '"floor = 0.262"']) {
+        assert.ok(text.includes(t), `spec lacks ${t}`);
+      }
+      const layers = spec.layer as { data: { values: { loss?: number }[] } }[];
+      assert.deepEqual(layers[0].data.values.map((r) => r.loss), [3.3, 2.9, 2.2], 'raw losses');
+      assert.equal(layers[1].data.values.length, 3, 'the mean has one point per step');
+      assert.throws(() => lossSpec({ title: 'T', losses: [], references: [] }), RangeError);
     });
   });
 
@@ -144,7 +143,9 @@ describe('examples/tiny-gpt', function () {
       assert.equal(summary.history.length, 3);
       assert.equal(summary.backend, 'wasm');
       assert.ok(existsSync(path.join(out, 'loss.svg')));
-      assert.match(readFileSync(path.join(out, 'loss.svg'), 'utf8'), /cross-entropy \(nats per character\)/);
+      const svg = readFileSync(path.join(out, 'loss.svg'), 'utf8');
+      assert.match(svg, /^<svg [^>]*width="\d+"/);
+      for (const t of ['training step', 'cross-entropy (nats per character)', 'uniform, ln 27 = 3.296']) assert.ok(svg.includes(t), `loss.svg lacks ${t}`);
     } finally {
       rmSync(out, { recursive: true, force: true });
     }

@@ -13,7 +13,7 @@ import '@tensorflow/tfjs-backend-wasm';
 
 import { checkStory, END, entropyPerChar, makeBatch, makeRng, VOCAB, type Batch } from './data';
 import { createModel, crossEntropy, forward, parameters, type AttentionKind, type Model } from './model';
-import { lineChartSvg } from './plot';
+import { renderLossSvg } from './plot';
 import { generate } from './sample';
 import { trainStep } from './step';
 
@@ -159,24 +159,13 @@ async function main(): Promise<void> {
     `${total('wellFormed')} of ${total('sentences')} sentences are well formed, ${total('heroKept')} of them about the title's hero\n`);
 
   mkdirSync(args.out!, { recursive: true });
-  // A centred mean over up to 11 steps (fewer at the ends, to stay centred): smooth, and without the
-  // lag a trailing average has on a falling curve.
-  const smooth: [number, number][] = history.map((h, i) => {
-    const half = Math.min(5, i, history.length - 1 - i);
-    const win = history.slice(i - half, i + half + 1);
-    return [h.step, win.reduce((s, w) => s + w.loss, 0) / win.length];
-  });
-  const svg = lineChartSvg({
-    title: `tiny-gpt training loss (${attention} attention, tfjs ${backend}, seq ${seqLen} × batch ${batchSize})`,
-    xLabel: 'training step',
-    yLabel: 'cross-entropy (nats per character)',
-    series: [
-      { name: 'loss per step', points: history.map((h) => [h.step, h.loss]), color: '#7aa6d6', width: 1, opacity: 0.7 },
-      { name: 'centred mean over 11 steps', points: smooth, color: '#1f4e8c', width: 2.5 },
-    ],
+  const svg = await renderLossSvg({
+    title: 'tiny-gpt training loss',
+    subtitle: `${attention} attention, tfjs ${backend}, seq ${seqLen} × batch ${batchSize}, ${steps} steps in ${trainSeconds.toFixed(0)} s`,
+    losses: history.map((h) => [h.step, h.loss]),
     references: [
-      { name: `uniform, ln ${config.vocab}`, y: uniform, color: '#c0392b', dash: '8 5' },
-      { name: 'entropy of the grammar', y: floor, color: '#27ae60', dash: '3 4' },
+      { name: `uniform, ln ${config.vocab}`, y: uniform, color: '#c0392b' },
+      { name: 'entropy of the grammar', y: floor, color: '#1e8449' },
     ],
   });
   const svgPath = path.join(args.out!, 'loss.svg');
