@@ -1,7 +1,7 @@
 // Whether the HIP addon (splash_hip.node) may be loaded into this process, decided without calling
 // into HIP. Loading the file registers its GPU code objects with the HIP runtime, and the runtime's
 // first call can abort the whole process (hipErrorNoBinaryForGpu) when a GPU it sees has no code
-// object in the file: an MI300X (gfx942) next to a build for gfx940 did. So, in order:
+// object in the file (an MI300X, gfx942, with a build for gfx940 only). So, in order:
 //
 //   1. the AMD GPUs here, from the kernel driver's topology (plain files, no library): none, no load;
 //   2. the GPU targets the file holds, from its offload-bundle entry names (read as bytes);
