@@ -158,11 +158,10 @@ describe('reliability of async calls', function () {
       await Promise.all([kernel.forward(q, k, v), kernel.forward(q, k, v)]);
       wholeMs = performance.now() - t0;
     });
-    // Making a call costs the JS thread its input copies (tens of ms at most here); the kernels run elsewhere,
-    // so the loop never stalls for a large part of the calls' time. The absolute bound holds for the
-    // optimised build; the sanitizer build's instrumented copies are many times slower.
-    const bound = process.env.SPLASH_TEST_SCALE === 'small' ? wholeMs / 3 : Math.min(100, wholeMs / 3);
-    assert.ok(stall < bound, `the event loop stalled ${stall.toFixed(0)} ms during ${wholeMs.toFixed(0)} ms of calls`);
+    // Making a call costs the JS thread its input copies; the kernels run elsewhere, so the loop never
+    // stalls for a large part of the calls' time (a kernel on the JS thread would stall it for half of
+    // it). Relative, not in milliseconds: an oversubscribed machine deschedules the JS thread at will.
+    assert.ok(stall < wholeMs / 3, `the event loop stalled ${stall.toFixed(0)} ms during ${wholeMs.toFixed(0)} ms of calls`);
   });
 
   (cpuAvailable ? it : it.skip)('maxInFlight = 1 runs calls one at a time, in the order they were made', async () => {
