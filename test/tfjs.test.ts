@@ -151,6 +151,8 @@ function packedIds(batch: number, seqLen: number, seed: number): Int32Array {
 describe('splash-attention/tfjs', function () {
   this.timeout(30_000);
   before(async () => {
+    // tfjs's test mode: every kernel run is checked for leaked backend data (and no console banner).
+    tf.env().set('IS_TEST', true);
     await tf.setBackend('cpu');
   });
 

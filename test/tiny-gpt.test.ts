@@ -22,6 +22,8 @@ const small = (seqLen: number) => ({ vocab: VOCAB.length, seqLen, dModel: 32, he
 describe('examples/tiny-gpt', function () {
   this.timeout(60_000);
   before(async () => {
+    // tfjs's test mode: every kernel run is checked for leaked backend data (and no console banner).
+    tf.env().set('IS_TEST', true);
     await tf.setBackend('cpu');
   });
 
