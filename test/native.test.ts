@@ -270,9 +270,11 @@ describe('HIP probe', () => {
         `const n = require(${JSON.stringify(path.join(ROOT, 'lib/backends/native.ts'))});` +
         'const rocm = pkg.backends().find((b) => b.name === "rocm");' +
         'process.stdout.write(JSON.stringify({ variant: n.loadNative().variant, attempts: n.loadNative().attempts, rocm }));';
+      // The package's own choice of addon: no SPLASH_ADDON_PATH (npm run test:asan sets one) or SPLASH_NO_NATIVE.
+      const { SPLASH_ADDON_PATH: _path, SPLASH_NO_NATIVE: _none, ...env } = process.env;
       const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], {
         cwd: ROOT, encoding: 'utf8', timeout: 60_000,
-        env: { ...process.env, LD_LIBRARY_PATH: stubDir, SPLASH_KFD_TOPOLOGY: topology, SPLASH_HIP_STUB_LOG: log },
+        env: { ...env, LD_LIBRARY_PATH: stubDir, SPLASH_KFD_TOPOLOGY: topology, SPLASH_HIP_STUB_LOG: log },
       });
       let value: { variant: string | null; attempts: { path: string; kind: string; reason: string | null; declined?: boolean }[]; rocm: { available: boolean; reason?: string } } | null = null;
       try { value = JSON.parse(r.stdout); } catch { /* asserted by the callers */ }
