@@ -5,6 +5,7 @@
 
 import type * as TF from '@tensorflow/tfjs-core';
 import { SplashAttentionKernel, fromFloat32, tensor, toFloat32, type SegmentIds, type Tensor } from './index';
+import { describeValue as describe } from './tensor';
 
 const INSTALL_HINT =
   'splash-attention/tfjs needs the optional peer dependency @tensorflow/tfjs-core: ' +
@@ -43,14 +44,6 @@ export interface SplashAttentionOptions {
 
 const OPTION_KEYS: readonly string[] = ['segmentIds', 'sinks', 'computeDtype'];
 const COMPUTE_DTYPES: readonly string[] = ['float32', 'bfloat16'];
-
-function describe(x: unknown): string {
-  if (x === null) return 'null';
-  if (Array.isArray(x)) return `Array(${x.length})`;
-  if (ArrayBuffer.isView(x)) return x.constructor.name;
-  if (typeof x === 'object') return (x as object).constructor?.name ?? 'object';
-  return `${typeof x} ${String(x)}`;
-}
 
 interface CheckedOptions {
   segmentIds?: SegmentIds;

@@ -47,7 +47,8 @@ describe('package entry points (built dist/)', () => {
   });
 });
 
-describe('package subpath splash-attention/tfjs', () => {
+describe('package subpath splash-attention/tfjs', function () {
+  this.timeout(30_000); // child Node processes: about a second each, more on a busy machine
   before(() => assert.ok(existsSync(path.join(root, 'dist', 'tfjs.js')), 'dist/tfjs.js is missing: run `npm run build:ts`'));
 
   it('require() and import both give splashAttention', () => {
