@@ -34,7 +34,9 @@ describe('progress bar', () => {
     const stream = fakeStream(true, 100);
     const printed: string[] = [];
     let now = 0;
-    const bar = new ProgressBar(4, { stream, print: (l) => printed.push(`${stream.chunks.length}:${l}`), now: () => now });
+    // The terminal decision without the runner's own CI variable (CI runs this suite with CI=true).
+    const enabled = shouldShowProgress(stream, {});
+    const bar = new ProgressBar(4, { stream, enabled, print: (l) => printed.push(`${stream.chunks.length}:${l}`), now: () => now });
     now = 1000;
     bar.update('fwd full S=512');
     assert.equal(stream.chunks.length, 1);
