@@ -205,7 +205,7 @@ inline void launch(dim3 grid, int threads, size_t smem_bytes, const std::functio
       c.grid_dim = grid;
       c.block_idx = dim3(bx, by, 0);
       c.threads = threads;
-      c.smem.assign(smem_bytes, 0xff);
+      c.smem.resize(smem_bytes, 0xff);  // fresh: as assign, which GCC 12 -O3 flags (-Wnonnull) for 0 bytes
       c.fibers.resize(static_cast<size_t>(threads));
       c.slots.assign(static_cast<size_t>(threads), 0);
       c.frag.assign(static_cast<size_t>(threads) * 10, 0);

@@ -347,7 +347,7 @@ int check_grid_limits() {
   expect(big.cast_grid_x * 128 < kThreads32 && big.di_grid_x * 128 < kThreads32 && big.cast_grid_x >= 1,
          "its dq cast and di grids: " + std::to_string(big.cast_grid_x) + " and " + std::to_string(big.di_grid_x) +
              " blocks of 128, under 2^32 threads");
-  // H 512, S 2^23, D 32: 2^26 q tiles x heads of the SIMT dq kernel: 2^33 threads.
+  // H 512, S 2^23, D 32: 2^26 kv tiles x kv heads of the fused SIMT kernel (64 keys each): 2^33 threads.
   const g::BwdPlan hip_wide = plan_of(true, 512, int64_t{1} << 23, 32);
   expect(hip_wide.range_error && hip_wide.error.find("grid exceeds") != std::string::npos,
          "HIP: a 2^26-block backward grid is a RangeError (" + hip_wide.error + ")");
