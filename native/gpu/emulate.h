@@ -2,9 +2,11 @@
 // defined, by native/tests/gpu_emulate_test.cc; never part of an addon). It lets the real kernel source
 // run on a machine without a GPU:
 //
-//   - a CTA is 128 fibers (ucontext) run round-robin on one OS thread; __syncthreads and every warp
-//     collective are yields, so all threads of a CTA pass the same sequence of them, and a CTA whose
-//     threads disagree on that sequence (a divergent barrier) is reported;
+//   - a CTA is 128 fibers run round-robin on one OS thread; __syncthreads and every warp collective are
+//     yields, so all threads of a CTA pass the same sequence of them, and a CTA whose threads disagree
+//     on that sequence (a divergent barrier) is reported. A fiber starts through ucontext and switches
+//     with sigsetjmp / siglongjmp without the signal mask: swapcontext makes a system call per switch,
+//     which cost more than the kernels' arithmetic;
 //   - shared memory is one buffer per CTA, filled with 0xFF (NaN in every dtype) at launch, so a read
 //     of shared memory that was never written poisons the result;
 //   - cp.async copies are deferred per thread and land only at cp.async.wait_group, so a read before
@@ -15,6 +17,7 @@
 // Arithmetic is the host's f32 (accumulation order inside an mma differs from the hardware's).
 #pragma once
 
+#include <setjmp.h>
 #include <ucontext.h>
 
 #include <cmath>
@@ -139,8 +142,10 @@ struct CopyOp {
 };
 
 struct Fiber {
-  ucontext_t ctx;
+  ucontext_t entry;   // starts the fiber at fiber_main; used once
+  sigjmp_buf resume;  // where it continues after its last yield
   std::vector<char> stack;
+  bool started = false;
   bool done = false;
   int64_t syncs = 0;
   std::vector<std::vector<CopyOp>> groups;  // committed cp.async groups, oldest first
@@ -155,7 +160,7 @@ struct Cta {
   std::vector<Fiber> fibers;
   std::vector<uint64_t> slots;  // per-thread exchange words for warp collectives
   std::vector<uint32_t> frag;   // per-thread mma operands: 4 A, 2 B, 4 C words
-  ucontext_t scheduler;
+  sigjmp_buf scheduler;         // where a yielding or finished fiber returns to
   int current = 0;
   const std::function<void()>* body = nullptr;
 };
@@ -169,29 +174,40 @@ inline void yield() {
   Cta* c = cta();
   Fiber& f = c->fibers[c->current];
   ++f.syncs;
-  swapcontext(&f.ctx, &c->scheduler);
+  if (sigsetjmp(f.resume, 0) == 0) siglongjmp(c->scheduler, 1);
 }
 
-inline void fiber_main() {
+[[noreturn]] inline void fiber_main() {
   Cta* c = cta();
   (*c->body)();
   c->fibers[c->current].done = true;
-  // returning ends the fiber: uc_link resumes the scheduler
+  siglongjmp(c->scheduler, 1);  // a fiber never returns: its entry context has no link
 }
 
 inline unsigned thread_index() { return static_cast<unsigned>(cta()->current); }
 inline uint8_t* smem_base() { return cta()->smem.data(); }
 
-// Prepares `f` to start at fiber_main on `stack`, returning to `scheduler`. A function of its own:
-// getcontext in a loop makes GCC warn that the loop variable "might be clobbered" (-Wclobbered, an
-// error under ASan builds), although no context ever resumes here.
-inline void init_fiber(Fiber& f, std::vector<char>& stack, ucontext_t* scheduler) {
+// Prepares `f` to start at fiber_main on `stack`. A function of its own: getcontext in a loop makes
+// GCC warn that the loop variable "might be clobbered" (-Wclobbered, an error under ASan builds),
+// although no context ever resumes here.
+inline void init_fiber(Fiber& f, std::vector<char>& stack) {
   if (stack.empty()) stack.resize(kStackBytes);
-  getcontext(&f.ctx);
-  f.ctx.uc_stack.ss_sp = stack.data();
-  f.ctx.uc_stack.ss_size = stack.size();
-  f.ctx.uc_link = scheduler;
-  makecontext(&f.ctx, fiber_main, 0);
+  getcontext(&f.entry);
+  f.entry.uc_stack.ss_sp = stack.data();
+  f.entry.uc_stack.ss_size = stack.size();
+  f.entry.uc_link = nullptr;
+  makecontext(&f.entry, fiber_main, 0);
+}
+
+// Runs fiber `f` of `c` until it yields or finishes. A function of its own for the same reason as
+// init_fiber: the caller's loop variables stay out of the sigsetjmp frame.
+inline void run_fiber(Cta& c, Fiber& f) {
+  if (sigsetjmp(c.scheduler, 0) != 0) return;
+  if (!f.started) {
+    f.started = true;
+    setcontext(&f.entry);
+  }
+  siglongjmp(f.resume, 1);
 }
 
 // Runs body() as every thread of every CTA of `grid`, one CTA after another. Throws on a divergent
@@ -212,7 +228,7 @@ inline void launch(dim3 grid, int threads, size_t smem_bytes, const std::functio
       c.body = &body;
       cta() = &c;
       for (int t = 0; t < threads; ++t) {
-        init_fiber(c.fibers[static_cast<size_t>(t)], stacks[static_cast<size_t>(t)], &c.scheduler);
+        init_fiber(c.fibers[static_cast<size_t>(t)], stacks[static_cast<size_t>(t)]);
       }
       bool alive = true;
       while (alive) {
@@ -221,7 +237,7 @@ inline void launch(dim3 grid, int threads, size_t smem_bytes, const std::functio
           Fiber& f = c.fibers[static_cast<size_t>(t)];
           if (f.done) continue;
           c.current = t;
-          swapcontext(&c.scheduler, &f.ctx);
+          run_fiber(c, f);
           alive = alive || !f.done;
         }
       }

@@ -14,6 +14,9 @@
 // --shard K/N runs the cases whose index is K modulo N (and the launch-limit checks in shard 0), so that
 // N processes share the grid between cores.
 #define SPLASH_GPU_EMULATE 1
+// The emulator's fibers switch stacks with siglongjmp, which glibc's fortified longjmp check would take
+// for a jump into a dead frame; it must be off before the first system header.
+#undef _FORTIFY_SOURCE
 
 #include <cstdio>
 #include <stdexcept>
@@ -501,6 +504,19 @@ std::vector<Case> bwd_grid(bool quick) {
       v.push_back(c);
     }
   }
+  // Packed documents with a finite mask value (see kSegmentMaskValues), full and partial masks, on the
+  // SIMT (f32) and tensor-core (bf16) backward.
+  for (const FiniteMaskValue& mv : kSegmentMaskValues) {
+    for (DType t : {DType::F32, DType::BF16}) {
+      for (const bool causal : {false, true}) {
+        c = one(make_case(std::string("docs mv ") + mv.label, t, 64, 160, causal ? causal_mask() : full_mask()));
+        c.docs = 3;
+        c.block_q = c.block_kv = 32;
+        c.mask_value = mv.value;
+        v.push_back(c);
+      }
+    }
+  }
   // f16 with a loss-scaled dout: dS = p (dp - di) reaches ~1e5, past f16's 65504, while dq, dk and dv
   // stay in range (small q and k, two keys per row); tensor-core and SIMT kernels, d 64 and d 192.
   for (int64_t d : {64, 192}) {
@@ -558,6 +574,16 @@ std::vector<Case> bwd_grid(bool quick) {
   return v;
 }
 
+// Tolerances of the emulated kernels (relative norm against the oracle): 4x the largest error measured
+// over the full grid against both oracles (CPU kernels and float64 reference), 2026-11-30:
+//   forward out      f32 6.9e-7   bf16 2.5e-3   f16 2.0e-4   (bf16 / f16: the output's one rounding)
+//   logsumexp        1.2e-7 in every dtype (always f32)
+//   backward         f32 1.2e-6   bf16 3.1e-3   f16 3.8e-4   (the worst of dq, dk and dv)
+// gpu_forward_test.cc keeps the harness's wider bounds for hardware until a GPU has been measured.
+double emu_out_tolerance(DType t) { return t == DType::BF16 ? 1e-2 : t == DType::F16 ? 8e-4 : 3e-6; }
+constexpr double kEmuLseTolerance = 5e-7;
+double emu_grad_tolerance(DType t) { return t == DType::BF16 ? 1.25e-2 : t == DType::F16 ? 1.5e-3 : 5e-6; }
+
 // Which cases a process runs (--shard K/N): index % count == index_mod.
 struct Shard {
   int64_t index = 0, count = 1;
@@ -592,16 +618,16 @@ int run_backward(bool quick, bool use_ref, const Shard& shard, int* ran) {
       bool pass = false;
       if (error.empty()) {
         cmp = compare_grads(got, want);
-        pass = cmp.unwritten == 0 && deterministic && cmp.worst() <= bwd_tolerance(c.dtype);
+        pass = cmp.unwritten == 0 && deterministic && cmp.worst() <= emu_grad_tolerance(c.dtype);
       }
       ++total;
       if (!pass) ++failed;
       const std::string mask = c.masks.size() == 1 ? c.masks[0].name : "per-head";
       const std::string bh = std::to_string(c.batch) + "x" + std::to_string(c.heads) + "x" + std::to_string(c.kv_heads);
-      std::printf("%-16s %-5s %4lld %-14s %-8s %5lld %-5s %-4s %9.2e %9.2e %9.2e %7.0e %5lld  %s%s%s%s\n",
+      std::printf("%-16s %-5s %4lld %-14s %-8s %5lld %-5s %-4s %9.2e %9.2e %9.2e %7.1e %5lld  %s%s%s%s\n",
                   c.name.c_str(), dtype_name(c.dtype), static_cast<long long>(c.d), mask.c_str(), bh.c_str(),
                   static_cast<long long>(c.q_seq), fused ? "fused" : "split", path.c_str(), cmp.dq, cmp.dk, cmp.dv,
-                  bwd_tolerance(c.dtype), static_cast<long long>(cmp.unwritten), pass ? "PASS" : "FAIL",
+                  emu_grad_tolerance(c.dtype), static_cast<long long>(cmp.unwritten), pass ? "PASS" : "FAIL",
                   deterministic ? "" : " (runs differ)", error.empty() ? "" : ": ", error.c_str());
       std::fflush(stdout);
     }
@@ -702,6 +728,19 @@ std::vector<Case> grid(bool quick) {
       c.mask_value = mv.value;
       add(c, path);
     }
+    // Packed documents with a finite mask value, on a full and a partial mask: no block may be skipped for
+    // its segments, and a tile counts as one segment only when its rows and keys share it. Blocks of 32
+    // make some tiles lie inside one document and others across two.
+    for (const FiniteMaskValue& mv : kSegmentMaskValues) {
+      for (const bool causal : {false, true}) {
+        c = make_case(std::string("docs mv ") + mv.label, t, 64, 192, causal ? causal_mask() : full_mask());
+        c.heads = c.kv_heads = 1;
+        c.docs = 3;
+        c.block_q = c.block_kv = 32;
+        c.mask_value = mv.value;
+        add(c, path);
+      }
+    }
   }
   if (!quick) {
     Case c = make_case("causal 2 tiles", DType::BF16, 128, 400, causal_mask());
@@ -734,6 +773,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  std::printf("oracle: %s\n\n", use_ref || !cpu_kernel_linked() ? "float64 reference" : "CPU kernels");
   const std::vector<Case> cases = bwd_only ? std::vector<Case>() : grid(quick);
   std::printf("%-16s %-5s %4s %-20s %-8s %5s %-5s %10s %10s %8s %5s  %s\n", "case", "dtype", "D", "mask", "BxHxHkv", "S",
               "path", "out err", "lse err", "tol", "unwr", "result");
@@ -752,15 +792,15 @@ int main(int argc, char** argv) {
     bool pass = false;
     if (r.error.empty()) {
       cmp = compare(r.out, r.lse, want, want_lse);
-      pass = cmp.unwritten == 0 && cmp.lse_inf_mismatch == 0 && cmp.out_err <= tolerance(c.dtype) &&
-             cmp.lse_err <= tolerance(c.dtype);
+      pass = cmp.unwritten == 0 && cmp.lse_inf_mismatch == 0 && cmp.out_err <= emu_out_tolerance(c.dtype) &&
+             cmp.lse_err <= kEmuLseTolerance;
     }
     if (!pass) ++failed;
     const std::string mask = c.masks.size() == 1 ? c.masks[0].name : "per-head";
     const std::string bh = std::to_string(c.batch) + "x" + std::to_string(c.heads) + "x" + std::to_string(c.kv_heads);
-    std::printf("%-16s %-5s %4lld %-20s %-8s %5lld %-5s %10.2e %10.2e %8.0e %5lld  %s%s%s\n", c.name.c_str(),
+    std::printf("%-16s %-5s %4lld %-20s %-8s %5lld %-5s %10.2e %10.2e %8.1e %5lld  %s%s%s\n", c.name.c_str(),
                 dtype_name(c.dtype), static_cast<long long>(c.d), mask.c_str(), bh.c_str(),
-                static_cast<long long>(c.q_seq), r.path.c_str(), cmp.out_err, cmp.lse_err, tolerance(c.dtype),
+                static_cast<long long>(c.q_seq), r.path.c_str(), cmp.out_err, cmp.lse_err, emu_out_tolerance(c.dtype),
                 static_cast<long long>(cmp.unwritten + cmp.lse_inf_mismatch), pass ? "PASS" : "FAIL",
                 r.error.empty() ? "" : ": ", r.error.c_str());
     std::fflush(stdout);

@@ -296,6 +296,10 @@ struct FiniteMaskValue {
   float value;
 };
 constexpr FiniteMaskValue kFiniteMaskValues[] = {{"-1e4", -1e4f}, {"-1e9", -1e9f}, {"-1e30", -1e30f}};
+// Finite mask values with packed documents: -3 keeps other documents' keys in the softmax with a weight
+// that shows (a block skipped for its segments, or a tile taken for one segment when it is not, changes
+// the result); -50 and -1e4 weigh them to nothing and go through the large-negative paths.
+constexpr FiniteMaskValue kSegmentMaskValues[] = {{"-3", -3.f}, {"-50", -50.f}, {"-1e4", -1e4f}};
 
 Case make_case(const std::string& name, DType t, int64_t d, int64_t s, MaskSpec m) {
   Case c;
