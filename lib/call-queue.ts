@@ -19,8 +19,8 @@ const waiting: { start: () => void }[] = [];
 /**
  * Sets how many async kernel calls (forward, backward, vjp) may run at once in this JavaScript thread;
  * further calls wait and start in the order they were made. A waiting call whose signal fires leaves
- * the queue at once. The main thread and each worker keep their own limit. *Sync calls are not counted.
- * Leaving `maxInFlight` out changes nothing (a way to read the setting).
+ * the queue at once. The main thread and each worker keep their own limit. forwardSync and
+ * backwardSync are not counted. Leaving `maxInFlight` out changes nothing (a way to read the setting).
  *
  * @returns the setting before this call.
  * @throws TypeError when `opts` is not an object, has another key than maxInFlight, or maxInFlight is

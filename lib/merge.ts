@@ -13,7 +13,10 @@ import { checkTensor } from './validate';
 export interface AttentionPart {
   /** Attention output over this part's keys: `[.., H, Sq, Dv]`, any dtype (the same in every part). */
   out: Tensor;
-  /** Natural-log softmax denominator over this part's keys: `[.., H, Sq]` float32; -Infinity where no key was allowed. */
+  /**
+   * Natural-log softmax denominator over this part's keys: `[.., H, Sq]` float32; -Infinity where no
+   * key was allowed.
+   */
   logsumexp: Tensor;
 }
 

@@ -93,8 +93,8 @@ const OPTION_KEYS = ['blockSizes', 'saveResiduals', 'maskValue', 'attnLogitsSoft
 export interface CallOptions {
   /**
    * Aborts the call: it rejects with a DOMException named 'AbortError' and returns no partial result;
-   * the kernel stays usable. Not allowed on *Sync calls; both that and a value that is not an
-   * AbortSignal are TypeErrors naming it (`opts.signal`, `backward.signal`).
+   * the kernel stays usable. Not allowed on forwardSync and backwardSync; both that and a value that
+   * is not an AbortSignal are TypeErrors naming it (`opts.signal`, `backward.signal`).
    */
   signal?: AbortSignal;
   /**

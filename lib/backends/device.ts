@@ -143,7 +143,8 @@ export interface ToDeviceOptions {
  * input is not changed; the result belongs to the caller, who frees it with dispose().
  *
  * @param t - a host Tensor (any dtype).
- * @param opts - the backend and device; see {@link ToDeviceOptions}.
+ * @param opts - `backend`: 'cuda' or 'rocm' (default: the GPU backend the loaded addon was built for,
+ *   else 'cuda'); `device`: the GPU's index (default 0).
  * @throws TypeError when `t` is not a Tensor or is a DeviceTensor already, `opts` is not an object,
  *   `opts.backend` is not 'cuda' or 'rocm', or `opts.device` is not a number.
  * @throws RangeError when `opts.device` is not a non-negative integer or not a device index of the
