@@ -361,26 +361,41 @@ type DeviceResiduals = { out: DeviceTensor; logsumexp: DeviceTensor };
 type AnyTensor = Tensor | DeviceTensor;
 /** A kernel made with `saveResiduals: true`: forward and forwardSync return `{ out, logsumexp }`. */
 export interface SplashKernelWithResiduals extends SplashAttentionKernel {
+  /** {@link SplashAttentionKernel.forward} on host tensors: resolves to `{ out, logsumexp }`. */
   forward(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds, opts?: CallOptions): Promise<ForwardWithResiduals>;
+  /** {@link SplashAttentionKernel.forward} on DeviceTensors: resolves to DeviceTensors `{ out, logsumexp }`. */
   forward(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, segmentIds?: SegmentIds, opts?: CallOptions): Promise<DeviceResiduals>;
+  /** {@link SplashAttentionKernel.forward} on mixed inputs: `{ out, logsumexp }`, DeviceTensors when any input is one. */
   forward(q: AnyTensor, k: AnyTensor, v: AnyTensor, segmentIds?: SegmentIds, opts?: CallOptions): Promise<ForwardWithResiduals | DeviceResiduals>;
+  /** {@link SplashAttentionKernel.forwardSync} on host tensors: returns `{ out, logsumexp }`. */
   forwardSync(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds, opts?: CallOptions): ForwardWithResiduals;
+  /** {@link SplashAttentionKernel.forwardSync} on DeviceTensors: returns DeviceTensors `{ out, logsumexp }`. */
   forwardSync(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, segmentIds?: SegmentIds, opts?: CallOptions): DeviceResiduals;
+  /** {@link SplashAttentionKernel.forwardSync} on mixed inputs: `{ out, logsumexp }`, DeviceTensors when any input is one. */
   forwardSync(q: AnyTensor, k: AnyTensor, v: AnyTensor, segmentIds?: SegmentIds, opts?: CallOptions): ForwardWithResiduals | DeviceResiduals;
 }
 /** A kernel made without `saveResiduals`: forward and forwardSync return the output alone. */
 export interface SplashKernelOutOnly extends SplashAttentionKernel {
+  /** {@link SplashAttentionKernel.forward} on host tensors: resolves to out. */
   forward(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds, opts?: CallOptions): Promise<Tensor>;
+  /** {@link SplashAttentionKernel.forward} on DeviceTensors: resolves to out as a DeviceTensor. */
   forward(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, segmentIds?: SegmentIds, opts?: CallOptions): Promise<DeviceTensor>;
+  /** {@link SplashAttentionKernel.forward} on mixed inputs: resolves to out, a DeviceTensor when any input is one. */
   forward(q: AnyTensor, k: AnyTensor, v: AnyTensor, segmentIds?: SegmentIds, opts?: CallOptions): Promise<AnyTensor>;
+  /** {@link SplashAttentionKernel.forwardSync} on host tensors: returns out. */
   forwardSync(q: Tensor, k: Tensor, v: Tensor, segmentIds?: SegmentIds, opts?: CallOptions): Tensor;
+  /** {@link SplashAttentionKernel.forwardSync} on DeviceTensors: returns out as a DeviceTensor. */
   forwardSync(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, segmentIds?: SegmentIds, opts?: CallOptions): DeviceTensor;
+  /** {@link SplashAttentionKernel.forwardSync} on mixed inputs: returns out, a DeviceTensor when any input is one. */
   forwardSync(q: AnyTensor, k: AnyTensor, v: AnyTensor, segmentIds?: SegmentIds, opts?: CallOptions): AnyTensor;
 }
 
 /**
  * Makes a multi-head attention kernel whose forward also returns logsumexp (`saveResiduals: true`), as
  * a backward needs. Everything else is as in the other signature.
+ *
+ * @param mask - a 2-D mask of shape `[Sq, Skv]` (applied to every head) or a MultiHeadMask with H masks.
+ * @param opts - options with `saveResiduals: true`; see {@link SplashOptions}.
  */
 export function makeSplashMHA(mask: Mask | MultiHeadMask, opts: SplashOptions & { saveResiduals: true }): SplashKernelWithResiduals;
 /**
@@ -416,6 +431,9 @@ export function makeSplashMHA(mask: Mask | MultiHeadMask, opts?: SplashOptions):
 /**
  * Makes a multi-query attention kernel whose forward also returns logsumexp (`saveResiduals: true`), as
  * a backward needs. Everything else is as in the other signature.
+ *
+ * @param mask - a 2-D mask of shape `[Sq, Skv]` (applied to every head) or a MultiHeadMask with H masks.
+ * @param opts - options with `saveResiduals: true`; see {@link SplashOptions}.
  */
 export function makeSplashMQA(mask: Mask | MultiHeadMask, opts: SplashOptions & { saveResiduals: true }): SplashKernelWithResiduals;
 /**
