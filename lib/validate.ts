@@ -100,7 +100,7 @@ export interface CallOptions {
   /**
    * Attention sinks: a host float32 Tensor `[H]`, one logit per query head that joins every row's
    * softmax denominator with no value behind it. Then logsumexp = log(Σ exp(logits) + exp(sink)), and a
-   * row with no allowed key gets out = 0 and logsumexp = the sink. A DeviceTensor or another dtype is a
+   * row with no allowed key gets out = 0 and logsumexp = its sink logit. A DeviceTensor or another dtype is a
    * TypeError; another shape or a NaN is a RangeError (naming `opts.sinks` or `backward.sinks`).
    */
   sinks?: Tensor;
@@ -149,9 +149,9 @@ export function checkSinks(sinks: Tensor, heads: number, name: string): Float32A
  * TypeError, a wrong length a RangeError, naming `segmentIds.q` or `segmentIds.kv`.
  */
 export interface SegmentIds {
-  /** One id per query: length B·Sq (Sq without a batch dim). */
+  /** One id per query: length B·Sq, or Sq without a batch dim. */
   q: Int32Array;
-  /** One id per key: length B·Skv (Skv without a batch dim). */
+  /** One id per key: length B·Skv, or Skv without a batch dim. */
   kv: Int32Array;
 }
 
