@@ -6,6 +6,7 @@
 import { abortError, throwIfAborted } from './abort';
 import { describeValue } from './tensor';
 
+/** Options of {@link setConcurrency}. An unknown key is a TypeError naming it. */
 export interface ConcurrencyOptions {
   /** Most async kernel calls running at once; Infinity (the default) for no limit beyond the compute pool. */
   maxInFlight?: number;
@@ -15,7 +16,23 @@ let maxInFlight = Infinity;
 let inFlight = 0;
 const waiting: { start: () => void }[] = [];
 
-/** Sets how many async kernel calls may run at once; the rest wait in order. Returns the previous setting. */
+/**
+ * Sets how many async kernel calls (forward, backward, vjp) may run at once in this JavaScript thread;
+ * further calls wait and start in the order they were made. A waiting call whose signal fires leaves
+ * the queue at once. The main thread and each worker keep their own limit. forwardSync and
+ * backwardSync are not counted. Leaving `maxInFlight` out changes nothing (a way to read the setting).
+ *
+ * @returns the setting before this call.
+ * @throws TypeError when `opts` is not an object, has another key than maxInFlight, or maxInFlight is
+ *   not a number.
+ * @throws RangeError when maxInFlight is neither a positive integer nor Infinity.
+ * @example
+ * ```ts
+ * const previous = setConcurrency({ maxInFlight: 2 }); // at most two kernel calls run at once
+ * // …
+ * setConcurrency(previous);
+ * ```
+ */
 export function setConcurrency(opts: ConcurrencyOptions): Required<ConcurrencyOptions> {
   if (opts === null || typeof opts !== 'object') {
     throw new TypeError(`opts: expected an object { maxInFlight }, got ${describeValue(opts)}`);

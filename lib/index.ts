@@ -1,5 +1,13 @@
 // Public exports of splash-attention (see API.md).
 
+/**
+ * Block-sparse flash attention (splash attention) for Node.js: masks, their block maps, the kernels on
+ * the cuda, rocm, cpu, js and reference backends, and the tensors they take. Everything here is a named
+ * export of the package root, `splash-attention`.
+ *
+ * @module splash-attention
+ */
+
 export { tensor, fromFloat32, toFloat32 } from './tensor';
 export type { DType, Tensor } from './tensor';
 export {

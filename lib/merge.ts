@@ -11,7 +11,12 @@ import { checkTensor } from './validate';
 
 /** One result to merge: out [.., H, Sq, Dv] and its float32 logsumexp [.., H, Sq]. */
 export interface AttentionPart {
+  /** Attention output over this part's keys: `[.., H, Sq, Dv]`, any dtype (the same in every part). */
   out: Tensor;
+  /**
+   * Natural-log softmax denominator over this part's keys: `[.., H, Sq]` float32; -Infinity where no
+   * key was allowed.
+   */
   logsumexp: Tensor;
 }
 
@@ -28,9 +33,25 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 }
 
 /**
- * Combines results of the same queries over disjoint key sets into the result over all of them. Rows
- * that are -Infinity in every part give out = 0 and logsumexp = -Infinity. out keeps its dtype (combined
- * in float64, rounded once); logsumexp is float32.
+ * Combines results of the same queries over disjoint key sets into the result over all of them, as
+ * split-KV decoding and ring (context-parallel) attention need: lse = log Σ_i exp(lse_i) and
+ * out = Σ_i exp(lse_i − lse) · out_i. Rows that are -Infinity in every part give out = 0 and
+ * logsumexp = -Infinity. out keeps its dtype (combined in float64, rounded once); logsumexp is float32.
+ * Inputs are not changed; the result is fresh. With sinks, give them to exactly one part's call.
+ *
+ * @param parts - one or more `{ out, logsumexp }` of the same shapes, e.g. forwards made with
+ *   `saveResiduals: true`. Host Tensors only.
+ * @throws TypeError when `parts` is not an array, a part is not an object or holds a non-Tensor or a
+ *   DeviceTensor, the out dtypes differ, or a logsumexp is not float32 (naming `parts[i].out` and so on).
+ * @throws RangeError when `parts` is empty, out has fewer than 3 dims, or a shape differs from
+ *   parts[0]'s (out) or from out's rows (logsumexp).
+ * @example
+ * ```ts
+ * // The same queries against two halves of the keys (kernels made with saveResiduals: true).
+ * const a = await left.forward(q, k0, v0);
+ * const b = await right.forward(q, k1, v1);
+ * const { out, logsumexp } = mergeAttention([a, b]); // as one call over all the keys
+ * ```
  */
 export function mergeAttention(parts: readonly AttentionPart[]): AttentionPart {
   if (!Array.isArray(parts)) throw new TypeError(`parts: expected an array of { out, logsumexp }, got ${describeValue(parts)}`);

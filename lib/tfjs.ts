@@ -3,6 +3,14 @@
 // Sits on top of the public API (./index) and nothing else; the package root never loads this file,
 // so @tensorflow/tfjs-core stays an optional peer dependency.
 
+/**
+ * The kernel as a differentiable TensorFlow.js op, loaded from the `splash-attention/tfjs` subpath. It
+ * needs the optional peer dependency `@tensorflow/tfjs-core`: without it, loading this module throws an
+ * Error that says what to install.
+ *
+ * @module splash-attention/tfjs
+ */
+
 import type * as TF from '@tensorflow/tfjs-core';
 import { SplashAttentionKernel, fromFloat32, tensor, toFloat32, type SegmentIds, type Tensor } from './index';
 import { describeValue as describe } from './tensor';
@@ -30,6 +38,7 @@ const tf = loadTfjsCore();
 /** The dtype the kernel computes in; tensors in and out stay float32 (TensorFlow.js has no bfloat16). */
 export type ComputeDType = 'float32' | 'bfloat16';
 
+/** Options of {@link splashAttention}. An unknown key is a TypeError naming it (`opts.<key>`). */
 export interface SplashAttentionOptions {
   /** Packed documents: a query attends a key only when their ids are equal (and the mask allows it). */
   segmentIds?: SegmentIds;
@@ -38,7 +47,10 @@ export interface SplashAttentionOptions {
    * Differentiable like q, k and v. Kept float32 also with computeDtype 'bfloat16'.
    */
   sinks?: TF.Tensor;
-  /** 'bfloat16' rounds q, k, v and the output's cotangent to bf16 for the kernel; results come back as float32. */
+  /**
+   * 'bfloat16' rounds q, k, v and the output's cotangent to bf16 (nearest even) for the kernel; results
+   * come back as float32. Default 'float32'. Any other value is a TypeError.
+   */
   computeDtype?: ComputeDType;
 }
 
@@ -97,7 +109,31 @@ function isResiduals(r: unknown): r is { out: Tensor; logsumexp: Tensor } {
  *
  * The kernel must come from makeSplashMHA / makeSplashMQA with { saveResiduals: true }: the forward's
  * output and logsumexp are kept for the backward (tf.customGrad), which never recomputes the forward.
- * Gradients flow to q, k, v and opts.sinks. Argument errors are the kernel's own TypeError / RangeError.
+ * Gradients flow to q, k, v and opts.sinks. The kernel computes synchronously, on the calling thread.
+ *
+ * @param kernel - a SplashAttentionKernel made with `saveResiduals: true`.
+ * @param q - queries, a float32 tf.Tensor.
+ * @param k - keys, a float32 tf.Tensor.
+ * @param v - values, a float32 tf.Tensor.
+ * @param opts - segment ids, sinks and the compute dtype; see {@link SplashAttentionOptions}.
+ * @returns out `[B?, H, Sq, Dv]`, a float32 tf.Tensor.
+ * @throws TypeError when `kernel` is not a SplashAttentionKernel or was made without saveResiduals,
+ *   q, k, v or opts.sinks is not a float32 tf.Tensor of the same tfjs-core, `opts` is not an object or
+ *   has an unknown key, or opts.computeDtype is not 'float32' or 'bfloat16'.
+ * @throws TypeError / RangeError from the kernel for shapes, segment ids or sinks that do not fit, with
+ *   the kernel's messages.
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import '@tensorflow/tfjs-core/dist/register_all_gradients'; // bare tfjs-core only
+ * import '@tensorflow/tfjs-backend-cpu';
+ * import { CausalMask, makeSplashMHA } from 'splash-attention';
+ * import { splashAttention } from 'splash-attention/tfjs';
+ *
+ * const kernel = makeSplashMHA(new CausalMask([256, 256]), { saveResiduals: true });
+ * const loss = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => tf.sum(splashAttention(kernel, q, k, v));
+ * const [dq, dk, dv] = tf.grads(loss)([q, k, v]); // q, k, v: float32 [4, 256, 64]
+ * ```
  */
 export function splashAttention(
   kernel: SplashAttentionKernel,

@@ -4,43 +4,105 @@
 import { QKVLayout, type CallShape } from './backends/backend';
 import { describeValue as describe, isDType, shapeSize, type DType, type Tensor } from './tensor';
 
+/** Every name SplashOptions.backend takes. */
 export const BACKEND_NAMES = ['auto', 'cuda', 'rocm', 'cpu', 'js', 'reference'] as const;
+/** A backend name, or 'auto'. */
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
+/**
+ * Block sizes in tokens, as splash's BlockSizes. Every field is optional: an unset size is the backend's
+ * default (128 on every backend today) or the forward size it follows, as each field says. Block
+ * sizes larger than a sequence are allowed (one ragged block). Sizes are positive integers
+ * (TypeError when not a number, RangeError otherwise, naming `blockSizes.<field>`); an unknown field is
+ * a TypeError.
+ */
 export interface BlockSizes {
+  /** Query rows per block in the forward. Default: the backend's. */
   blockQ?: number;
+  /** Keys per block in the forward. Default: the backend's. */
   blockKv?: number;
+  /** Keys per compute step inside a forward block; must divide blockKv (RangeError). Default blockKv. */
   blockKvCompute?: number;
+  /** Query rows per block in the dk/dv pass. Default blockQ. */
   blockQDkv?: number;
+  /** Keys per block in the dk/dv pass. Default blockKv. */
   blockKvDkv?: number;
+  /** Keys per compute step inside a dk/dv block; must divide blockKvDkv (RangeError). Default blockKvDkv. */
   blockKvDkvCompute?: number;
+  /** Query rows per block in the dq pass of the split backward. Default blockQ. RangeError with useFusedBwdKernel. */
   blockQDq?: number;
+  /** Keys per block in the dq pass of the split backward. Default blockKv. RangeError with useFusedBwdKernel. */
   blockKvDq?: number;
+  /**
+   * true: one backward pass computes dq, dk and dv (on a GPU, dq is summed atomically and may differ
+   * in the last bits run to run). Default false: separate dq and dk/dv passes. TypeError when not a boolean.
+   */
   useFusedBwdKernel?: boolean;
+  /** Layout q is kept in while the kernel computes; the API's shapes never change. Default HEAD_DIM_MINOR. */
   qLayout?: QKVLayout;
+  /** Layout k is kept in while the kernel computes; the API's shapes never change. Default HEAD_DIM_MINOR. */
   kLayout?: QKVLayout;
+  /** Layout v is kept in while the kernel computes; the API's shapes never change. Default HEAD_DIM_MINOR. */
   vLayout?: QKVLayout;
 }
 
+/**
+ * Options of {@link makeSplashMHA} and {@link makeSplashMQA}, fixed for the kernel's life. Every field
+ * is optional. An unknown key is a TypeError naming it (`opts.<key>`): a typo never changes the math.
+ */
 export interface SplashOptions {
+  /** Block sizes in tokens; see {@link BlockSizes}. Default: the backend's own choice. */
   blockSizes?: BlockSizes;
+  /** true: forward returns `{ out, logsumexp }`, as a backward needs. Default false: out alone. A boolean. */
   saveResiduals?: boolean;
+  /**
+   * The logit given to masked elements inside visited blocks. Default -2.381976426469702e38
+   * (-0.7 × float32 max, splash's). Only the default gives the same result for every block size. NaN is
+   * a RangeError.
+   */
   maskValue?: number;
+  /** Soft cap: logits = cap · tanh(logits / cap), before masking. A positive finite number; default null (none). */
   attnLogitsSoftCap?: number | null;
+  /**
+   * Where the kernel runs: 'cuda', 'rocm', 'cpu' (native addon), 'js' (pure JavaScript) or 'reference'
+   * (a float64 oracle, slow). Default 'auto': cuda, then rocm, then cpu, then js. A name that is not in
+   * this list is a TypeError; a named backend that is unavailable here is an Error saying why.
+   */
   backend?: BackendName;
+  /** Split the heads into this many groups of work (threads or devices). Default 1; results never change. */
   headShards?: number;
+  /**
+   * Split the q-blocks into this many contiguous shards, each with its own schedule: an integer from 1
+   * to the number of q-blocks (RangeError otherwise). Default 1; results never change.
+   */
   qSeqShards?: number;
-  /** logits = scale · q·kᵀ, before the soft cap (default 1: callers scale q, as in splash). */
+  /**
+   * logits = scale · q·kᵀ, before the soft cap; dq and dk carry the factor. A positive finite number
+   * (RangeError otherwise). Default 1, as splash: callers scale q. Pass `1 / Math.sqrt(D)` for
+   * FlashAttention's convention. The GPU backends take only 1 so far (their calls reject others).
+   */
   scale?: number;
 }
 
 const OPTION_KEYS = ['blockSizes', 'saveResiduals', 'maskValue', 'attnLogitsSoftCap', 'backend', 'headShards', 'qSeqShards', 'scale'] as const;
 
-/** Per-call options of forward / backward / vjp (API.md, "Additions in 0.2"). */
+/**
+ * Per-call options, the last argument of forward, forwardSync and vjp (backward takes the same fields
+ * in its argument). An unknown key is a TypeError naming it.
+ */
 export interface CallOptions {
-  /** Aborts the call: it rejects with a DOMException named 'AbortError' and returns no partial result. */
+  /**
+   * Aborts the call: it rejects with a DOMException named 'AbortError' and returns no partial result;
+   * the kernel stays usable. Not allowed on forwardSync and backwardSync; both that and a value that
+   * is not an AbortSignal are TypeErrors naming it (`opts.signal`, `backward.signal`).
+   */
   signal?: AbortSignal;
-  /** [H] float32: one logit per query head that joins every row's softmax denominator with no value. */
+  /**
+   * Attention sinks: a host float32 Tensor `[H]`, one logit per query head that joins every row's
+   * softmax denominator with no value behind it. Then logsumexp = log(Σ exp(logits) + exp(sink)), and a
+   * row with no allowed key gets out = 0 and logsumexp = its sink logit. A DeviceTensor or another dtype is a
+   * TypeError; another shape or a NaN is a RangeError (naming `opts.sinks` or `backward.sinks`).
+   */
   sinks?: Tensor;
 }
 
@@ -81,8 +143,15 @@ export function checkSinks(sinks: Tensor, heads: number, name: string): Float32A
   return data;
 }
 
+/**
+ * Segment ids for packed sequences: a query attends a key only when their ids are equal (and the mask
+ * allows it). Batch-major: entry b·Sq + i is query i of batch element b. A wrong array type is a
+ * TypeError, a wrong length a RangeError, naming `segmentIds.q` or `segmentIds.kv`.
+ */
 export interface SegmentIds {
+  /** One id per query: length B·Sq, or Sq without a batch dim. */
   q: Int32Array;
+  /** One id per key: length B·Skv, or Skv without a batch dim. */
   kv: Int32Array;
 }
 
@@ -94,6 +163,7 @@ const BLOCK_FIELDS = [
 ] as const;
 const LAYOUT_FIELDS = ['qLayout', 'kLayout', 'vLayout'] as const;
 
+/** Returns `x` when it is a positive integer; TypeError (not a number) or RangeError naming `name`. */
 export function checkPositiveInteger(x: unknown, name: string): number {
   if (typeof x !== 'number') throw new TypeError(`${name}: expected a positive integer, got ${describe(x)}`);
   if (!Number.isInteger(x) || x <= 0) throw new RangeError(`${name}: expected a positive integer, got ${x}`);
@@ -107,6 +177,7 @@ function checkObject(x: unknown, name: string): Record<string, unknown> {
   return x as Record<string, unknown>;
 }
 
+/** SplashOptions after checkOptions: every default filled in. */
 export interface CheckedOptions {
   blockSizes: BlockSizes;
   saveResiduals: boolean;
@@ -118,6 +189,7 @@ export interface CheckedOptions {
   scale: number;
 }
 
+/** Checks a kernel's options and fills in the defaults; errors name the option. */
 export function checkOptions(opts: unknown): CheckedOptions {
   const o = opts === undefined ? {} : checkObject(opts, 'opts');
   rejectUnknownKeys(o, 'opts', OPTION_KEYS);
@@ -236,6 +308,7 @@ function checkSameDType(t: Tensor, name: string, dtype: DType): void {
   if (t.dtype !== dtype) throw new TypeError(`${name}.dtype: expected '${dtype}' (q's dtype), got '${t.dtype}'`);
 }
 
+/** A checked call's sizes, and its segment ids (null when not given). */
 export interface CheckedCall {
   shape: CallShape;
   segQ: Int32Array | null;

@@ -4,8 +4,16 @@ import type { Mask, MultiHeadMask } from '../mask';
 import type { MaskInfo } from '../mask-info';
 import type { DType, Tensor } from '../tensor';
 
+/**
+ * How the kernel keeps q, k or v in memory while it computes (BlockSizes.qLayout and friends). The
+ * tensors you pass and get back are always row-major with the head dim last; only the working copy
+ * changes. The cpu and js backends honour it; the GPU and reference backends ignore it. Any other
+ * value is a TypeError naming the field.
+ */
 export enum QKVLayout {
+  /** The head dim is contiguous: `[seq, dim]`, as the API's tensors. The default. */
   HEAD_DIM_MINOR = 1,
+  /** The sequence is contiguous: `[dim, seq]`, a transposed working copy. */
   SEQ_MINOR = 2,
 }
 

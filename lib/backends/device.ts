@@ -30,9 +30,18 @@ const finalizer = new FinalizationRegistry<{ addon: GpuAddon; handle: DeviceHand
   }
 });
 
+/**
+ * A tensor in GPU memory of the 'cuda' or 'rocm' backend, made by {@link toDevice} or returned by a
+ * GPU kernel given DeviceTensors. Kernels on that backend take it wherever they take a Tensor and then
+ * return DeviceTensors; kernels on other backends reject it with a TypeError. Read it back with
+ * toHost(); free it with dispose() (memory of one that is garbage-collected undisposed is freed too).
+ */
 export class DeviceTensor {
+  /** Dimensions, outermost first, as a Tensor's (frozen). */
   readonly shape: readonly number[];
+  /** Element type, as a Tensor's. */
   readonly dtype: DType;
+  /** The GPU it lives on: an index as in {@link DeviceInfo}. */
   readonly device: number;
 
   /** Made by toDevice and by GPU kernels only. */
@@ -52,7 +61,10 @@ export class DeviceTensor {
     return stateOf(this).handle === null;
   }
 
-  /** Copies the tensor to a new host Tensor (off the event loop). */
+  /**
+   * Copies the tensor to a new host Tensor (off the event loop).
+   * @throws Error (as a rejection) when the tensor was disposed, or with the driver's message.
+   */
   async toHost(): Promise<Tensor> {
     const s = stateOf(this);
     if (s.handle === null) throw new Error('DeviceTensor.toHost: the tensor was disposed');
@@ -118,11 +130,35 @@ export function deviceHandle(t: DeviceTensor, name: string): DeviceHandle {
   return s.handle;
 }
 
+/** Options of {@link toDevice}. */
 export interface ToDeviceOptions {
+  /** The GPU backend to copy to. Default: the one the loaded addon was built for, else 'cuda'. */
   backend?: 'cuda' | 'rocm';
+  /** The GPU's index (a non-negative integer). Default 0. */
   device?: number;
 }
 
+/**
+ * Copies a host Tensor into GPU memory, for training loops that keep tensors on the device. The
+ * input is not changed; the result belongs to the caller, who frees it with dispose().
+ *
+ * @param t - a host Tensor (any dtype).
+ * @param opts - `backend`: 'cuda' or 'rocm' (default: the GPU backend the loaded addon was built for,
+ *   else 'cuda'); `device`: the GPU's index (default 0).
+ * @throws TypeError when `t` is not a Tensor or is a DeviceTensor already, `opts` is not an object,
+ *   `opts.backend` is not 'cuda' or 'rocm', or `opts.device` is not a number.
+ * @throws RangeError when `opts.device` is not a non-negative integer or not a device index of the
+ *   backend, or as {@link tensor} for a malformed `t`.
+ * @throws Error when the GPU backend is unavailable (the message says why), or with the driver's
+ *   message when the allocation or copy fails.
+ * @example
+ * ```ts
+ * const kernel = makeSplashMHA(new CausalMask([1024, 1024]), { backend: 'cuda' });
+ * const [qd, kd, vd] = [q, k, v].map((t) => toDevice(t, { backend: 'cuda' }));
+ * const out = await (await kernel.forward(qd, kd, vd)).toHost();
+ * [qd, kd, vd].forEach((t) => t.dispose());
+ * ```
+ */
 export function toDevice(t: Tensor, opts: ToDeviceOptions = {}): DeviceTensor {
   if (isDeviceTensor(t)) throw new TypeError('t: expected a host Tensor, got a DeviceTensor (it is on the device already)');
   checkTensor(t, 't');

@@ -22,6 +22,7 @@ import { cancellable, type CancelToken } from './cancel';
 import { deviceHandle, isDeviceTensor, wrapDeviceBuffer, type DeviceTensor } from './device';
 import { loadNative } from './native';
 
+/** The GPU backends: 'cuda' (NVIDIA) or 'rocm' (AMD, through HIP). */
 export type GpuBackendName = 'cuda' | 'rocm';
 
 /** An addon device buffer (an External with a type tag). Opaque to JS. */

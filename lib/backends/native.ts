@@ -32,9 +32,13 @@ export interface CpuFeatures {
 
 /** A GPU as listed by backends(). */
 export interface DeviceInfo {
+  /** The device number that toDevice's `device` option takes. */
   index: number;
+  /** The device's name, as the driver reports it. */
   name: string;
+  /** "major.minor" on CUDA; the gfx architecture name on ROCm. */
   computeCapability?: string;
+  /** Device memory in bytes. */
   totalMemory: number;
 }
 

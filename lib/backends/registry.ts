@@ -10,10 +10,15 @@ import type { BackendName } from '../validate';
 
 export type { DeviceInfo };
 
+/** One backend as {@link backends} reports it. */
 export interface BackendStatus {
+  /** 'cuda', 'rocm', 'cpu', 'js' or 'reference'. */
   name: string;
+  /** Whether a kernel can be made with this backend here. */
   available: boolean;
+  /** Why it is unavailable (no driver, no device, addon not built…); absent when available. */
   reason?: string;
+  /** The GPUs a GPU backend sees; absent for 'cpu', 'js' and 'reference'. */
   devices?: DeviceInfo[];
 }
 
@@ -40,7 +45,16 @@ function nativeStatus(name: NativeName): BackendStatus {
   return { name, ...s };
 }
 
-/** All five backends with their availability here. */
+/**
+ * Lists all five backends, in the order 'cuda', 'rocm', 'cpu', 'js', 'reference', with whether each is
+ * usable in this process and, if not, why. 'js' and 'reference' are always available. Never throws:
+ * when the native addon cannot be loaded, the native backends are listed as unavailable with the reason.
+ *
+ * @example
+ * ```ts
+ * for (const b of backends()) console.log(b.name, b.available ? 'ok' : b.reason);
+ * ```
+ */
 export function backends(): BackendStatus[] {
   return [
     ...NATIVE_ORDER.map(nativeStatus),
