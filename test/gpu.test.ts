@@ -2,7 +2,7 @@
 // addon carries the GPU entry points, the backends report the driver's reason and refuse to run with it,
 // the host-side launch planning (kernel choice, work order, packed dense blocks, schedule checks,
 // segment ranges) and the addon's argument checks, and the kernels' own source run on the CPU through
-// native/gpu/emulate.h against the CPU kernels. Tests that need a device say "skipped: no device".
+// native/tests/emulate.h against the CPU kernels. Tests that need a device say "skipped: no device".
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -288,7 +288,7 @@ describe('GPU backend without a device', () => {
     assert.throws(() => addon.gpuDispose(42 as never), TypeError);
   });
 
-  it('the kernels\' source, run on the CPU by native/gpu/emulate.h, matches the CPU kernels (tensor-core and SIMT)', async function () {
+  it('the kernels\' source, run on the CPU by native/tests/emulate.h, matches the CPU kernels (tensor-core and SIMT)', async function () {
     this.timeout(600_000);
     const cxx = process.env.CXX ?? 'g++';
     if (spawnSync(cxx, ['--version']).status !== 0) {

@@ -139,7 +139,7 @@ __device__ __forceinline__ float f16_range_scale(const float (&x)[R][4]) {
   for (int j = 0; j < R; ++j)
 #pragma unroll
     for (int e = 0; e < 4; ++e) mx = fmaxf(mx, fabsf(x[j][e]));
-  mx = warp_max(mx);  // unconditionally: every warp passes the same collectives (see emulate.h)
+  mx = warp_max(mx);  // unconditionally: every warp passes the same collectives (see native/tests/emulate.h)
   if (!(mx > kF16Max) || mx == pos_inf()) return 1.f;
   int e = 0;
   (void)frexpf(mx, &e);         // mx = m * 2^e with 0.5 <= m < 1

@@ -1,12 +1,12 @@
 // One GPU source for CUDA and HIP. Every .cu file under native/gpu/ includes this header and uses the
 // gpu* names below; nvcc compiles it as CUDA, `hipcc -x hip` (HIP_PLATFORM=amd) as HIP. With
-// SPLASH_GPU_EMULATE (tests only) the device code compiles as host C++ against emulate.h instead, with
+// SPLASH_GPU_EMULATE (tests only) the device code compiles as host C++ against native/tests/emulate.h instead, with
 // CUDA's warp semantics and no runtime API.
 #pragma once
 
 #if defined(SPLASH_GPU_EMULATE)
 #define SPLASH_GPU_CUDA 1
-#include "emulate.h"
+#include "../tests/emulate.h"  // test-only; not part of the package
 #elif defined(__HIP_PLATFORM_AMD__) || defined(__HIPCC__)
 #define SPLASH_GPU_HIP 1
 #include <hip/hip_runtime.h>

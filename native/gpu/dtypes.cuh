@@ -6,7 +6,7 @@
 #include "compat.h"
 
 #if defined(SPLASH_GPU_EMULATE)
-// emulate.h provides the f16 conversions
+// native/tests/emulate.h provides the f16 conversions
 #elif defined(SPLASH_GPU_HIP)
 #include <hip/hip_fp16.h>
 #else

@@ -1,7 +1,7 @@
 // Tensor-core primitives for CUDA sm_80 and later, shared by the forward and backward mma kernels:
 // swizzled shared tiles, cp.async, ldmatrix, mma.sync m16n8k16 (bf16 / f16 in, f32 accumulators),
 // packing to 16-bit pairs, per-lane fragment addressing and asynchronous tile loads. Under
-// SPLASH_GPU_EMULATE the same names run on the CPU (emulate.h).
+// SPLASH_GPU_EMULATE the same names run on the CPU (native/tests/emulate.h).
 //
 // Fragment facts (PTX ISA, mma.m16n8k16 with .bf16/.f16; g = lane / 4, t = lane % 4):
 //   A (16x16, row): reg0 = (row g, k 2t..2t+1), reg1 = (row g+8, k 2t..), reg2 = (row g, k 2t+8..),
@@ -94,7 +94,7 @@ __device__ __forceinline__ uint32_t cvt_pack<F16>(float lo, float hi) {
   return r;
 }
 
-#else  // SPLASH_GPU_EMULATE: the same primitives on the CPU (emulate.h)
+#else  // SPLASH_GPU_EMULATE: the same primitives on the CPU (native/tests/emulate.h)
 
 inline uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(static_cast<const uint8_t*>(p) - emu::smem_base());

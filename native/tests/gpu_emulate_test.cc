@@ -1,5 +1,5 @@
 // The GPU forward kernels (both the SIMT and the tensor-core one, from their real source) run on the
-// CPU through native/gpu/emulate.h and are compared with the CPU forward kernel on a small grid of the
+// CPU through native/tests/emulate.h and are compared with the CPU forward kernel on a small grid of the
 // splash cases. Host-side launch planning is the launcher's own (plan.h): kernel choice, work order,
 // packed dense blocks, segment ranges, the kernel argument block. What this cannot show: timing, real
 // concurrency between warps, and whether the hardware agrees with the PTX ISA's fragment layouts as

@@ -1,6 +1,6 @@
 // A CPU emulation of the device side of native/gpu, for tests only (compiled when SPLASH_GPU_EMULATE is
-// defined, by native/tests/gpu_emulate_test.cc; never part of an addon). It lets the real kernel source
-// run on a machine without a GPU:
+// defined, by native/tests/gpu_emulate_test.cc; never part of an addon or of the package). It lets the
+// real kernel source run on a machine without a GPU:
 //
 //   - a CTA is 128 fibers run round-robin on one OS thread; __syncthreads and every warp collective are
 //     yields, so all threads of a CTA pass the same sequence of them, and a CTA whose threads disagree
