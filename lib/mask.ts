@@ -4,7 +4,7 @@
 // Besides the public API each mask offers three hooks that MaskInfo uses: program() (a postfix
 // program for the kernels), classifyBlock() (empty/partial/full for one block) and fillWindow().
 
-import { MaskOp } from './mask-info';
+import { MaskOp } from './mask-program';
 import { seededRandom } from './random';
 
 /** Classification of one block: 0 = no element true, 1 = some, 2 = every element true.

@@ -11,7 +11,8 @@
 //   float64 costs nothing (it measured faster than float32 scratch) and is at least as exact as
 //   splash's fp32 accumulators; results are rounded once, when written out.
 
-import { fillBlockFromProgram, type MaskInfo } from '../mask-info';
+import type { MaskInfo } from '../mask-info';
+import { fillBlockFromProgram } from '../mask-program';
 import { fromFloat32, tensor, toFloat32, type DType, type Tensor } from '../tensor';
 import {
   QKVLayout,
