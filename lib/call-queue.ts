@@ -4,7 +4,7 @@
 // also shares the addon's one dispatcher.
 
 import { abortError, throwIfAborted } from './abort';
-import { describeValue } from './tensor';
+import { describeValue } from './describe-value';
 
 export interface ConcurrencyOptions {
   /** Most async kernel calls running at once; Infinity (the default) for no limit beyond the compute pool. */

@@ -8,7 +8,7 @@ import { resolveBackend } from './backends/registry';
 import { Mask, MultiHeadMask } from './mask';
 import { processMask, type MaskInfo } from './mask-info';
 import type { Tensor } from './tensor';
-import { describeValue } from './tensor';
+import { describeValue } from './describe-value';
 import { runInFlight } from './call-queue';
 import { sinkGradient, withSinks } from './merge';
 import {

@@ -2,7 +2,8 @@
 // schedules the kernels iterate. Computable masks are classified analytically per block and never
 // materialised; partial blocks of dense masks are stored once per distinct content.
 
-import { Mask, MultiHeadMask, describeValue } from './mask';
+import { describeValue } from './describe-value';
+import { Mask, MultiHeadMask } from './mask';
 
 // Block classes (mask.ts's BlockClass), kept local so hot loops read no imported bindings.
 const BLOCK_EMPTY = 0;

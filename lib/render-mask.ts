@@ -2,7 +2,7 @@
 // name the argument and give the expected and the actual value) and hands them to the text or the
 // SVG renderer.
 
-import { describeValue } from './mask';
+import { describeValue } from './describe-value';
 import type { MaskInfo } from './mask-info';
 import type { TokenWindow } from './mask-picture';
 import { renderMaskText } from './render-mask-text';

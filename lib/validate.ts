@@ -2,7 +2,8 @@
 // expected value and the actual one; types → TypeError, numbers → RangeError.
 
 import { QKVLayout, type CallShape } from './backends/backend';
-import { describeValue as describe, isDType, shapeSize, type DType, type Tensor } from './tensor';
+import { describeValue } from './describe-value';
+import { isDType, shapeSize, type DType, type Tensor } from './tensor';
 
 export const BACKEND_NAMES = ['auto', 'cuda', 'rocm', 'cpu', 'js', 'reference'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -63,7 +64,7 @@ export function checkCallOptions(opts: unknown, name: string, signalAllowed: boo
     if (!signalAllowed) {
       throw new TypeError(`${name}.signal: a synchronous call cannot be aborted; use the async variant`);
     }
-    if (!(signal instanceof AbortSignal)) throw new TypeError(`${name}.signal: expected an AbortSignal, got ${describe(signal)}`);
+    if (!(signal instanceof AbortSignal)) throw new TypeError(`${name}.signal: expected an AbortSignal, got ${describeValue(signal)}`);
   }
   return { signal: signal as AbortSignal | undefined, sinks: o.sinks === undefined ? undefined : checkTensor(o.sinks, `${name}.sinks`) };
 }
@@ -95,14 +96,14 @@ const BLOCK_FIELDS = [
 const LAYOUT_FIELDS = ['qLayout', 'kLayout', 'vLayout'] as const;
 
 export function checkPositiveInteger(x: unknown, name: string): number {
-  if (typeof x !== 'number') throw new TypeError(`${name}: expected a positive integer, got ${describe(x)}`);
+  if (typeof x !== 'number') throw new TypeError(`${name}: expected a positive integer, got ${describeValue(x)}`);
   if (!Number.isInteger(x) || x <= 0) throw new RangeError(`${name}: expected a positive integer, got ${x}`);
   return x;
 }
 
 function checkObject(x: unknown, name: string): Record<string, unknown> {
   if (x === null || typeof x !== 'object' || Array.isArray(x)) {
-    throw new TypeError(`${name}: expected an object, got ${describe(x)}`);
+    throw new TypeError(`${name}: expected an object, got ${describeValue(x)}`);
   }
   return x as Record<string, unknown>;
 }
@@ -131,13 +132,13 @@ export function checkOptions(opts: unknown): CheckedOptions {
     const v = bs[f];
     if (v === undefined) continue;
     if (v !== QKVLayout.HEAD_DIM_MINOR && v !== QKVLayout.SEQ_MINOR) {
-      throw new TypeError(`blockSizes.${f}: expected QKVLayout.HEAD_DIM_MINOR (1) or QKVLayout.SEQ_MINOR (2), got ${describe(v)}`);
+      throw new TypeError(`blockSizes.${f}: expected QKVLayout.HEAD_DIM_MINOR (1) or QKVLayout.SEQ_MINOR (2), got ${describeValue(v)}`);
     }
     blockSizes[f] = v;
   }
   if (bs.useFusedBwdKernel !== undefined) {
     if (typeof bs.useFusedBwdKernel !== 'boolean') {
-      throw new TypeError(`blockSizes.useFusedBwdKernel: expected a boolean, got ${describe(bs.useFusedBwdKernel)}`);
+      throw new TypeError(`blockSizes.useFusedBwdKernel: expected a boolean, got ${describeValue(bs.useFusedBwdKernel)}`);
     }
     blockSizes.useFusedBwdKernel = bs.useFusedBwdKernel;
     if (bs.useFusedBwdKernel) {
@@ -149,18 +150,18 @@ export function checkOptions(opts: unknown): CheckedOptions {
     }
   }
   if (o.saveResiduals !== undefined && typeof o.saveResiduals !== 'boolean') {
-    throw new TypeError(`saveResiduals: expected a boolean, got ${describe(o.saveResiduals)}`);
+    throw new TypeError(`saveResiduals: expected a boolean, got ${describeValue(o.saveResiduals)}`);
   }
   let maskValue = DEFAULT_MASK_VALUE;
   if (o.maskValue !== undefined) {
-    if (typeof o.maskValue !== 'number') throw new TypeError(`maskValue: expected a number, got ${describe(o.maskValue)}`);
+    if (typeof o.maskValue !== 'number') throw new TypeError(`maskValue: expected a number, got ${describeValue(o.maskValue)}`);
     if (Number.isNaN(o.maskValue)) throw new RangeError('maskValue: expected a number that is not NaN, got NaN');
     maskValue = o.maskValue;
   }
   let softCap: number | null = null;
   if (o.attnLogitsSoftCap !== undefined && o.attnLogitsSoftCap !== null) {
     if (typeof o.attnLogitsSoftCap !== 'number') {
-      throw new TypeError(`attnLogitsSoftCap: expected a positive number or null, got ${describe(o.attnLogitsSoftCap)}`);
+      throw new TypeError(`attnLogitsSoftCap: expected a positive number or null, got ${describeValue(o.attnLogitsSoftCap)}`);
     }
     if (!(o.attnLogitsSoftCap > 0) || !Number.isFinite(o.attnLogitsSoftCap)) {
       throw new RangeError(`attnLogitsSoftCap: expected a positive finite number or null, got ${o.attnLogitsSoftCap}`);
@@ -169,13 +170,13 @@ export function checkOptions(opts: unknown): CheckedOptions {
   }
   let scale = 1;
   if (o.scale !== undefined) {
-    if (typeof o.scale !== 'number') throw new TypeError(`scale: expected a positive number, got ${describe(o.scale)}`);
+    if (typeof o.scale !== 'number') throw new TypeError(`scale: expected a positive number, got ${describeValue(o.scale)}`);
     if (!(o.scale > 0) || !Number.isFinite(o.scale)) throw new RangeError(`scale: expected a positive finite number, got ${o.scale}`);
     scale = o.scale;
   }
   const backend = o.backend ?? 'auto';
   if (!(BACKEND_NAMES as readonly unknown[]).includes(backend)) {
-    throw new TypeError(`backend: expected one of ${BACKEND_NAMES.join(', ')}, got ${describe(backend)}`);
+    throw new TypeError(`backend: expected one of ${BACKEND_NAMES.join(', ')}, got ${describeValue(backend)}`);
   }
   return {
     blockSizes,
@@ -194,19 +195,19 @@ const DEVICE_TENSOR_BRAND = Symbol.for('splash-attention.DeviceTensor');
 
 /** Checks that x is a well-formed Tensor (or a DeviceTensor, valid by construction) and returns it. */
 export function checkTensor(x: unknown, name: string): Tensor {
-  if (x === null || typeof x !== 'object') throw new TypeError(`${name}: expected a Tensor, got ${describe(x)}`);
+  if (x === null || typeof x !== 'object') throw new TypeError(`${name}: expected a Tensor, got ${describeValue(x)}`);
   if ((x as { [DEVICE_TENSOR_BRAND]?: unknown })[DEVICE_TENSOR_BRAND] === true) return x as Tensor;
   const t = x as Partial<Tensor>;
   if (!isDType(t.dtype)) {
-    throw new TypeError(`${name}.dtype: expected 'float32', 'bfloat16' or 'float16', got ${describe(t.dtype)}`);
+    throw new TypeError(`${name}.dtype: expected 'float32', 'bfloat16' or 'float16', got ${describeValue(t.dtype)}`);
   }
   const want = t.dtype === 'float32' ? Float32Array : Uint16Array;
   if (!(t.data instanceof want)) {
-    throw new TypeError(`${name}.data: expected ${want.name} for dtype ${t.dtype}, got ${describe(t.data)}`);
+    throw new TypeError(`${name}.data: expected ${want.name} for dtype ${t.dtype}, got ${describeValue(t.data)}`);
   }
-  if (!Array.isArray(t.shape)) throw new TypeError(`${name}.shape: expected an array, got ${describe(t.shape)}`);
+  if (!Array.isArray(t.shape)) throw new TypeError(`${name}.shape: expected an array, got ${describeValue(t.shape)}`);
   t.shape.forEach((d, i) => {
-    if (typeof d !== 'number') throw new TypeError(`${name}.shape[${i}]: expected a positive integer, got ${describe(d)}`);
+    if (typeof d !== 'number') throw new TypeError(`${name}.shape[${i}]: expected a positive integer, got ${describeValue(d)}`);
     if (!Number.isInteger(d) || d <= 0) throw new RangeError(`${name}.shape[${i}]: expected a positive integer, got ${d}`);
   });
   const n = shapeSize(t.shape);
@@ -291,8 +292,8 @@ export function checkCall(
   let segKv: Int32Array | null = null;
   if (segIn !== undefined && segIn !== null) {
     const seg = checkObject(segIn, 'segmentIds');
-    if (!(seg.q instanceof Int32Array)) throw new TypeError(`segmentIds.q: expected Int32Array, got ${describe(seg.q)}`);
-    if (!(seg.kv instanceof Int32Array)) throw new TypeError(`segmentIds.kv: expected Int32Array, got ${describe(seg.kv)}`);
+    if (!(seg.q instanceof Int32Array)) throw new TypeError(`segmentIds.q: expected Int32Array, got ${describeValue(seg.q)}`);
+    if (!(seg.kv instanceof Int32Array)) throw new TypeError(`segmentIds.kv: expected Int32Array, got ${describeValue(seg.kv)}`);
     if (seg.q.length !== batch * qSeqLen) {
       throw new RangeError(`segmentIds.q: expected length ${batch * qSeqLen} (batch ${batch} × Sq ${qSeqLen}), got ${seg.q.length}`);
     }

@@ -5,7 +5,8 @@
 // finalizer is the last resort). A forward still running on a disposed tensor keeps the memory
 // until it finishes.
 
-import { describeValue, shapeSize, tensor, type DType, type Tensor } from '../tensor';
+import { describeValue } from '../describe-value';
+import { shapeSize, tensor, type DType, type Tensor } from '../tensor';
 import { checkTensor } from '../validate';
 import { gpuAddon, gpuBackendOf, type DeviceHandle, type GpuAddon, type GpuBackendName } from './gpu';
 import { resolveBackend } from './registry';
