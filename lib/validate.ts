@@ -1,9 +1,18 @@
-// Every user-facing check of the kernel API. Messages name the argument, the
-// expected value and the actual one; types → TypeError, numbers → RangeError.
+// What users hand the kernels, and every check of it: kernel options (their types, defaults and the
+// block sizes they resolve to), per-call options, and the tensors and segment ids of each call.
+// Messages name the argument, the expected value and the actual one; types → TypeError, numbers →
+// RangeError.
 
-import { QKVLayout, type CallShape } from './backends/backend';
 import { describeValue } from './describe-value';
 import { isDType, shapeSize, type DType, type Tensor } from './tensor';
+
+// ---- kernel options ----------------------------------------------------------------------------
+
+/** Physical layout of q, k or v inside the kernels; the shapes the API takes and returns never change. */
+export enum QKVLayout {
+  HEAD_DIM_MINOR = 1,
+  SEQ_MINOR = 2,
+}
 
 export const BACKEND_NAMES = ['auto', 'cuda', 'rocm', 'cpu', 'js', 'reference'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -37,56 +46,6 @@ export interface SplashOptions {
 
 const OPTION_KEYS = ['blockSizes', 'saveResiduals', 'maskValue', 'attnLogitsSoftCap', 'backend', 'headShards', 'qSeqShards', 'scale'] as const;
 
-/** Per-call options of forward / backward / vjp (API.md, "Additions in 0.2"). */
-export interface CallOptions {
-  /** Aborts the call: it rejects with a DOMException named 'AbortError' and returns no partial result. */
-  signal?: AbortSignal;
-  /** [H] float32: one logit per query head that joins every row's softmax denominator with no value. */
-  sinks?: Tensor;
-}
-
-const CALL_OPTION_KEYS = ['signal', 'sinks'] as const;
-
-/** An unknown key is a TypeError naming it: a typo must never silently change the math. */
-function rejectUnknownKeys(o: Record<string, unknown>, name: string, known: readonly string[]): void {
-  for (const key of Object.keys(o)) {
-    if (!known.includes(key)) throw new TypeError(`${name}.${key}: unknown option (expected one of ${known.join(', ')})`);
-  }
-}
-
-/** Checks a call's options; `signalAllowed` is false for the *Sync calls, which cannot be aborted. */
-export function checkCallOptions(opts: unknown, name: string, signalAllowed: boolean): CallOptions {
-  if (opts === undefined) return {};
-  const o = checkObject(opts, name);
-  rejectUnknownKeys(o, name, CALL_OPTION_KEYS);
-  const signal = o.signal;
-  if (signal !== undefined) {
-    if (!signalAllowed) {
-      throw new TypeError(`${name}.signal: a synchronous call cannot be aborted; use the async variant`);
-    }
-    if (!(signal instanceof AbortSignal)) throw new TypeError(`${name}.signal: expected an AbortSignal, got ${describeValue(signal)}`);
-  }
-  return { signal: signal as AbortSignal | undefined, sinks: o.sinks === undefined ? undefined : checkTensor(o.sinks, `${name}.sinks`) };
-}
-
-/** The sinks of a call with `heads` query heads: a float32 host Tensor of shape [heads] with no NaN. */
-export function checkSinks(sinks: Tensor, heads: number, name: string): Float32Array {
-  if (!ArrayBuffer.isView(sinks.data)) throw new TypeError(`${name}: expected a host Tensor (sinks cannot be DeviceTensors)`);
-  if (sinks.dtype !== 'float32') throw new TypeError(`${name}.dtype: expected 'float32', got '${sinks.dtype}'`);
-  if (sinks.shape.length !== 1 || sinks.shape[0] !== heads) {
-    throw new RangeError(`${name}.shape: expected [${heads}] (one logit per query head), got [${sinks.shape.join(', ')}]`);
-  }
-  const data = sinks.data as Float32Array;
-  const nan = data.findIndex((x) => Number.isNaN(x));
-  if (nan >= 0) throw new RangeError(`${name}[${nan}]: expected a number, got NaN`);
-  return data;
-}
-
-export interface SegmentIds {
-  q: Int32Array;
-  kv: Int32Array;
-}
-
 /** -0.7 × float32 max, splash's DEFAULT_MASK_VALUE. */
 export const DEFAULT_MASK_VALUE = -0.7 * 3.4028234663852886e38;
 
@@ -94,6 +53,13 @@ const BLOCK_FIELDS = [
   'blockQ', 'blockKv', 'blockKvCompute', 'blockQDkv', 'blockKvDkv', 'blockKvDkvCompute', 'blockQDq', 'blockKvDq',
 ] as const;
 const LAYOUT_FIELDS = ['qLayout', 'kLayout', 'vLayout'] as const;
+
+/** An unknown key is a TypeError naming it: a typo must never silently change the math. */
+function rejectUnknownKeys(o: Record<string, unknown>, name: string, known: readonly string[]): void {
+  for (const key of Object.keys(o)) {
+    if (!known.includes(key)) throw new TypeError(`${name}.${key}: unknown option (expected one of ${known.join(', ')})`);
+  }
+}
 
 export function checkPositiveInteger(x: unknown, name: string): number {
   if (typeof x !== 'number') throw new TypeError(`${name}: expected a positive integer, got ${describeValue(x)}`);
@@ -190,8 +156,94 @@ export function checkOptions(opts: unknown): CheckedOptions {
   };
 }
 
-/** Brand of DeviceTensor (lib/backends/device.ts), read here without importing that module. */
-const DEVICE_TENSOR_BRAND = Symbol.for('splash-attention.DeviceTensor');
+/** Block sizes with every default filled in (see API.md BlockSizes). */
+export interface ResolvedBlockSizes {
+  blockQ: number;
+  blockKv: number;
+  blockKvCompute: number;
+  blockQDkv: number;
+  blockKvDkv: number;
+  blockKvDkvCompute: number;
+  /** Split backward only; null for the fused backward. */
+  blockQDq: number | null;
+  blockKvDq: number | null;
+  useFusedBwdKernel: boolean;
+  qLayout: QKVLayout;
+  kLayout: QKVLayout;
+  vLayout: QKVLayout;
+}
+
+/** Fills every unset block size from the backend's default (`defaultBlockSize`) or the field it derives
+ *  from, and checks that the compute blocks divide their blocks. */
+export function resolveBlockSizes(bs: BlockSizes, defaultBlockSize: (seqLen: number) => number, qSeqLen: number,
+  kvSeqLen: number): ResolvedBlockSizes {
+  const blockQ = bs.blockQ ?? defaultBlockSize(qSeqLen);
+  const blockKv = bs.blockKv ?? defaultBlockSize(kvSeqLen);
+  const blockKvDkv = bs.blockKvDkv ?? blockKv;
+  const fused = bs.useFusedBwdKernel ?? false;
+  const resolved: ResolvedBlockSizes = {
+    blockQ,
+    blockKv,
+    blockKvCompute: bs.blockKvCompute ?? blockKv,
+    blockQDkv: bs.blockQDkv ?? blockQ,
+    blockKvDkv,
+    blockKvDkvCompute: bs.blockKvDkvCompute ?? blockKvDkv,
+    blockQDq: fused ? null : bs.blockQDq ?? blockQ,
+    blockKvDq: fused ? null : bs.blockKvDq ?? blockKv,
+    useFusedBwdKernel: fused,
+    qLayout: bs.qLayout ?? QKVLayout.HEAD_DIM_MINOR,
+    kLayout: bs.kLayout ?? QKVLayout.HEAD_DIM_MINOR,
+    vLayout: bs.vLayout ?? QKVLayout.HEAD_DIM_MINOR,
+  };
+  const divides = (inner: 'blockKvCompute' | 'blockKvDkvCompute', outer: 'blockKv' | 'blockKvDkv'): void => {
+    if (resolved[outer] % resolved[inner] !== 0) {
+      throw new RangeError(
+        `blockSizes.${inner}: expected a divisor of blockSizes.${outer} (${resolved[outer]}), got ${resolved[inner]}`,
+      );
+    }
+  };
+  divides('blockKvCompute', 'blockKv');
+  divides('blockKvDkvCompute', 'blockKvDkv');
+  return resolved;
+}
+
+// ---- per-call options --------------------------------------------------------------------------
+
+/** Per-call options of forward / backward / vjp (API.md, "Additions in 0.2"). */
+export interface CallOptions {
+  /** Aborts the call: it rejects with a DOMException named 'AbortError' and returns no partial result. */
+  signal?: AbortSignal;
+  /** [H] float32: one logit per query head that joins every row's softmax denominator with no value. */
+  sinks?: Tensor;
+}
+
+const CALL_OPTION_KEYS = ['signal', 'sinks'] as const;
+
+/** Checks a call's options; `signalAllowed` is false for the *Sync calls, which cannot be aborted. */
+export function checkCallOptions(opts: unknown, name: string, signalAllowed: boolean): CallOptions {
+  if (opts === undefined) return {};
+  const o = checkObject(opts, name);
+  rejectUnknownKeys(o, name, CALL_OPTION_KEYS);
+  const signal = o.signal;
+  if (signal !== undefined) {
+    if (!signalAllowed) {
+      throw new TypeError(`${name}.signal: a synchronous call cannot be aborted; use the async variant`);
+    }
+    if (!(signal instanceof AbortSignal)) throw new TypeError(`${name}.signal: expected an AbortSignal, got ${describeValue(signal)}`);
+  }
+  return { signal: signal as AbortSignal | undefined, sinks: o.sinks === undefined ? undefined : checkTensor(o.sinks, `${name}.sinks`) };
+}
+
+// ---- call arguments ----------------------------------------------------------------------------
+
+export interface SegmentIds {
+  q: Int32Array;
+  kv: Int32Array;
+}
+
+/** Marks DeviceTensors (lib/backends/device.ts sets it), so that tensor checks accept them without
+ *  importing the GPU modules. */
+export const DEVICE_TENSOR_BRAND = Symbol.for('splash-attention.DeviceTensor');
 
 /** Checks that x is a well-formed Tensor (or a DeviceTensor, valid by construction) and returns it. */
 export function checkTensor(x: unknown, name: string): Tensor {
@@ -215,6 +267,26 @@ export function checkTensor(x: unknown, name: string): Tensor {
     throw new RangeError(`${name}.data: expected length ${n} (product of shape [${t.shape.join(', ')}]), got ${t.data.length}`);
   }
   return t as Tensor;
+}
+
+/** Sizes of one validated call. Tensors are [batch, heads, seq, dim] logically (batch = 1 without a batch dim). */
+export interface CallShape {
+  batch: number;
+  hasBatch: boolean;
+  heads: number;
+  /** kv heads (1 for MQA). */
+  kvHeads: number;
+  qSeqLen: number;
+  kvSeqLen: number;
+  headDim: number;
+  headDimV: number;
+  dtype: DType;
+}
+
+/** Shapes of a forward's results for a call: out [.., H, Sq, Dv] and logsumexp [.., H, Sq]. */
+export function forwardResultShapes(shape: CallShape): { out: number[]; logsumexp: number[] } {
+  const rows = shape.hasBatch ? [shape.batch, shape.heads, shape.qSeqLen] : [shape.heads, shape.qSeqLen];
+  return { out: [...rows, shape.headDimV], logsumexp: rows };
 }
 
 function fmt(shape: readonly (number | string)[]): string {
@@ -313,8 +385,7 @@ export function checkCall(
 /** Checks the backward's residuals and cotangent against the call's sizes. */
 export function checkBackwardExtras(shape: CallShape, outIn: unknown, lseIn: unknown, doutIn: unknown):
   { out: Tensor; logsumexp: Tensor; dout: Tensor } {
-  const rows = shape.hasBatch ? [shape.batch, shape.heads, shape.qSeqLen] : [shape.heads, shape.qSeqLen];
-  const outShape = [...rows, shape.headDimV];
+  const want = forwardResultShapes(shape);
   const check = (x: unknown, name: string, want: number[], dtype: DType): Tensor => {
     const t = checkTensor(x, name);
     if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
@@ -324,8 +395,21 @@ export function checkBackwardExtras(shape: CallShape, outIn: unknown, lseIn: unk
     return t;
   };
   return {
-    out: check(outIn, 'out', outShape, shape.dtype),
-    logsumexp: check(lseIn, 'logsumexp', rows, 'float32'),
-    dout: check(doutIn, 'dout', outShape, shape.dtype),
+    out: check(outIn, 'out', want.out, shape.dtype),
+    logsumexp: check(lseIn, 'logsumexp', want.logsumexp, 'float32'),
+    dout: check(doutIn, 'dout', want.out, shape.dtype),
   };
+}
+
+/** The sinks of a call with `heads` query heads: a float32 host Tensor of shape [heads] with no NaN. */
+export function checkSinks(sinks: Tensor, heads: number, name: string): Float32Array {
+  if (!ArrayBuffer.isView(sinks.data)) throw new TypeError(`${name}: expected a host Tensor (sinks cannot be DeviceTensors)`);
+  if (sinks.dtype !== 'float32') throw new TypeError(`${name}.dtype: expected 'float32', got '${sinks.dtype}'`);
+  if (sinks.shape.length !== 1 || sinks.shape[0] !== heads) {
+    throw new RangeError(`${name}.shape: expected [${heads}] (one logit per query head), got [${sinks.shape.join(', ')}]`);
+  }
+  const data = sinks.data as Float32Array;
+  const nan = data.findIndex((x) => Number.isNaN(x));
+  if (nan >= 0) throw new RangeError(`${name}[${nan}]: expected a number, got NaN`);
+  return data;
 }

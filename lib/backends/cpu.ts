@@ -6,16 +6,8 @@
 
 import type { MaskInfo } from '../mask-info';
 import { tensor, type DType, type Tensor } from '../tensor';
-import {
-  QKVLayout,
-  type Backend,
-  type BackwardArgs,
-  type BackwardResult,
-  type CallShape,
-  type ForwardArgs,
-  type ForwardResult,
-  type KernelConfig,
-} from './backend';
+import { QKVLayout, forwardResultShapes, type CallShape } from '../validate';
+import type { Backend, BackwardArgs, BackwardResult, ForwardArgs, ForwardResult, KernelConfig } from './backend';
 import { cancellable, type CancelToken } from './cancel';
 import { loadNative } from './native';
 
@@ -187,12 +179,12 @@ function forwardCall(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): Fo
     sinks: args.sinks ?? null,
     fwdSchedule: schedule(cfg.fwdMaskInfo),
   };
-  const rowShape = args.q.shape.slice(0, -1);
+  const shapes = forwardResultShapes(shape);
   return {
     call,
     result: () => ({
-      out: tensor(outData, [...rowShape, dv], args.q.dtype),
-      logsumexp: tensor(lseData, rowShape, 'float32'),
+      out: tensor(outData, shapes.out, args.q.dtype),
+      logsumexp: tensor(lseData, shapes.logsumexp, 'float32'),
     }),
   };
 }

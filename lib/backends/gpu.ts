@@ -8,16 +8,8 @@
 
 import type { MaskInfo } from '../mask-info';
 import { tensor, type DType, type Tensor } from '../tensor';
-import type {
-  Backend,
-  BackwardArgs,
-  BackwardResult,
-  CallControl,
-  CallShape,
-  ForwardArgs,
-  ForwardResult,
-  KernelConfig,
-} from './backend';
+import { forwardResultShapes, type CallShape } from '../validate';
+import type { Backend, BackwardArgs, BackwardResult, CallControl, ForwardArgs, ForwardResult, KernelConfig } from './backend';
 import { cancellable, type CancelToken } from './cancel';
 import { deviceHandle, isDeviceTensor, wrapDeviceBuffer, type DeviceTensor } from './device';
 import { loadNative } from './native';
@@ -271,17 +263,16 @@ class GpuBackend implements Backend {
   }
 
   private result(addon: GpuAddon, shape: CallShape, call: GpuForwardCall, r: GpuForwardResult): ForwardResult {
-    const rows = shape.hasBatch ? [shape.batch, shape.heads, shape.qSeqLen] : [shape.heads, shape.qSeqLen];
-    const outShape = [...rows, shape.headDimV];
+    const shapes = forwardResultShapes(shape);
     if (call.outputOnDevice) {
       // DeviceTensors stand where the Backend interface says Tensor (API.md: DeviceTensors in, DeviceTensors out).
-      const out = wrapDeviceBuffer(addon, this.name, r.out as DeviceHandle, outShape, shape.dtype, call.device);
-      const lse = wrapDeviceBuffer(addon, this.name, r.lse as DeviceHandle, rows, 'float32', call.device);
+      const out = wrapDeviceBuffer(addon, this.name, r.out as DeviceHandle, shapes.out, shape.dtype, call.device);
+      const lse = wrapDeviceBuffer(addon, this.name, r.lse as DeviceHandle, shapes.logsumexp, 'float32', call.device);
       return { out: out as unknown as Tensor, logsumexp: lse as unknown as Tensor };
     }
     return {
-      out: tensor(r.out as Float32Array | Uint16Array, outShape, shape.dtype),
-      logsumexp: tensor(r.lse as Float32Array, rows, 'float32'),
+      out: tensor(r.out as Float32Array | Uint16Array, shapes.out, shape.dtype),
+      logsumexp: tensor(r.lse as Float32Array, shapes.logsumexp, 'float32'),
     };
   }
 

@@ -14,16 +14,8 @@
 import type { MaskInfo } from '../mask-info';
 import { fillBlockFromProgram } from '../mask-program';
 import { fromFloat32, tensor, toFloat32, type DType, type Tensor } from '../tensor';
-import {
-  QKVLayout,
-  type Backend,
-  type BackwardArgs,
-  type BackwardResult,
-  type CallShape,
-  type ForwardArgs,
-  type ForwardResult,
-  type KernelConfig,
-} from './backend';
+import { QKVLayout, forwardResultShapes, type CallShape } from '../validate';
+import type { Backend, BackwardArgs, BackwardResult, ForwardArgs, ForwardResult, KernelConfig } from './backend';
 import { runInSlices, runToEnd } from './time-slices';
 
 // ---- data in and out --------------------------------------------------------
@@ -465,10 +457,10 @@ function* forwardSteps(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): 
     }
   }
 
-  const rowShape = args.q.shape.slice(0, -1);
+  const shapes = forwardResultShapes(shape);
   return {
-    out: encode(out, [...rowShape, dv], args.q.dtype),
-    logsumexp: tensor(lse, rowShape, 'float32'),
+    out: encode(out, shapes.out, args.q.dtype),
+    logsumexp: tensor(lse, shapes.logsumexp, 'float32'),
   };
 }
 
