@@ -309,10 +309,10 @@ const BACKEND_ENTRY_POINTS: Record<NativeBackendName, readonly string[]> = {
   rocm: [...GPU_ENTRY_POINTS, ...CANCEL_ENTRY_POINTS],
 };
 
-/** Entry points `addon` lacks, of all the package calls. */
+/** The entry points the package calls that `addon` lacks. */
 function missingEntryPoints(addon: object): string[] {
-  const all = new Set([...CPU_KERNEL_ENTRY_POINTS, ...CANCEL_ENTRY_POINTS, ...GPU_ENTRY_POINTS]);
-  return [...all].filter((name) => typeof (addon as Record<string, unknown>)[name] !== 'function');
+  return [...CPU_KERNEL_ENTRY_POINTS, ...CANCEL_ENTRY_POINTS, ...GPU_ENTRY_POINTS]
+    .filter((name) => typeof (addon as Record<string, unknown>)[name] !== 'function');
 }
 
 /** One candidate file and what became of it. */
