@@ -59,7 +59,7 @@
           # Static cudart, as in the CMake build: the addon loads on machines without a GPU driver.
           "libraries": ["<(cuda_root)/lib64/libcudart_static.a", "-ldl", "-lpthread", "-lrt"],
         }, {
-          "sources": ["native/cpu/no_gpu.cc"],
+          "sources": ["native/addon/no_gpu.cc"],
         }],
       ],
     },

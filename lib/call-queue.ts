@@ -4,7 +4,7 @@
 // also shares the addon's one dispatcher.
 
 import { abortError, throwIfAborted } from './abort';
-import { describeValue } from './tensor';
+import { describeValue } from './describe-value';
 
 /** Options of {@link setConcurrency}. An unknown key is a TypeError naming it. */
 export interface ConcurrencyOptions {

@@ -26,7 +26,7 @@ export { processMask } from './mask-info';
 export type { MaskInfo, MaskInfoStats, ProcessMaskOptions } from './mask-info';
 export { renderMaskInfo } from './render-mask';
 export type { RenderMaskOptions, TokenWindow } from './render-mask';
-export { QKVLayout } from './backends/backend';
+export { QKVLayout } from './validate';
 export type { BlockSizes, CallOptions, SplashOptions, SegmentIds } from './validate';
 export { makeSplashMHA, makeSplashMQA, SplashAttentionKernel } from './kernel';
 export type { BackwardInputs, ForwardWithResiduals, Gradients, VjpResult } from './kernel';

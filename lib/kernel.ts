@@ -1,19 +1,18 @@
 // The kernel object: a mask and options fixed once (MaskInfo built here), then
 // forward / backward / vjp calls that validate and hand one plan to a backend.
 
-import type { Backend, CallShape, ForwardArgs, KernelConfig, ResolvedBlockSizes } from './backends/backend';
-import { QKVLayout } from './backends/backend';
+import type { Backend, ForwardArgs, KernelConfig } from './backends/backend';
 import { rejectDeviceTensors, type DeviceTensor } from './backends/device';
 import { resolveBackend } from './backends/registry';
 import { Mask, MultiHeadMask } from './mask';
 import { processMask, type MaskInfo } from './mask-info';
 import type { Tensor } from './tensor';
-import { describeValue } from './tensor';
+import { describeValue } from './describe-value';
 import { runInFlight } from './call-queue';
 import { sinkGradient, withSinks } from './merge';
 import {
-  checkBackwardExtras, checkCall, checkCallOptions, checkOptions, checkSinks, type BlockSizes, type CallOptions,
-  type SegmentIds, type SplashOptions,
+  checkBackwardExtras, checkCall, checkCallOptions, checkOptions, checkSinks, resolveBlockSizes, type CallOptions,
+  type CallShape, type SegmentIds, type SplashOptions,
 } from './validate';
 
 /**
@@ -84,37 +83,6 @@ export interface VjpResult extends ForwardWithResiduals {
   backward(dout: Tensor, opts?: CallOptions): Promise<Gradients>;
 }
 
-function resolveBlockSizes(bs: BlockSizes, backend: Backend, qSeqLen: number, kvSeqLen: number): ResolvedBlockSizes {
-  const blockQ = bs.blockQ ?? backend.defaultBlockSize(qSeqLen);
-  const blockKv = bs.blockKv ?? backend.defaultBlockSize(kvSeqLen);
-  const blockKvDkv = bs.blockKvDkv ?? blockKv;
-  const fused = bs.useFusedBwdKernel ?? false;
-  const resolved: ResolvedBlockSizes = {
-    blockQ,
-    blockKv,
-    blockKvCompute: bs.blockKvCompute ?? blockKv,
-    blockQDkv: bs.blockQDkv ?? blockQ,
-    blockKvDkv,
-    blockKvDkvCompute: bs.blockKvDkvCompute ?? blockKvDkv,
-    blockQDq: fused ? null : bs.blockQDq ?? blockQ,
-    blockKvDq: fused ? null : bs.blockKvDq ?? blockKv,
-    useFusedBwdKernel: fused,
-    qLayout: bs.qLayout ?? QKVLayout.HEAD_DIM_MINOR,
-    kLayout: bs.kLayout ?? QKVLayout.HEAD_DIM_MINOR,
-    vLayout: bs.vLayout ?? QKVLayout.HEAD_DIM_MINOR,
-  };
-  const divides = (inner: 'blockKvCompute' | 'blockKvDkvCompute', outer: 'blockKv' | 'blockKvDkv'): void => {
-    if (resolved[outer] % resolved[inner] !== 0) {
-      throw new RangeError(
-        `blockSizes.${inner}: expected a divisor of blockSizes.${outer} (${resolved[outer]}), got ${resolved[inner]}`,
-      );
-    }
-  };
-  divides('blockKvCompute', 'blockKv');
-  divides('blockKvDkvCompute', 'blockKvDkv');
-  return resolved;
-}
-
 /**
  * A splash attention kernel: a mask and options fixed once, then any number of forward and backward
  * calls. Make one with {@link makeSplashMHA} or {@link makeSplashMQA}; the block maps are built then.
@@ -155,7 +123,7 @@ export class SplashAttentionKernel {
     this.impl = resolveBackend(o.backend);
     this.backend = this.impl.name;
     const [qSeqLen, kvSeqLen] = mask.shape.slice(-2);
-    const bs = resolveBlockSizes(o.blockSizes, this.impl, qSeqLen, kvSeqLen);
+    const bs = resolveBlockSizes(o.blockSizes, (seqLen) => this.impl.defaultBlockSize(seqLen), qSeqLen, kvSeqLen);
     this.fwdMaskInfo = processMask(mask, [bs.blockQ, bs.blockKv], { qSeqShards: o.qSeqShards });
     const dqSameAsFwd = bs.blockQDq === bs.blockQ && bs.blockKvDq === bs.blockKv;
     this.dqMaskInfo =

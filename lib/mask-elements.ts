@@ -2,7 +2,8 @@
 // partial block comes from its stored dense copy or, for computable masks, from its schedule's mask
 // program. The pictures use this for their element-level view, so they need the MaskInfo only.
 
-import { evalMaskProgram, type MaskInfo } from './mask-info';
+import type { MaskInfo } from './mask-info';
+import { evalMaskProgram } from './mask-program';
 
 const BLOCK_EMPTY = 0;
 const BLOCK_FULL = 2;

@@ -22,6 +22,13 @@ export interface TokenWindow {
   kv: readonly [number, number];
 }
 
+/** Options after checking, defaults filled in (what the text and SVG renderers receive). */
+export interface CheckedRenderOptions {
+  head: number | undefined;
+  maxWidth: number;
+  window: TokenWindow | undefined;
+}
+
 /** How many blocks of each class one head has. */
 export interface BlockCounts {
   empty: number;

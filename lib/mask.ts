@@ -4,7 +4,8 @@
 // Besides the public API each mask offers three hooks that MaskInfo uses: program() (a postfix
 // program for the kernels), classifyBlock() (empty/partial/full for one block) and fillWindow().
 
-import { MaskOp } from './mask-info';
+import { describeValue } from './describe-value';
+import { MaskOp } from './mask-program';
 import { seededRandom } from './random';
 
 /** Classification of one block: 0 = no element true, 1 = some, 2 = every element true.
@@ -18,18 +19,6 @@ const BLOCK_FULL = 2;
 const MAX_SEQ_LEN = 0x7fffffff;
 
 // ---- argument checking -------------------------------------------------------------------------
-
-/** Short description of a value for error messages.
- *  @internal */
-export function describeValue(x: unknown): string {
-  if (x === null) return 'null';
-  if (x === undefined) return 'undefined';
-  if (Array.isArray(x)) return `Array(${x.length})`;
-  if (ArrayBuffer.isView(x)) return x.constructor.name;
-  if (typeof x === 'object') return (x as object).constructor?.name ?? 'object';
-  if (typeof x === 'string') return `string '${x}'`;
-  return `${typeof x} ${String(x)}`;
-}
 
 function checkShape2(shape: unknown): readonly [number, number] {
   if (!Array.isArray(shape)) {

@@ -6,7 +6,8 @@
 // and its out is 0. The sink's probability is exp(s − lse) and it has no value behind it, so its
 // gradient is −Σ_rows exp(s − lse) · di with di = rowsum(out · dout), splash's residual delta.
 
-import { describeValue, fromFloat32, tensor, toFloat32, type Tensor } from './tensor';
+import { describeValue } from './describe-value';
+import { fromFloat32, tensor, toFloat32, type Tensor } from './tensor';
 import { checkTensor } from './validate';
 
 /** One result to merge: out [.., H, Sq, Dv] and its float32 logsumexp [.., H, Sq]. */

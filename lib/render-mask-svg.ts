@@ -6,9 +6,8 @@ import type { MaskInfo } from './mask-info';
 import { maskInfoWindow } from './mask-elements';
 import {
   CLASS_NAMES, EMPTY, FULL, PARTIAL, cellGrid, describeHeads, describeScale, describeStats, downsampleFactor, headCounts,
-  headGroups, type CellGrid, type TokenWindow,
+  headGroups, type CellGrid, type CheckedRenderOptions, type TokenWindow,
 } from './mask-picture';
-import type { CheckedRenderOptions } from './render-mask';
 import { el, escapeXml, estimateTextWidth, text } from './svg';
 
 const FONT = 'Helvetica, Arial, sans-serif';

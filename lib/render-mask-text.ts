@@ -5,9 +5,8 @@ import type { MaskInfo } from './mask-info';
 import { maskInfoWindow } from './mask-elements';
 import {
   EMPTY, FULL, cellGrid, describeHeads, describeScale, describeStats, downsampleFactor, headCounts, headGroups,
-  type CellGrid, type TokenWindow,
+  type CellGrid, type CheckedRenderOptions, type TokenWindow,
 } from './mask-picture';
-import type { CheckedRenderOptions } from './render-mask';
 
 /** Characters for empty, partial and full (indexed by class). */
 export const TEXT_SYMBOLS = ['·', '▒', '█'] as const;

@@ -2,9 +2,9 @@
 // name the argument and give the expected and the actual value) and hands them to the text or the
 // SVG renderer.
 
-import { describeValue } from './mask';
+import { describeValue } from './describe-value';
 import type { MaskInfo } from './mask-info';
-import type { TokenWindow } from './mask-picture';
+import type { CheckedRenderOptions, TokenWindow } from './mask-picture';
 import { renderMaskText } from './render-mask-text';
 import { renderMaskSvg } from './render-mask-svg';
 
@@ -37,13 +37,6 @@ export const MIN_TEXT_WIDTH = 20;
 export const DEFAULT_SVG_SQUARES = 64;
 /** Largest element window along either axis in an SVG (128² squares stay a few hundred KiB). */
 export const MAX_SVG_WINDOW = 128;
-
-/** Options after checking, defaults filled in (what the two renderers receive). */
-export interface CheckedRenderOptions {
-  head: number | undefined;
-  maxWidth: number;
-  window: TokenWindow | undefined;
-}
 
 const OPTION_NAMES = ['format', 'head', 'maxWidth', 'window'];
 

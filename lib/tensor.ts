@@ -1,6 +1,8 @@
 // Tensors: plain row-major typed arrays with a shape and a dtype, plus the
 // bfloat16 / float16 bit conversions every backend shares.
 
+import { describeValue } from './describe-value';
+
 /** Element type of a {@link Tensor}: float32, or bfloat16 / float16 held as raw 16-bit patterns. */
 export type DType = 'float32' | 'bfloat16' | 'float16';
 /** Every DType, in a fixed order.
@@ -34,23 +36,15 @@ export function shapeSize(shape: readonly number[]): number {
   return n;
 }
 
-function describe(x: unknown): string {
-  if (x === null) return 'null';
-  if (Array.isArray(x)) return `Array(${x.length})`;
-  if (ArrayBuffer.isView(x)) return x.constructor.name;
-  if (typeof x === 'object') return (x as object).constructor?.name ?? 'object';
-  return `${typeof x} ${String(x)}`;
-}
-
 /** Checks that `shape` is an array of non-negative integers; errors name it `name`.
  *  @internal */
 export function checkShape(shape: unknown, name = 'shape'): readonly number[] {
   if (!Array.isArray(shape)) {
-    throw new TypeError(`${name}: expected an array of non-negative integers, got ${describe(shape)}`);
+    throw new TypeError(`${name}: expected an array of non-negative integers, got ${describeValue(shape)}`);
   }
   shape.forEach((d, i) => {
     if (typeof d !== 'number') {
-      throw new TypeError(`${name}[${i}]: expected a non-negative integer, got ${describe(d)}`);
+      throw new TypeError(`${name}[${i}]: expected a non-negative integer, got ${describeValue(d)}`);
     }
     if (!Number.isInteger(d) || d < 0) {
       throw new RangeError(`${name}[${i}]: expected a non-negative integer, got ${d}`);
@@ -82,7 +76,7 @@ export function tensor(
 ): Tensor {
   const dims = checkShape(shape);
   if (dtype !== undefined && !isDType(dtype)) {
-    throw new TypeError(`dtype: expected one of ${DTYPES.join(', ')}, got ${describe(dtype)}`);
+    throw new TypeError(`dtype: expected one of ${DTYPES.join(', ')}, got ${describeValue(dtype)}`);
   }
   let arr: Float32Array | Uint16Array;
   if (Array.isArray(data)) {
@@ -104,7 +98,7 @@ export function tensor(
     }
     arr = data;
   } else {
-    throw new TypeError(`data: expected Float32Array, Uint16Array or number[], got ${describe(data)}`);
+    throw new TypeError(`data: expected Float32Array, Uint16Array or number[], got ${describeValue(data)}`);
   }
   const n = shapeSize(dims);
   if (arr.length !== n) {
@@ -205,9 +199,9 @@ function float32ToBits(values: Float32Array, dtype: 'bfloat16' | 'float16'): Uin
  */
 export function fromFloat32(values: Float32Array, shape: readonly number[], dtype: DType): Tensor {
   if (!(values instanceof Float32Array)) {
-    throw new TypeError(`values: expected Float32Array, got ${describe(values)}`);
+    throw new TypeError(`values: expected Float32Array, got ${describeValue(values)}`);
   }
-  if (!isDType(dtype)) throw new TypeError(`dtype: expected one of ${DTYPES.join(', ')}, got ${describe(dtype)}`);
+  if (!isDType(dtype)) throw new TypeError(`dtype: expected one of ${DTYPES.join(', ')}, got ${describeValue(dtype)}`);
   const data = dtype === 'float32' ? values.slice() : float32ToBits(values, dtype);
   return tensor(data, shape, dtype);
 }
@@ -222,17 +216,16 @@ export function fromFloat32(values: Float32Array, shape: readonly number[], dtyp
  */
 export function toFloat32(t: Tensor): Float32Array {
   if (t === null || typeof t !== 'object' || !isDType(t.dtype)) {
-    throw new TypeError(`t: expected a Tensor, got ${describe(t)}`);
+    throw new TypeError(`t: expected a Tensor, got ${describeValue(t)}`);
   }
   if (t.dtype === 'float32') {
-    if (!(t.data instanceof Float32Array)) throw new TypeError(`t.data: expected Float32Array, got ${describe(t.data)}`);
+    if (!(t.data instanceof Float32Array)) throw new TypeError(`t.data: expected Float32Array, got ${describeValue(t.data)}`);
     return t.data.slice();
   }
-  if (!(t.data instanceof Uint16Array)) throw new TypeError(`t.data: expected Uint16Array, got ${describe(t.data)}`);
+  if (!(t.data instanceof Uint16Array)) throw new TypeError(`t.data: expected Uint16Array, got ${describeValue(t.data)}`);
   const out = new Float32Array(t.data.length);
   const conv = t.dtype === 'bfloat16' ? bfloat16BitsToFloat32 : float16BitsToFloat32;
   for (let i = 0; i < out.length; i++) out[i] = conv(t.data[i]);
   return out;
 }
 
-export { describe as describeValue };

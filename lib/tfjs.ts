@@ -13,7 +13,7 @@
 
 import type * as TF from '@tensorflow/tfjs-core';
 import { SplashAttentionKernel, fromFloat32, tensor, toFloat32, type SegmentIds, type Tensor } from './index';
-import { describeValue as describe } from './tensor';
+import { describeValue } from './describe-value';
 
 const INSTALL_HINT =
   'splash-attention/tfjs needs the optional peer dependency @tensorflow/tfjs-core: ' +
@@ -66,7 +66,7 @@ interface CheckedOptions {
 function checkOptions(opts: unknown): CheckedOptions {
   if (opts === undefined) return { computeDtype: 'float32' };
   if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) {
-    throw new TypeError(`opts: expected an object, got ${describe(opts)}`);
+    throw new TypeError(`opts: expected an object, got ${describeValue(opts)}`);
   }
   const o = opts as Record<string, unknown>;
   for (const key of Object.keys(o)) {
@@ -76,7 +76,7 @@ function checkOptions(opts: unknown): CheckedOptions {
   }
   const computeDtype = o.computeDtype ?? 'float32';
   if (typeof computeDtype !== 'string' || !COMPUTE_DTYPES.includes(computeDtype)) {
-    throw new TypeError(`opts.computeDtype: expected 'float32' or 'bfloat16', got ${describe(computeDtype)}`);
+    throw new TypeError(`opts.computeDtype: expected 'float32' or 'bfloat16', got ${describeValue(computeDtype)}`);
   }
   // Segment ids and the sinks' shape are checked by the kernel, with the kernel's messages.
   return {
@@ -88,7 +88,7 @@ function checkOptions(opts: unknown): CheckedOptions {
 
 function checkInput(x: unknown, name: string): TF.Tensor {
   if (!(x instanceof tf.Tensor)) {
-    throw new TypeError(`${name}: expected a tf.Tensor (from the same @tensorflow/tfjs-core), got ${describe(x)}`);
+    throw new TypeError(`${name}: expected a tf.Tensor (from the same @tensorflow/tfjs-core), got ${describeValue(x)}`);
   }
   if (x.dtype !== 'float32') {
     throw new TypeError(
@@ -143,7 +143,7 @@ export function splashAttention(
   opts?: SplashAttentionOptions,
 ): TF.Tensor {
   if (!(kernel instanceof SplashAttentionKernel)) {
-    throw new TypeError(`kernel: expected a SplashAttentionKernel (makeSplashMHA / makeSplashMQA), got ${describe(kernel)}`);
+    throw new TypeError(`kernel: expected a SplashAttentionKernel (makeSplashMHA / makeSplashMQA), got ${describeValue(kernel)}`);
   }
   const { segmentIds, sinks, computeDtype } = checkOptions(opts);
   const inputs = [checkInput(q, 'q'), checkInput(k, 'k'), checkInput(v, 'v')];

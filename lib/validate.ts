@@ -1,8 +1,25 @@
-// Every user-facing check of the kernel API. Messages name the argument, the
-// expected value and the actual one; types → TypeError, numbers → RangeError.
+// What users hand the kernels, and every check of it: kernel options (their types, defaults and the
+// block sizes they resolve to), per-call options, and the tensors and segment ids of each call.
+// Messages name the argument, the expected value and the actual one; types → TypeError, numbers →
+// RangeError.
 
-import { QKVLayout, type CallShape } from './backends/backend';
-import { describeValue as describe, isDType, shapeSize, type DType, type Tensor } from './tensor';
+import { describeValue } from './describe-value';
+import { isDType, shapeSize, type DType, type Tensor } from './tensor';
+
+// ---- kernel options ----------------------------------------------------------------------------
+
+/**
+ * How the kernel keeps q, k or v in memory while it computes (BlockSizes.qLayout and friends). The
+ * tensors you pass and get back are always row-major with the head dim last; only the working copy
+ * changes. The cpu and js backends honour it; the GPU and reference backends ignore it. Any other
+ * value is a TypeError naming the field.
+ */
+export enum QKVLayout {
+  /** The head dim is contiguous: `[seq, dim]`, as the API's tensors. The default. */
+  HEAD_DIM_MINOR = 1,
+  /** The sequence is contiguous: `[dim, seq]`, a transposed working copy. */
+  SEQ_MINOR = 2,
+}
 
 /** Every name SplashOptions.backend takes. */
 export const BACKEND_NAMES = ['auto', 'cuda', 'rocm', 'cpu', 'js', 'reference'] as const;
@@ -86,75 +103,6 @@ export interface SplashOptions {
 
 const OPTION_KEYS = ['blockSizes', 'saveResiduals', 'maskValue', 'attnLogitsSoftCap', 'backend', 'headShards', 'qSeqShards', 'scale'] as const;
 
-/**
- * Per-call options, the last argument of forward, forwardSync and vjp (backward takes the same fields
- * in its argument). An unknown key is a TypeError naming it.
- */
-export interface CallOptions {
-  /**
-   * Aborts the call: it rejects with a DOMException named 'AbortError' and returns no partial result;
-   * the kernel stays usable. Not allowed on forwardSync and backwardSync; both that and a value that
-   * is not an AbortSignal are TypeErrors naming it (`opts.signal`, `backward.signal`).
-   */
-  signal?: AbortSignal;
-  /**
-   * Attention sinks: a host float32 Tensor `[H]`, one logit per query head that joins every row's
-   * softmax denominator with no value behind it. Then logsumexp = log(Σ exp(logits) + exp(sink)), and a
-   * row with no allowed key gets out = 0 and logsumexp = its sink logit. A DeviceTensor or another dtype is a
-   * TypeError; another shape or a NaN is a RangeError (naming `opts.sinks` or `backward.sinks`).
-   */
-  sinks?: Tensor;
-}
-
-const CALL_OPTION_KEYS = ['signal', 'sinks'] as const;
-
-/** An unknown key is a TypeError naming it: a typo must never silently change the math. */
-function rejectUnknownKeys(o: Record<string, unknown>, name: string, known: readonly string[]): void {
-  for (const key of Object.keys(o)) {
-    if (!known.includes(key)) throw new TypeError(`${name}.${key}: unknown option (expected one of ${known.join(', ')})`);
-  }
-}
-
-/** Checks a call's options; `signalAllowed` is false for the *Sync calls, which cannot be aborted. */
-export function checkCallOptions(opts: unknown, name: string, signalAllowed: boolean): CallOptions {
-  if (opts === undefined) return {};
-  const o = checkObject(opts, name);
-  rejectUnknownKeys(o, name, CALL_OPTION_KEYS);
-  const signal = o.signal;
-  if (signal !== undefined) {
-    if (!signalAllowed) {
-      throw new TypeError(`${name}.signal: a synchronous call cannot be aborted; use the async variant`);
-    }
-    if (!(signal instanceof AbortSignal)) throw new TypeError(`${name}.signal: expected an AbortSignal, got ${describe(signal)}`);
-  }
-  return { signal: signal as AbortSignal | undefined, sinks: o.sinks === undefined ? undefined : checkTensor(o.sinks, `${name}.sinks`) };
-}
-
-/** The sinks of a call with `heads` query heads: a float32 host Tensor of shape [heads] with no NaN. */
-export function checkSinks(sinks: Tensor, heads: number, name: string): Float32Array {
-  if (!ArrayBuffer.isView(sinks.data)) throw new TypeError(`${name}: expected a host Tensor (sinks cannot be DeviceTensors)`);
-  if (sinks.dtype !== 'float32') throw new TypeError(`${name}.dtype: expected 'float32', got '${sinks.dtype}'`);
-  if (sinks.shape.length !== 1 || sinks.shape[0] !== heads) {
-    throw new RangeError(`${name}.shape: expected [${heads}] (one logit per query head), got [${sinks.shape.join(', ')}]`);
-  }
-  const data = sinks.data as Float32Array;
-  const nan = data.findIndex((x) => Number.isNaN(x));
-  if (nan >= 0) throw new RangeError(`${name}[${nan}]: expected a number, got NaN`);
-  return data;
-}
-
-/**
- * Segment ids for packed sequences: a query attends a key only when their ids are equal (and the mask
- * allows it). Batch-major: entry b·Sq + i is query i of batch element b. A wrong array type is a
- * TypeError, a wrong length a RangeError, naming `segmentIds.q` or `segmentIds.kv`.
- */
-export interface SegmentIds {
-  /** One id per query: length B·Sq, or Sq without a batch dim. */
-  q: Int32Array;
-  /** One id per key: length B·Skv, or Skv without a batch dim. */
-  kv: Int32Array;
-}
-
 /** -0.7 × float32 max, splash's DEFAULT_MASK_VALUE. */
 export const DEFAULT_MASK_VALUE = -0.7 * 3.4028234663852886e38;
 
@@ -163,16 +111,23 @@ const BLOCK_FIELDS = [
 ] as const;
 const LAYOUT_FIELDS = ['qLayout', 'kLayout', 'vLayout'] as const;
 
+/** An unknown key is a TypeError naming it: a typo must never silently change the math. */
+function rejectUnknownKeys(o: Record<string, unknown>, name: string, known: readonly string[]): void {
+  for (const key of Object.keys(o)) {
+    if (!known.includes(key)) throw new TypeError(`${name}.${key}: unknown option (expected one of ${known.join(', ')})`);
+  }
+}
+
 /** Returns `x` when it is a positive integer; TypeError (not a number) or RangeError naming `name`. */
 export function checkPositiveInteger(x: unknown, name: string): number {
-  if (typeof x !== 'number') throw new TypeError(`${name}: expected a positive integer, got ${describe(x)}`);
+  if (typeof x !== 'number') throw new TypeError(`${name}: expected a positive integer, got ${describeValue(x)}`);
   if (!Number.isInteger(x) || x <= 0) throw new RangeError(`${name}: expected a positive integer, got ${x}`);
   return x;
 }
 
 function checkObject(x: unknown, name: string): Record<string, unknown> {
   if (x === null || typeof x !== 'object' || Array.isArray(x)) {
-    throw new TypeError(`${name}: expected an object, got ${describe(x)}`);
+    throw new TypeError(`${name}: expected an object, got ${describeValue(x)}`);
   }
   return x as Record<string, unknown>;
 }
@@ -203,13 +158,13 @@ export function checkOptions(opts: unknown): CheckedOptions {
     const v = bs[f];
     if (v === undefined) continue;
     if (v !== QKVLayout.HEAD_DIM_MINOR && v !== QKVLayout.SEQ_MINOR) {
-      throw new TypeError(`blockSizes.${f}: expected QKVLayout.HEAD_DIM_MINOR (1) or QKVLayout.SEQ_MINOR (2), got ${describe(v)}`);
+      throw new TypeError(`blockSizes.${f}: expected QKVLayout.HEAD_DIM_MINOR (1) or QKVLayout.SEQ_MINOR (2), got ${describeValue(v)}`);
     }
     blockSizes[f] = v;
   }
   if (bs.useFusedBwdKernel !== undefined) {
     if (typeof bs.useFusedBwdKernel !== 'boolean') {
-      throw new TypeError(`blockSizes.useFusedBwdKernel: expected a boolean, got ${describe(bs.useFusedBwdKernel)}`);
+      throw new TypeError(`blockSizes.useFusedBwdKernel: expected a boolean, got ${describeValue(bs.useFusedBwdKernel)}`);
     }
     blockSizes.useFusedBwdKernel = bs.useFusedBwdKernel;
     if (bs.useFusedBwdKernel) {
@@ -221,18 +176,18 @@ export function checkOptions(opts: unknown): CheckedOptions {
     }
   }
   if (o.saveResiduals !== undefined && typeof o.saveResiduals !== 'boolean') {
-    throw new TypeError(`saveResiduals: expected a boolean, got ${describe(o.saveResiduals)}`);
+    throw new TypeError(`saveResiduals: expected a boolean, got ${describeValue(o.saveResiduals)}`);
   }
   let maskValue = DEFAULT_MASK_VALUE;
   if (o.maskValue !== undefined) {
-    if (typeof o.maskValue !== 'number') throw new TypeError(`maskValue: expected a number, got ${describe(o.maskValue)}`);
+    if (typeof o.maskValue !== 'number') throw new TypeError(`maskValue: expected a number, got ${describeValue(o.maskValue)}`);
     if (Number.isNaN(o.maskValue)) throw new RangeError('maskValue: expected a number that is not NaN, got NaN');
     maskValue = o.maskValue;
   }
   let softCap: number | null = null;
   if (o.attnLogitsSoftCap !== undefined && o.attnLogitsSoftCap !== null) {
     if (typeof o.attnLogitsSoftCap !== 'number') {
-      throw new TypeError(`attnLogitsSoftCap: expected a positive number or null, got ${describe(o.attnLogitsSoftCap)}`);
+      throw new TypeError(`attnLogitsSoftCap: expected a positive number or null, got ${describeValue(o.attnLogitsSoftCap)}`);
     }
     if (!(o.attnLogitsSoftCap > 0) || !Number.isFinite(o.attnLogitsSoftCap)) {
       throw new RangeError(`attnLogitsSoftCap: expected a positive finite number or null, got ${o.attnLogitsSoftCap}`);
@@ -241,13 +196,13 @@ export function checkOptions(opts: unknown): CheckedOptions {
   }
   let scale = 1;
   if (o.scale !== undefined) {
-    if (typeof o.scale !== 'number') throw new TypeError(`scale: expected a positive number, got ${describe(o.scale)}`);
+    if (typeof o.scale !== 'number') throw new TypeError(`scale: expected a positive number, got ${describeValue(o.scale)}`);
     if (!(o.scale > 0) || !Number.isFinite(o.scale)) throw new RangeError(`scale: expected a positive finite number, got ${o.scale}`);
     scale = o.scale;
   }
   const backend = o.backend ?? 'auto';
   if (!(BACKEND_NAMES as readonly unknown[]).includes(backend)) {
-    throw new TypeError(`backend: expected one of ${BACKEND_NAMES.join(', ')}, got ${describe(backend)}`);
+    throw new TypeError(`backend: expected one of ${BACKEND_NAMES.join(', ')}, got ${describeValue(backend)}`);
   }
   return {
     blockSizes,
@@ -261,24 +216,129 @@ export function checkOptions(opts: unknown): CheckedOptions {
   };
 }
 
-/** Brand of DeviceTensor (lib/backends/device.ts), read here without importing that module. */
-const DEVICE_TENSOR_BRAND = Symbol.for('splash-attention.DeviceTensor');
+/** Block sizes with every default filled in (see API.md BlockSizes). */
+export interface ResolvedBlockSizes {
+  blockQ: number;
+  blockKv: number;
+  blockKvCompute: number;
+  blockQDkv: number;
+  blockKvDkv: number;
+  blockKvDkvCompute: number;
+  /** Split backward only; null for the fused backward. */
+  blockQDq: number | null;
+  blockKvDq: number | null;
+  useFusedBwdKernel: boolean;
+  qLayout: QKVLayout;
+  kLayout: QKVLayout;
+  vLayout: QKVLayout;
+}
+
+/** Fills every unset block size from the backend's default (`defaultBlockSize`) or the field it derives
+ *  from, and checks that the compute blocks divide their blocks. */
+export function resolveBlockSizes(bs: BlockSizes, defaultBlockSize: (seqLen: number) => number, qSeqLen: number,
+  kvSeqLen: number): ResolvedBlockSizes {
+  const blockQ = bs.blockQ ?? defaultBlockSize(qSeqLen);
+  const blockKv = bs.blockKv ?? defaultBlockSize(kvSeqLen);
+  const blockKvDkv = bs.blockKvDkv ?? blockKv;
+  const fused = bs.useFusedBwdKernel ?? false;
+  const resolved: ResolvedBlockSizes = {
+    blockQ,
+    blockKv,
+    blockKvCompute: bs.blockKvCompute ?? blockKv,
+    blockQDkv: bs.blockQDkv ?? blockQ,
+    blockKvDkv,
+    blockKvDkvCompute: bs.blockKvDkvCompute ?? blockKvDkv,
+    blockQDq: fused ? null : bs.blockQDq ?? blockQ,
+    blockKvDq: fused ? null : bs.blockKvDq ?? blockKv,
+    useFusedBwdKernel: fused,
+    qLayout: bs.qLayout ?? QKVLayout.HEAD_DIM_MINOR,
+    kLayout: bs.kLayout ?? QKVLayout.HEAD_DIM_MINOR,
+    vLayout: bs.vLayout ?? QKVLayout.HEAD_DIM_MINOR,
+  };
+  const divides = (inner: 'blockKvCompute' | 'blockKvDkvCompute', outer: 'blockKv' | 'blockKvDkv'): void => {
+    if (resolved[outer] % resolved[inner] !== 0) {
+      throw new RangeError(
+        `blockSizes.${inner}: expected a divisor of blockSizes.${outer} (${resolved[outer]}), got ${resolved[inner]}`,
+      );
+    }
+  };
+  divides('blockKvCompute', 'blockKv');
+  divides('blockKvDkvCompute', 'blockKvDkv');
+  return resolved;
+}
+
+// ---- per-call options --------------------------------------------------------------------------
+
+/**
+ * Per-call options, the last argument of forward, forwardSync and vjp (backward takes the same fields
+ * in its argument). An unknown key is a TypeError naming it.
+ */
+export interface CallOptions {
+  /**
+   * Aborts the call: it rejects with a DOMException named 'AbortError' and returns no partial result;
+   * the kernel stays usable. Not allowed on forwardSync and backwardSync; both that and a value that
+   * is not an AbortSignal are TypeErrors naming it (`opts.signal`, `backward.signal`).
+   */
+  signal?: AbortSignal;
+  /**
+   * Attention sinks: a host float32 Tensor `[H]`, one logit per query head that joins every row's
+   * softmax denominator with no value behind it. Then logsumexp = log(Σ exp(logits) + exp(sink)), and a
+   * row with no allowed key gets out = 0 and logsumexp = its sink logit. A DeviceTensor or another dtype is a
+   * TypeError; another shape or a NaN is a RangeError (naming `opts.sinks` or `backward.sinks`).
+   */
+  sinks?: Tensor;
+}
+
+const CALL_OPTION_KEYS = ['signal', 'sinks'] as const;
+
+/** Checks a call's options; `signalAllowed` is false for the *Sync calls, which cannot be aborted. */
+export function checkCallOptions(opts: unknown, name: string, signalAllowed: boolean): CallOptions {
+  if (opts === undefined) return {};
+  const o = checkObject(opts, name);
+  rejectUnknownKeys(o, name, CALL_OPTION_KEYS);
+  const signal = o.signal;
+  if (signal !== undefined) {
+    if (!signalAllowed) {
+      throw new TypeError(`${name}.signal: a synchronous call cannot be aborted; use the async variant`);
+    }
+    if (!(signal instanceof AbortSignal)) throw new TypeError(`${name}.signal: expected an AbortSignal, got ${describeValue(signal)}`);
+  }
+  return { signal: signal as AbortSignal | undefined, sinks: o.sinks === undefined ? undefined : checkTensor(o.sinks, `${name}.sinks`) };
+}
+
+// ---- call arguments ----------------------------------------------------------------------------
+
+/**
+ * Segment ids for packed sequences: a query attends a key only when their ids are equal (and the mask
+ * allows it). Batch-major: entry b·Sq + i is query i of batch element b. A wrong array type is a
+ * TypeError, a wrong length a RangeError, naming `segmentIds.q` or `segmentIds.kv`.
+ */
+export interface SegmentIds {
+  /** One id per query: length B·Sq, or Sq without a batch dim. */
+  q: Int32Array;
+  /** One id per key: length B·Skv, or Skv without a batch dim. */
+  kv: Int32Array;
+}
+
+/** Marks DeviceTensors (lib/backends/device.ts sets it), so that tensor checks accept them without
+ *  importing the GPU modules. */
+export const DEVICE_TENSOR_BRAND = Symbol.for('splash-attention.DeviceTensor');
 
 /** Checks that x is a well-formed Tensor (or a DeviceTensor, valid by construction) and returns it. */
 export function checkTensor(x: unknown, name: string): Tensor {
-  if (x === null || typeof x !== 'object') throw new TypeError(`${name}: expected a Tensor, got ${describe(x)}`);
+  if (x === null || typeof x !== 'object') throw new TypeError(`${name}: expected a Tensor, got ${describeValue(x)}`);
   if ((x as { [DEVICE_TENSOR_BRAND]?: unknown })[DEVICE_TENSOR_BRAND] === true) return x as Tensor;
   const t = x as Partial<Tensor>;
   if (!isDType(t.dtype)) {
-    throw new TypeError(`${name}.dtype: expected 'float32', 'bfloat16' or 'float16', got ${describe(t.dtype)}`);
+    throw new TypeError(`${name}.dtype: expected 'float32', 'bfloat16' or 'float16', got ${describeValue(t.dtype)}`);
   }
   const want = t.dtype === 'float32' ? Float32Array : Uint16Array;
   if (!(t.data instanceof want)) {
-    throw new TypeError(`${name}.data: expected ${want.name} for dtype ${t.dtype}, got ${describe(t.data)}`);
+    throw new TypeError(`${name}.data: expected ${want.name} for dtype ${t.dtype}, got ${describeValue(t.data)}`);
   }
-  if (!Array.isArray(t.shape)) throw new TypeError(`${name}.shape: expected an array, got ${describe(t.shape)}`);
+  if (!Array.isArray(t.shape)) throw new TypeError(`${name}.shape: expected an array, got ${describeValue(t.shape)}`);
   t.shape.forEach((d, i) => {
-    if (typeof d !== 'number') throw new TypeError(`${name}.shape[${i}]: expected a positive integer, got ${describe(d)}`);
+    if (typeof d !== 'number') throw new TypeError(`${name}.shape[${i}]: expected a positive integer, got ${describeValue(d)}`);
     if (!Number.isInteger(d) || d <= 0) throw new RangeError(`${name}.shape[${i}]: expected a positive integer, got ${d}`);
   });
   const n = shapeSize(t.shape);
@@ -286,6 +346,26 @@ export function checkTensor(x: unknown, name: string): Tensor {
     throw new RangeError(`${name}.data: expected length ${n} (product of shape [${t.shape.join(', ')}]), got ${t.data.length}`);
   }
   return t as Tensor;
+}
+
+/** Sizes of one validated call. Tensors are [batch, heads, seq, dim] logically (batch = 1 without a batch dim). */
+export interface CallShape {
+  batch: number;
+  hasBatch: boolean;
+  heads: number;
+  /** kv heads (1 for MQA). */
+  kvHeads: number;
+  qSeqLen: number;
+  kvSeqLen: number;
+  headDim: number;
+  headDimV: number;
+  dtype: DType;
+}
+
+/** Shapes of a forward's results for a call: out [.., H, Sq, Dv] and logsumexp [.., H, Sq]. */
+export function forwardResultShapes(shape: CallShape): { out: number[]; logsumexp: number[] } {
+  const rows = shape.hasBatch ? [shape.batch, shape.heads, shape.qSeqLen] : [shape.heads, shape.qSeqLen];
+  return { out: [...rows, shape.headDimV], logsumexp: rows };
 }
 
 function fmt(shape: readonly (number | string)[]): string {
@@ -364,8 +444,8 @@ export function checkCall(
   let segKv: Int32Array | null = null;
   if (segIn !== undefined && segIn !== null) {
     const seg = checkObject(segIn, 'segmentIds');
-    if (!(seg.q instanceof Int32Array)) throw new TypeError(`segmentIds.q: expected Int32Array, got ${describe(seg.q)}`);
-    if (!(seg.kv instanceof Int32Array)) throw new TypeError(`segmentIds.kv: expected Int32Array, got ${describe(seg.kv)}`);
+    if (!(seg.q instanceof Int32Array)) throw new TypeError(`segmentIds.q: expected Int32Array, got ${describeValue(seg.q)}`);
+    if (!(seg.kv instanceof Int32Array)) throw new TypeError(`segmentIds.kv: expected Int32Array, got ${describeValue(seg.kv)}`);
     if (seg.q.length !== batch * qSeqLen) {
       throw new RangeError(`segmentIds.q: expected length ${batch * qSeqLen} (batch ${batch} × Sq ${qSeqLen}), got ${seg.q.length}`);
     }
@@ -385,8 +465,7 @@ export function checkCall(
 /** Checks the backward's residuals and cotangent against the call's sizes. */
 export function checkBackwardExtras(shape: CallShape, outIn: unknown, lseIn: unknown, doutIn: unknown):
   { out: Tensor; logsumexp: Tensor; dout: Tensor } {
-  const rows = shape.hasBatch ? [shape.batch, shape.heads, shape.qSeqLen] : [shape.heads, shape.qSeqLen];
-  const outShape = [...rows, shape.headDimV];
+  const want = forwardResultShapes(shape);
   const check = (x: unknown, name: string, want: number[], dtype: DType): Tensor => {
     const t = checkTensor(x, name);
     if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
@@ -396,8 +475,21 @@ export function checkBackwardExtras(shape: CallShape, outIn: unknown, lseIn: unk
     return t;
   };
   return {
-    out: check(outIn, 'out', outShape, shape.dtype),
-    logsumexp: check(lseIn, 'logsumexp', rows, 'float32'),
-    dout: check(doutIn, 'dout', outShape, shape.dtype),
+    out: check(outIn, 'out', want.out, shape.dtype),
+    logsumexp: check(lseIn, 'logsumexp', want.logsumexp, 'float32'),
+    dout: check(doutIn, 'dout', want.out, shape.dtype),
   };
+}
+
+/** The sinks of a call with `heads` query heads: a float32 host Tensor of shape [heads] with no NaN. */
+export function checkSinks(sinks: Tensor, heads: number, name: string): Float32Array {
+  if (!ArrayBuffer.isView(sinks.data)) throw new TypeError(`${name}: expected a host Tensor (sinks cannot be DeviceTensors)`);
+  if (sinks.dtype !== 'float32') throw new TypeError(`${name}.dtype: expected 'float32', got '${sinks.dtype}'`);
+  if (sinks.shape.length !== 1 || sinks.shape[0] !== heads) {
+    throw new RangeError(`${name}.shape: expected [${heads}] (one logit per query head), got [${sinks.shape.join(', ')}]`);
+  }
+  const data = sinks.data as Float32Array;
+  const nan = data.findIndex((x) => Number.isNaN(x));
+  if (nan >= 0) throw new RangeError(`${name}[${nan}]: expected a number, got NaN`);
+  return data;
 }

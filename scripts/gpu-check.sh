@@ -79,7 +79,6 @@ build_without_cmake() {
   local cxx=(g++ -std=c++17 -O3 -pthread -fexceptions -Inative/include)
   local objs=() src o
   for src in native/cpu/*.cc native/tests/gpu_forward_test.cc; do
-    [ "$(basename "$src")" = no_gpu.cc ] && continue
     o="$obj/$(basename "$src").o"; objs+=("$o")
     "${cxx[@]}" -c "$src" -o "$o" &
   done

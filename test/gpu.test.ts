@@ -25,8 +25,7 @@ import {
   fromFloat32,
   type Tensor,
 } from '../lib/index';
-import { gpuBackendOf, gpuExports, type GpuAddon, type GpuPlan } from '../lib/backends/gpu';
-import { loadNative } from '../lib/backends/native';
+import { gpuBackendOf, loadNative, type GpuPlan, type GpuPlanRequest, type NativeAddon } from '../lib/backends/native';
 import { randomNormal } from '../lib/random';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -70,14 +69,14 @@ function runProgram(file: string, args: string[], timeoutMs: number): Promise<{ 
 }
 
 describe('GPU backend without a device', () => {
-  let addon: GpuAddon;
+  let addon: NativeAddon;
   before(function () {
-    const a = gpuExports();
+    const a = loadNative().addon;
     if (a === null) {
       console.log(`      skipped: the native addon did not load (${loadNative().error})`);
       this.skip();
     }
-    addon = a as GpuAddon;
+    addon = a as NativeAddon;
   });
 
   it('the addon carries the GPU entry points and names the runtime it was built for', () => {
@@ -129,7 +128,7 @@ describe('GPU backend without a device', () => {
   // ---- launch planning ---------------------------------------------------------------------------
 
   const h100 = { hip: false, ccMajor: 9, ccMinor: 0, maxSmem: 232448, multiprocessors: 132 };
-  const plan = (over: Partial<Parameters<GpuAddon['gpuPlanForward']>[0]>): GpuPlan =>
+  const plan = (over: Partial<GpuPlanRequest>): GpuPlan =>
     addon.gpuPlanForward({
       dtype: 1, headDim: 128, headDimV: 128, batch: 1, heads: 16, kvHeads: 16, qSeq: 8192, kvSeq: 8192,
       blockQ: 128, blockKv: 128, segments: false, maskValue: DEFAULT_MASK, device: h100, ...over,

@@ -45,7 +45,7 @@ describe('npm pack + install from prebuilds', function () {
     if (run.status !== 0) this.skip();
     for (const f of ['package.json', 'dist/index.js', 'dist/index.d.ts', 'CMakeLists.txt', 'binding.gyp',
       'scripts/cmake-js-prebuild.sh', 'native/include/splash/params.h', 'native/addon/addon.cc',
-      'native/addon/info.cc', 'native/cpu/cpu_features.cc', 'native/cpu/no_gpu.cc', 'native/gpu/compat.h',
+      'native/addon/info.cc', 'native/cpu/cpu_features.cc', 'native/addon/no_gpu.cc', 'native/gpu/compat.h',
       'native/gpu/device_query.cu']) {
       assert.ok(files.includes(f), `${f} missing from the tarball`);
     }

@@ -7,7 +7,8 @@ import {
   CausalMask, ChunkedCausalMask, DenseMask, FullMask, LocalMask, Mask, MultiHeadMask, makeRandomMask,
 } from '../lib/mask';
 import { seededRandom } from '../lib/random';
-import { MaskInfo, evalMaskProgram, fillBlockFromProgram, processMask } from '../lib/mask-info';
+import { MaskInfo, processMask } from '../lib/mask-info';
+import { evalMaskProgram, fillBlockFromProgram } from '../lib/mask-program';
 import { benchMaskInfo } from '../bench/mask-info';
 import { randInt, pick, randomLeaf, randomTree, randomShape, randomBlockShape, checkInfo, rebuild } from './support/mask-oracle';
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { CallShape } from '../lib/backends/backend';
+import type { CallShape } from '../lib/validate';
 import {
   referenceBackward64,
   referenceForward64,

@@ -381,7 +381,7 @@ describe('splash-attention/tfjs', function () {
         ['sinks not a tensor', () => splashAttention(kernel, q, k, v, { sinks: [0, 0] as never }), /^opts\.sinks: expected a tf\.Tensor.*got Array\(2\)$/],
         ['int32 sinks', () => splashAttention(kernel, q, k, v, { sinks: tf.zeros([2], 'int32') }), /^opts\.sinks\.dtype: expected 'float32'.*got 'int32'$/],
         ['computeDtype', () => splashAttention(kernel, q, k, v, { computeDtype: 'float16' } as never),
-          /^opts\.computeDtype: expected 'float32' or 'bfloat16', got string float16/],
+          /^opts\.computeDtype: expected 'float32' or 'bfloat16', got string 'float16'/],
       ];
       for (const [what, call, msg] of cases) assert.throws(call, (e: Error) => e instanceof TypeError && msg.test(e.message), what);
       i32.dispose();

@@ -2,37 +2,8 @@
 
 import type { Mask, MultiHeadMask } from '../mask';
 import type { MaskInfo } from '../mask-info';
-import type { DType, Tensor } from '../tensor';
-
-/**
- * How the kernel keeps q, k or v in memory while it computes (BlockSizes.qLayout and friends). The
- * tensors you pass and get back are always row-major with the head dim last; only the working copy
- * changes. The cpu and js backends honour it; the GPU and reference backends ignore it. Any other
- * value is a TypeError naming the field.
- */
-export enum QKVLayout {
-  /** The head dim is contiguous: `[seq, dim]`, as the API's tensors. The default. */
-  HEAD_DIM_MINOR = 1,
-  /** The sequence is contiguous: `[dim, seq]`, a transposed working copy. */
-  SEQ_MINOR = 2,
-}
-
-/** Block sizes with every default filled in (see API.md BlockSizes). */
-export interface ResolvedBlockSizes {
-  blockQ: number;
-  blockKv: number;
-  blockKvCompute: number;
-  blockQDkv: number;
-  blockKvDkv: number;
-  blockKvDkvCompute: number;
-  /** Split backward only; null for the fused backward. */
-  blockQDq: number | null;
-  blockKvDq: number | null;
-  useFusedBwdKernel: boolean;
-  qLayout: QKVLayout;
-  kLayout: QKVLayout;
-  vLayout: QKVLayout;
-}
+import type { Tensor } from '../tensor';
+import type { CallShape, ResolvedBlockSizes } from '../validate';
 
 /** Everything fixed when a kernel object is made. */
 export interface KernelConfig {
@@ -49,20 +20,6 @@ export interface KernelConfig {
   /** null when the fused backward is used. */
   dqMaskInfo: MaskInfo | null;
   dkvMaskInfo: MaskInfo;
-}
-
-/** Sizes of one validated call. Tensors are [batch, heads, seq, dim] logically (batch = 1 without a batch dim). */
-export interface CallShape {
-  batch: number;
-  hasBatch: boolean;
-  heads: number;
-  /** kv heads (1 for MQA). */
-  kvHeads: number;
-  qSeqLen: number;
-  kvSeqLen: number;
-  headDim: number;
-  headDimV: number;
-  dtype: DType;
 }
 
 export interface ForwardArgs {

@@ -6,69 +6,13 @@
 
 import type { MaskInfo } from '../mask-info';
 import { tensor, type DType, type Tensor } from '../tensor';
+import { QKVLayout, forwardResultShapes, type CallShape } from '../validate';
+import type { Backend, BackwardArgs, BackwardResult, ForwardArgs, ForwardResult, KernelConfig } from './backend';
+import { cancellable } from './cancel';
+import { DTYPE_CODE, addonCallSizes, toSeqMinor } from './marshal';
 import {
-  QKVLayout,
-  type Backend,
-  type BackwardArgs,
-  type BackwardResult,
-  type CallShape,
-  type ForwardArgs,
-  type ForwardResult,
-  type KernelConfig,
-} from './backend';
-import { cancellable, type CancelToken } from './cancel';
-import { loadNative } from './native';
-
-/** A tensor as the addon reads it: element strides over [batch, head, seq, dim]. */
-interface NativeTensor {
-  data: Float32Array | Uint16Array;
-  dtype: 0 | 1 | 2;
-  strides: [number, number, number, number];
-}
-
-interface NativeCall {
-  batch: number;
-  heads: number;
-  kvHeads: number;
-  qSeq: number;
-  kvSeq: number;
-  headDim: number;
-  headDimV: number;
-  q: NativeTensor;
-  k: NativeTensor;
-  v: NativeTensor;
-  out: NativeTensor;
-  lse: NativeTensor;
-  dout?: NativeTensor;
-  dq?: NativeTensor;
-  dk?: NativeTensor;
-  dv?: NativeTensor;
-  segmentIdsQ: Int32Array | null;
-  segmentIdsKv: Int32Array | null;
-  maskValue: number;
-  softCap: number;
-  /** logits = scale · q·kᵀ before the soft cap. */
-  scale: number;
-  /** Forward only: [heads] sink logits. */
-  sinks?: Float32Array | null;
-  saveLse: boolean;
-  blockKvCompute: number;
-  blockKvDkvCompute: number;
-  fusedBwd: boolean;
-  fwdSchedule?: ScheduleHandle;
-  /** Split backward only; null for the fused one. */
-  dqSchedule?: ScheduleHandle | null;
-  dkvSchedule?: ScheduleHandle;
-  numThreads: number;
-  headShards: number;
-  /** Async calls: the token that cancels the call. */
-  cancel?: CancelToken;
-}
-
-/** What a finished call reports: the kernel table that ran ('avx512_bf16', 'avx512', 'avx2', 'generic'). */
-export interface CpuCallReport {
-  isa: string;
-}
+  nativeAddonFor, type CpuCallReport, type CpuKernelCall, type CpuTensorView, type HostScheduleHandle,
+} from './native';
 
 let lastIsa: string | null = null;
 
@@ -81,46 +25,17 @@ function record(report: CpuCallReport): void {
   lastIsa = report.isa;
 }
 
-/** A MaskInfo's schedule as the addon holds it (prepareSchedule). Opaque to JS. */
-export interface ScheduleHandle {
-  readonly __brand: 'splash-host-schedule';
-}
-
-/** The addon's CPU kernel exports (cpu_binding.cc, host_schedule.cc, jobs.cc). The kernel calls resolve
- *  once the outputs in the call are written. */
-export interface CpuKernelAddon {
-  forward(call: unknown): Promise<CpuCallReport>;
-  forwardSync(call: unknown): CpuCallReport;
-  backward(call: unknown): Promise<CpuCallReport>;
-  backwardSync(call: unknown): CpuCallReport;
-  prepareSchedule(info: MaskInfo): ScheduleHandle;
-}
-
-function kernels(): CpuKernelAddon {
-  const ld = loadNative();
-  if (ld.addon === null) throw new Error(`backend 'cpu' is not available: native addon not loaded: ${ld.error}`);
-  const a = ld.addon as unknown as Partial<CpuKernelAddon>;
-  if (typeof a.forwardSync !== 'function' || typeof a.backwardSync !== 'function' ||
-      typeof a.prepareSchedule !== 'function') {
-    throw new Error(`backend 'cpu' is not available: the addon at ${ld.path} has no CPU attention kernels ` +
-      '(a stale build: rebuild it)');
-  }
-  return a as CpuKernelAddon;
-}
-
 /** Schedule handles per MaskInfo, made once and freed with it. */
-const schedules = new WeakMap<MaskInfo, ScheduleHandle>();
+const schedules = new WeakMap<MaskInfo, HostScheduleHandle>();
 
-function schedule(info: MaskInfo): ScheduleHandle {
+function schedule(info: MaskInfo): HostScheduleHandle {
   let h = schedules.get(info);
   if (h === undefined) {
-    h = kernels().prepareSchedule(info);
+    h = nativeAddonFor('cpu').prepareSchedule(info);
     schedules.set(info, h);
   }
   return h;
 }
-
-const DTYPE_CODE: Record<DType, 0 | 1 | 2> = { float32: 0, bfloat16: 1, float16: 2 };
 
 /** A fresh output array; a size that cannot be allocated is a RangeError naming the output and its bytes. */
 function newData(dtype: DType, n: number, name: string): Float32Array | Uint16Array {
@@ -132,23 +47,10 @@ function newData(dtype: DType, n: number, name: string): Float32Array | Uint16Ar
   }
 }
 
-/** [slabs, seq, dim] → [slabs, dim, seq] (the SEQ_MINOR physical layout), same array type. */
-function toSeqMinor<T extends Float32Array | Uint16Array>(x: T, slabs: number, seq: number, dim: number): T {
-  const y = new (x.constructor as { new (n: number): T })(x.length);
-  for (let s = 0; s < slabs; s++) {
-    const base = s * seq * dim;
-    for (let r = 0; r < seq; r++) {
-      const src = base + r * dim;
-      for (let c = 0; c < dim; c++) y[base + c * seq + r] = x[src + c];
-    }
-  }
-  return y;
-}
-
 /** A row-major [batch, heads, seq, dim] tensor (heads = 1 for MQA's k / v), optionally handed to the
  *  kernel in the SEQ_MINOR layout. */
 function view(t: Tensor, batch: number, heads: number, seq: number, dim: number,
-  layout: QKVLayout = QKVLayout.HEAD_DIM_MINOR): NativeTensor {
+  layout: QKVLayout = QKVLayout.HEAD_DIM_MINOR): CpuTensorView {
   const slab = seq * dim;
   if (layout === QKVLayout.SEQ_MINOR) {
     const data = toSeqMinor(t.data, batch * heads, seq, dim);
@@ -159,12 +61,12 @@ function view(t: Tensor, batch: number, heads: number, seq: number, dim: number,
 
 /** A contiguous row-major [batch, heads, seq, dim] array (outputs, out/dout/logsumexp residuals). */
 function rowMajorView(data: Float32Array | Uint16Array, dtype: DType, heads: number, seq: number,
-  dim: number): NativeTensor {
+  dim: number): CpuTensorView {
   return { data, dtype: DTYPE_CODE[dtype], strides: [heads * seq * dim, seq * dim, dim, 1] };
 }
 
 interface ForwardCall {
-  call: NativeCall;
+  call: CpuKernelCall;
   result: () => ForwardResult;
 }
 
@@ -173,8 +75,8 @@ function forwardCall(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): Fo
   const bs = cfg.blockSizes;
   const outData = newData(args.q.dtype, batch * heads * sq * dv, 'out');
   const lseData = newData('float32', batch * heads * sq, 'logsumexp') as Float32Array;
-  const call: NativeCall = {
-    ...sizes(shape),
+  const call: CpuKernelCall = {
+    ...addonCallSizes(shape),
     q: view(args.q, batch, heads, sq, d, bs.qLayout),
     k: view(args.k, batch, kvHeads, skv, d, bs.kLayout),
     v: view(args.v, batch, kvHeads, skv, dv, bs.vLayout),
@@ -187,18 +89,18 @@ function forwardCall(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): Fo
     sinks: args.sinks ?? null,
     fwdSchedule: schedule(cfg.fwdMaskInfo),
   };
-  const rowShape = args.q.shape.slice(0, -1);
+  const shapes = forwardResultShapes(shape);
   return {
     call,
     result: () => ({
-      out: tensor(outData, [...rowShape, dv], args.q.dtype),
-      logsumexp: tensor(lseData, rowShape, 'float32'),
+      out: tensor(outData, shapes.out, args.q.dtype),
+      logsumexp: tensor(lseData, shapes.logsumexp, 'float32'),
     }),
   };
 }
 
 interface BackwardCall {
-  call: NativeCall;
+  call: CpuKernelCall;
   result: () => BackwardResult;
 }
 
@@ -208,8 +110,8 @@ function backwardCall(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): 
   const dqData = newData(args.q.dtype, args.q.data.length, 'dq');
   const dkData = newData(args.k.dtype, args.k.data.length, 'dk');
   const dvData = newData(args.v.dtype, args.v.data.length, 'dv');
-  const call: NativeCall = {
-    ...sizes(shape),
+  const call: CpuKernelCall = {
+    ...addonCallSizes(shape),
     q: view(args.q, batch, heads, sq, d, bs.qLayout),
     k: view(args.k, batch, kvHeads, skv, d, bs.kLayout),
     v: view(args.v, batch, kvHeads, skv, dv, bs.vLayout),
@@ -236,21 +138,7 @@ function backwardCall(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): 
   };
 }
 
-type SizeFields = 'batch' | 'heads' | 'kvHeads' | 'qSeq' | 'kvSeq' | 'headDim' | 'headDimV';
-
-function sizes(shape: CallShape): Pick<NativeCall, SizeFields> {
-  return {
-    batch: shape.batch,
-    heads: shape.heads,
-    kvHeads: shape.kvHeads,
-    qSeq: shape.qSeqLen,
-    kvSeq: shape.kvSeqLen,
-    headDim: shape.headDim,
-    headDimV: shape.headDimV,
-  };
-}
-
-function options(cfg: KernelConfig): Pick<NativeCall, 'maskValue' | 'softCap' | 'scale' | 'blockKvCompute' |
+function options(cfg: KernelConfig): Pick<CpuKernelCall, 'maskValue' | 'softCap' | 'scale' | 'blockKvCompute' |
   'blockKvDkvCompute' | 'fusedBwd' | 'numThreads' | 'headShards'> {
   return {
     maskValue: cfg.maskValue,
@@ -270,24 +158,24 @@ export const cpuBackend: Backend = {
   defaultBlockSize: () => 128,
   forwardSync(cfg, shape, args) {
     const f = forwardCall(cfg, shape, args);
-    record(kernels().forwardSync(f.call));
+    record(nativeAddonFor('cpu').forwardSync(f.call));
     return f.result();
   },
   async forward(cfg, shape, args, control) {
     const f = forwardCall(cfg, shape, args);
-    const addon = kernels();
-    record(await cancellable(control, f.call, (c) => addon.forward(c)));
+    const addon = nativeAddonFor('cpu');
+    record(await cancellable(addon, control, f.call, (c) => addon.forward(c)));
     return f.result();
   },
   backwardSync(cfg, shape, args) {
     const b = backwardCall(cfg, shape, args);
-    record(kernels().backwardSync(b.call));
+    record(nativeAddonFor('cpu').backwardSync(b.call));
     return b.result();
   },
   async backward(cfg, shape, args, control) {
     const b = backwardCall(cfg, shape, args);
-    const addon = kernels();
-    record(await cancellable(control, b.call, (c) => addon.backward(c)));
+    const addon = nativeAddonFor('cpu');
+    record(await cancellable(addon, control, b.call, (c) => addon.backward(c)));
     return b.result();
   },
 };

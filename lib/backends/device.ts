@@ -5,24 +5,21 @@
 // finalizer is the last resort). A forward still running on a disposed tensor keeps the memory
 // until it finishes.
 
-import { describeValue, shapeSize, tensor, type DType, type Tensor } from '../tensor';
-import { checkTensor } from '../validate';
-import { gpuAddon, gpuBackendOf, type DeviceHandle, type GpuAddon, type GpuBackendName } from './gpu';
-import { resolveBackend } from './registry';
-
-/** Marks DeviceTensors for validate.ts, which checks them without importing this module. */
-export const DEVICE_TENSOR_BRAND = Symbol.for('splash-attention.DeviceTensor');
+import { describeValue } from '../describe-value';
+import { shapeSize, tensor, type DType, type Tensor } from '../tensor';
+import { DEVICE_TENSOR_BRAND, checkTensor } from '../validate';
+import { gpuBackendOf, nativeAddonFor, type DeviceHandle, type GpuBackendName, type GpuExports } from './native';
 
 interface DeviceState {
   handle: DeviceHandle | null;
-  addon: GpuAddon;
+  addon: GpuExports;
   backend: GpuBackendName;
 }
 
 const states = new WeakMap<DeviceTensor, DeviceState>();
 
 // Frees the device memory of DeviceTensors that were collected without dispose().
-const finalizer = new FinalizationRegistry<{ addon: GpuAddon; handle: DeviceHandle }>(({ addon, handle }) => {
+const finalizer = new FinalizationRegistry<{ addon: GpuExports; handle: DeviceHandle }>(({ addon, handle }) => {
   try {
     addon.gpuDispose(handle);
   } catch {
@@ -100,7 +97,7 @@ class DeviceTensorImpl extends DeviceTensor {
 
 /** Wraps an addon buffer handle (internal: toDevice and the GPU backend). */
 export function wrapDeviceBuffer(
-  addon: GpuAddon, backend: GpuBackendName, handle: DeviceHandle, shape: readonly number[], dtype: DType, device: number,
+  addon: GpuExports, backend: GpuBackendName, handle: DeviceHandle, shape: readonly number[], dtype: DType, device: number,
 ): DeviceTensor {
   const t = new DeviceTensorImpl(shape, dtype, device);
   states.set(t, { handle, addon, backend });
@@ -172,8 +169,7 @@ export function toDevice(t: Tensor, opts: ToDeviceOptions = {}): DeviceTensor {
     throw new RangeError(`opts.device: expected a non-negative integer, got ${device}`);
   }
   const name = opts.backend ?? gpuBackendOf() ?? 'cuda';
-  resolveBackend(name); // throws Error naming why that GPU backend is unavailable
-  const addon = gpuAddon(name);
+  const addon = nativeAddonFor(name); // throws Error naming why that GPU backend is unavailable
   const handle = addon.gpuToDevice(t.data, device);
   return wrapDeviceBuffer(addon, name, handle, t.shape, t.dtype, device);
 }

@@ -7,161 +7,16 @@
 // one pass over the dkv schedule, dq summed with atomics).
 
 import type { MaskInfo } from '../mask-info';
-import { tensor, type DType, type Tensor } from '../tensor';
-import type {
-  Backend,
-  BackwardArgs,
-  BackwardResult,
-  CallControl,
-  CallShape,
-  ForwardArgs,
-  ForwardResult,
-  KernelConfig,
-} from './backend';
-import { cancellable, type CancelToken } from './cancel';
+import { tensor, type Tensor } from '../tensor';
+import { forwardResultShapes, type CallShape } from '../validate';
+import type { Backend, BackwardArgs, BackwardResult, CallControl, ForwardArgs, ForwardResult, KernelConfig } from './backend';
+import { cancellable } from './cancel';
 import { deviceHandle, isDeviceTensor, wrapDeviceBuffer, type DeviceTensor } from './device';
-import { loadNative } from './native';
-
-/** The GPU backends: 'cuda' (NVIDIA) or 'rocm' (AMD, through HIP). */
-export type GpuBackendName = 'cuda' | 'rocm';
-
-/** An addon device buffer (an External with a type tag). Opaque to JS. */
-export interface DeviceHandle {
-  readonly __brand: 'splash-device-buffer';
-}
-/** An uploaded schedule (an External with a type tag). Opaque to JS. */
-export interface ScheduleHandle {
-  readonly __brand: 'splash-schedule';
-}
-
-/** The fields forward and backward calls share (native/addon/gpu.cc reads them in one place). */
-export interface GpuCallCommon {
-  device: number;
-  dtype: 0 | 1 | 2;
-  batch: number;
-  heads: number;
-  kvHeads: number;
-  qSeq: number;
-  kvSeq: number;
-  headDim: number;
-  headDimV: number;
-  q: Float32Array | Uint16Array | DeviceHandle;
-  k: Float32Array | Uint16Array | DeviceHandle;
-  v: Float32Array | Uint16Array | DeviceHandle;
-  segmentIdsQ: Int32Array | null;
-  segmentIdsKv: Int32Array | null;
-  maskValue: number;
-  softCap: number;
-  outputOnDevice: boolean;
-  force?: 'auto' | 'simt' | 'mma';
-  timeKernel?: boolean;
-  /** Async calls: the token that cancels the call until its kernels launch. */
-  cancel?: CancelToken;
-}
-
-export interface GpuForwardCall extends GpuCallCommon {
-  schedule: ScheduleHandle;
-  saveLse: boolean;
-}
-
-export interface GpuForwardResult {
-  out: Float32Array | Uint16Array | DeviceHandle;
-  lse: Float32Array | DeviceHandle | null;
-  path: 'simt' | 'mma';
-  tileM: number;
-  tileN: number;
-  ctas: number;
-  kernelMs: number;
-}
-
-export interface GpuBackwardCall extends GpuCallCommon {
-  out: Float32Array | Uint16Array | DeviceHandle;
-  logsumexp: Float32Array | DeviceHandle;
-  dout: Float32Array | Uint16Array | DeviceHandle;
-  /** null for the fused backward. */
-  dqSchedule: ScheduleHandle | null;
-  dkvSchedule: ScheduleHandle;
-  fused: boolean;
-}
-
-export interface GpuBackwardResult {
-  dq: Float32Array | Uint16Array | DeviceHandle;
-  dk: Float32Array | Uint16Array | DeviceHandle;
-  dv: Float32Array | Uint16Array | DeviceHandle;
-  /** Kernels of the dq, dk/dv and fused steps. */
-  path: 'simt' | 'mma';
-  kernelMs: number;
-}
-
-export interface GpuPlan {
-  error: string | null;
-  rangeError: boolean;
-  path: 'simt' | 'mma' | 'none';
-  bucket: number;
-  tileM: number;
-  tileN: number;
-  threads: number;
-  smemBytes: number;
-  tilesPerQblock: number;
-  segmentSkip: boolean;
-}
-
-/** The addon's GPU exports (native/addon/gpu.cc). */
-export interface GpuAddon {
-  gpuBackendName(): 'cuda' | 'rocm' | 'none';
-  gpuToDevice(data: Float32Array | Uint16Array, device: number): DeviceHandle;
-  gpuToHost(handle: DeviceHandle, out: Float32Array | Uint16Array): Promise<void>;
-  gpuToHostSync(handle: DeviceHandle, out: Float32Array | Uint16Array): void;
-  gpuDispose(handle: DeviceHandle): void;
-  gpuBufferInfo(handle: DeviceHandle): { device: number; bytes: number; disposed: boolean };
-  gpuUploadSchedule(device: number, info: MaskInfo): ScheduleHandle;
-  gpuForward(call: GpuForwardCall): Promise<GpuForwardResult>;
-  gpuForwardSync(call: GpuForwardCall): GpuForwardResult;
-  gpuBackward?(call: GpuBackwardCall): Promise<GpuBackwardResult>;
-  gpuBackwardSync?(call: GpuBackwardCall): GpuBackwardResult;
-  gpuPlanForward(args: {
-    dtype: 0 | 1 | 2; headDim: number; headDimV: number; batch: number; heads: number; kvHeads: number;
-    qSeq: number; kvSeq: number; blockQ: number; blockKv: number; segments: boolean; maskValue: number;
-    force?: 'auto' | 'simt' | 'mma';
-    device: { hip: boolean; ccMajor: number; ccMinor: number; maxSmem: number; multiprocessors: number };
-  }): GpuPlan;
-  gpuWorkOrder(rowPtr: Int32Array, numSchedules: number, rowsPerSchedule: number, blockQ: number, qSeq: number,
-    tileM: number, tilesPerQblock: number): Int32Array;
-  gpuPackMaskBits(blocks: Uint8Array, blockQ: number, blockKv: number): Uint32Array;
-  gpuCheckSchedule(info: MaskInfo): string;
-  gpuSegmentRanges(segmentIds: Int32Array, batch: number, seq: number, block: number): Int32Array;
-}
-
-/** The loaded addon's GPU exports, whatever runtime it was built for (planning helpers work in every
- *  build); null when no addon with them loaded. */
-export function gpuExports(): GpuAddon | null {
-  const ld = loadNative();
-  const a = ld.addon as unknown as Partial<GpuAddon> | null;
-  if (a === null || typeof a.gpuForwardSync !== 'function' || typeof a.gpuBackendName !== 'function') return null;
-  return a as GpuAddon;
-}
-
-/** The GPU backend compiled into the loaded addon, or null. */
-export function gpuBackendOf(): GpuBackendName | null {
-  const a = gpuExports();
-  const name = a?.gpuBackendName();
-  return name === 'cuda' || name === 'rocm' ? name : null;
-}
-
-/** The addon for `name`; Error saying why when it has no such GPU backend. */
-export function gpuAddon(name: GpuBackendName): GpuAddon {
-  const a = gpuExports();
-  if (a === null) {
-    const ld = loadNative();
-    throw new Error(`backend '${name}' is not available: ` +
-      (ld.addon === null ? `native addon not loaded: ${ld.error}` : `the addon at ${ld.path} has no GPU entry points (rebuild it)`));
-  }
-  const built = a.gpuBackendName();
-  if (built !== name) {
-    throw new Error(`backend '${name}' is not available: the loaded addon was built for ${built === 'none' ? 'no GPU' : `'${built}'`}`);
-  }
-  return a;
-}
+import { DTYPE_CODE, addonCallSizes } from './marshal';
+import {
+  nativeAddonFor, type DeviceHandle, type DeviceScheduleHandle, type GpuBackendName, type GpuBackwardCall,
+  type GpuBackwardResult, type GpuExports, type GpuForwardCall, type GpuForwardResult, type NativeAddon,
+} from './native';
 
 /** Head dims the GPU kernels take (plan.h: supported_head_dim). */
 export const GPU_HEAD_DIMS: readonly number[] = [32, 64, 96, 128, 192, 256];
@@ -170,23 +25,11 @@ export const GPU_HEAD_DIMS: readonly number[] = [32, 64, 96, 128, 192, 256];
  *  take it in two) and 128-key kv-blocks streamed as 64- or 128-key tiles; see native/gpu/README.md. */
 export const GPU_DEFAULT_BLOCK = 128;
 
-const DTYPE_CODE: Record<DType, 0 | 1 | 2> = { float32: 0, bfloat16: 1, float16: 2 };
-
 type Operand = Tensor | DeviceTensor;
 
 /** The sizes every GPU addon call carries. */
 function callSizes(shape: CallShape, device: number) {
-  return {
-    device,
-    dtype: DTYPE_CODE[shape.dtype],
-    batch: shape.batch,
-    heads: shape.heads,
-    kvHeads: shape.kvHeads,
-    qSeq: shape.qSeqLen,
-    kvSeq: shape.kvSeqLen,
-    headDim: shape.headDim,
-    headDimV: shape.headDimV,
-  };
+  return { device, dtype: DTYPE_CODE[shape.dtype], ...addonCallSizes(shape) };
 }
 
 /** What the addon reads for one operand: the host array, or the device buffer's handle. */
@@ -196,7 +39,7 @@ function operandData(name: string, t: Operand): Float32Array | Uint16Array | Dev
 
 class GpuBackend implements Backend {
   /** Uploaded schedules per MaskInfo and device; freed with the MaskInfo (the handle's finalizer). */
-  private readonly schedules = new WeakMap<MaskInfo, Map<number, ScheduleHandle>>();
+  private readonly schedules = new WeakMap<MaskInfo, Map<number, DeviceScheduleHandle>>();
 
   constructor(readonly name: GpuBackendName) {}
 
@@ -204,7 +47,7 @@ class GpuBackend implements Backend {
     return GPU_DEFAULT_BLOCK;
   }
 
-  private schedule(addon: GpuAddon, info: MaskInfo, device: number): ScheduleHandle {
+  private schedule(addon: GpuExports, info: MaskInfo, device: number): DeviceScheduleHandle {
     let perDevice = this.schedules.get(info);
     if (perDevice === undefined) {
       perDevice = new Map();
@@ -249,8 +92,8 @@ class GpuBackend implements Backend {
   }
 
   /** The addon call for a forward, and how to shape its result. */
-  private prepare(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): { addon: GpuAddon; call: GpuForwardCall } {
-    const addon = gpuAddon(this.name);
+  private prepare(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): { addon: NativeAddon; call: GpuForwardCall } {
+    const addon = nativeAddonFor(this.name);
     const operands: [string, Operand][] = [['q', args.q], ['k', args.k], ['v', args.v]];
     const device = this.checkOperands(cfg, shape, operands);
     const onDevice = device !== null;
@@ -271,18 +114,17 @@ class GpuBackend implements Backend {
     return { addon, call };
   }
 
-  private result(addon: GpuAddon, shape: CallShape, call: GpuForwardCall, r: GpuForwardResult): ForwardResult {
-    const rows = shape.hasBatch ? [shape.batch, shape.heads, shape.qSeqLen] : [shape.heads, shape.qSeqLen];
-    const outShape = [...rows, shape.headDimV];
+  private result(addon: GpuExports, shape: CallShape, call: GpuForwardCall, r: GpuForwardResult): ForwardResult {
+    const shapes = forwardResultShapes(shape);
     if (call.outputOnDevice) {
       // DeviceTensors stand where the Backend interface says Tensor (API.md: DeviceTensors in, DeviceTensors out).
-      const out = wrapDeviceBuffer(addon, this.name, r.out as DeviceHandle, outShape, shape.dtype, call.device);
-      const lse = wrapDeviceBuffer(addon, this.name, r.lse as DeviceHandle, rows, 'float32', call.device);
+      const out = wrapDeviceBuffer(addon, this.name, r.out as DeviceHandle, shapes.out, shape.dtype, call.device);
+      const lse = wrapDeviceBuffer(addon, this.name, r.lse as DeviceHandle, shapes.logsumexp, 'float32', call.device);
       return { out: out as unknown as Tensor, logsumexp: lse as unknown as Tensor };
     }
     return {
-      out: tensor(r.out as Float32Array | Uint16Array, outShape, shape.dtype),
-      logsumexp: tensor(r.lse as Float32Array, rows, 'float32'),
+      out: tensor(r.out as Float32Array | Uint16Array, shapes.out, shape.dtype),
+      logsumexp: tensor(r.lse as Float32Array, shapes.logsumexp, 'float32'),
     };
   }
 
@@ -293,19 +135,12 @@ class GpuBackend implements Backend {
 
   async forward(cfg: KernelConfig, shape: CallShape, args: ForwardArgs, control?: CallControl): Promise<ForwardResult> {
     const { addon, call } = this.prepare(cfg, shape, args);
-    return this.result(addon, shape, call, await cancellable(control, call, (c) => addon.gpuForward(c)));
+    return this.result(addon, shape, call, await cancellable(addon, control, call, (c) => addon.gpuForward(c)));
   }
 
   /** The addon call for a backward, and how to shape its result. */
-  private prepareBackward(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): {
-    addon: GpuAddon; call: GpuBackwardCall; run: (c: GpuBackwardCall) => GpuBackwardResult;
-    runAsync: (c: GpuBackwardCall) => Promise<GpuBackwardResult>;
-  } {
-    const addon = gpuAddon(this.name);
-    const { gpuBackward, gpuBackwardSync } = addon;
-    if (typeof gpuBackward !== 'function' || typeof gpuBackwardSync !== 'function') {
-      throw new Error(`backend '${this.name}': the loaded addon has no GPU backward (rebuild it)`);
-    }
+  private prepareBackward(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): { addon: NativeAddon; call: GpuBackwardCall } {
+    const addon = nativeAddonFor(this.name);
     const operands: [string, Operand][] = [
       ['q', args.q], ['k', args.k], ['v', args.v], ['out', args.out], ['logsumexp', args.logsumexp], ['dout', args.dout],
     ];
@@ -329,15 +164,10 @@ class GpuBackend implements Backend {
       softCap: cfg.attnLogitsSoftCap ?? 0,
       outputOnDevice: device !== null,
     };
-    return {
-      addon,
-      call,
-      run: (c) => gpuBackwardSync.call(addon, c),
-      runAsync: (c) => gpuBackward.call(addon, c),
-    };
+    return { addon, call };
   }
 
-  private backwardResult(addon: GpuAddon, shape: CallShape, args: BackwardArgs, call: GpuBackwardCall,
+  private backwardResult(addon: GpuExports, shape: CallShape, args: BackwardArgs, call: GpuBackwardCall,
     r: GpuBackwardResult): BackwardResult {
     // dq, dk and dv take their inputs' shapes (MQA's k and v have no head axis).
     const dqShape = [...args.q.shape];
@@ -353,13 +183,13 @@ class GpuBackend implements Backend {
   }
 
   backwardSync(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): BackwardResult {
-    const { addon, call, run } = this.prepareBackward(cfg, shape, args);
-    return this.backwardResult(addon, shape, args, call, run(call));
+    const { addon, call } = this.prepareBackward(cfg, shape, args);
+    return this.backwardResult(addon, shape, args, call, addon.gpuBackwardSync(call));
   }
 
   async backward(cfg: KernelConfig, shape: CallShape, args: BackwardArgs, control?: CallControl): Promise<BackwardResult> {
-    const { addon, call, runAsync } = this.prepareBackward(cfg, shape, args);
-    return this.backwardResult(addon, shape, args, call, await cancellable(control, call, runAsync));
+    const { addon, call } = this.prepareBackward(cfg, shape, args);
+    return this.backwardResult(addon, shape, args, call, await cancellable(addon, control, call, (c) => addon.gpuBackward(c)));
   }
 }
 

@@ -11,18 +11,12 @@
 //   float64 costs nothing (it measured faster than float32 scratch) and is at least as exact as
 //   splash's fp32 accumulators; results are rounded once, when written out.
 
-import { fillBlockFromProgram, type MaskInfo } from '../mask-info';
+import type { MaskInfo } from '../mask-info';
+import { fillBlockFromProgram } from '../mask-program';
 import { fromFloat32, tensor, toFloat32, type DType, type Tensor } from '../tensor';
-import {
-  QKVLayout,
-  type Backend,
-  type BackwardArgs,
-  type BackwardResult,
-  type CallShape,
-  type ForwardArgs,
-  type ForwardResult,
-  type KernelConfig,
-} from './backend';
+import { QKVLayout, forwardResultShapes, type CallShape } from '../validate';
+import type { Backend, BackwardArgs, BackwardResult, ForwardArgs, ForwardResult, KernelConfig } from './backend';
+import { toSeqMinor } from './marshal';
 import { runInSlices, runToEnd } from './time-slices';
 
 // ---- data in and out --------------------------------------------------------
@@ -34,19 +28,6 @@ function values(t: Tensor): Float32Array {
 
 function encode(vals: Float32Array, shape: readonly number[], dtype: DType): Tensor {
   return dtype === 'float32' ? tensor(vals, shape.slice(), 'float32') : fromFloat32(vals, shape, dtype);
-}
-
-/** [slabs, seq, dim] → [slabs, dim, seq]: the SEQ_MINOR physical layout. */
-function toSeqMinor(x: Float32Array, slabs: number, seq: number, dim: number): Float32Array {
-  const y = new Float32Array(x.length);
-  for (let s = 0; s < slabs; s++) {
-    const base = s * seq * dim;
-    for (let r = 0; r < seq; r++) {
-      const src = base + r * dim;
-      for (let c = 0; c < dim; c++) y[base + c * seq + r] = x[src + c];
-    }
-  }
-  return y;
 }
 
 /**
@@ -464,10 +445,10 @@ function* forwardSteps(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): 
     }
   }
 
-  const rowShape = args.q.shape.slice(0, -1);
+  const shapes = forwardResultShapes(shape);
   return {
-    out: encode(out, [...rowShape, dv], args.q.dtype),
-    logsumexp: tensor(lse, rowShape, 'float32'),
+    out: encode(out, shapes.out, args.q.dtype),
+    logsumexp: tensor(lse, shapes.logsumexp, 'float32'),
   };
 }
 

@@ -1,10 +1,11 @@
-// Finds and loads the native addon, once. Three variants may exist (see CMakeLists.txt):
+// The native addon: what it exports, typed (the one description the backends use), and finding and
+// loading it, once. Three variants may exist (see CMakeLists.txt):
 //   splash_hip.node  CPU + HIP, needs libamdhip64 at load time     build/Release or prebuilds/<p>-<a>/hip/
 //   splash.node      CPU, + CUDA when built with nvcc (static cudart) build/Release or prebuilds/<p>-<a>/
 // The HIP variant is loaded only where hip-probe.ts finds an AMD GPU it has code for (loading it
 // on a machine whose GPU has no code object can make the HIP runtime abort the process), and wins
 // when it then sees a device; otherwise splash.node (whatever it was built with); otherwise a HIP
-// build that loaded without a device still serves the CPU kernels. Nothing here throws: every
+// build that loaded without a device still serves the CPU kernels. Loading never throws: every
 // failure is recorded, and the package falls back to the JS backend.
 //
 // Environment: SPLASH_ADDON_PATH=<file> loads exactly that file (a HIP one after the same probe);
@@ -13,7 +14,13 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
+import type { MaskInfo } from '../mask-info';
 import { linksHipRuntime, probeHipAddon } from './hip-probe';
+
+/** The GPU backends: 'cuda' (NVIDIA) or 'rocm' (AMD, through HIP). */
+export type GpuBackendName = 'cuda' | 'rocm';
+/** The backends that run in the addon. */
+export type NativeBackendName = 'cpu' | GpuBackendName;
 
 export interface CpuFeatures {
   sse42: boolean;
@@ -75,9 +82,241 @@ export interface NativeInfo {
   hip: GpuRuntimeInfo;
 }
 
-/** The addon's exports. Later kernels add their entry points here. */
-export interface NativeAddon {
+// ---- what the addon exports ------------------------------------------------------------------------
+// The one typed description of the addon's entry points (native/addon/*.cc) and of the calls they
+// take. The loader checks the names once, when an addon loads: a build older than the package lacks
+// some, and the native backends that need them are then unavailable, saying which.
+
+/** Element type as the addon reads it: float32, bfloat16, float16 (DType in params.h). */
+export type DTypeCode = 0 | 1 | 2;
+
+/** A call's cancel token (cancelToken()). Opaque to JS. */
+export interface CancelToken {
+  readonly __brand: 'splash-cancel-token';
+}
+/** A MaskInfo's schedule as the addon holds it for the CPU kernels (prepareSchedule). Opaque to JS. */
+export interface HostScheduleHandle {
+  readonly __brand: 'splash-host-schedule';
+}
+/** An addon device buffer (an External with a type tag). Opaque to JS. */
+export interface DeviceHandle {
+  readonly __brand: 'splash-device-buffer';
+}
+/** A schedule uploaded to a GPU (an External with a type tag). Opaque to JS. */
+export interface DeviceScheduleHandle {
+  readonly __brand: 'splash-schedule';
+}
+
+/** A tensor as the CPU kernels read it: element strides over [batch, head, seq, dim]. */
+export interface CpuTensorView {
+  data: Float32Array | Uint16Array;
+  dtype: DTypeCode;
+  strides: [number, number, number, number];
+}
+
+/** The sizes every kernel call carries, CPU and GPU alike. */
+export interface AddonCallSizes {
+  batch: number;
+  heads: number;
+  kvHeads: number;
+  qSeq: number;
+  kvSeq: number;
+  headDim: number;
+  headDimV: number;
+}
+
+/** One CPU kernel call (cpu_binding.cc); the addon re-checks every size against the real buffers. */
+export interface CpuKernelCall extends AddonCallSizes {
+  q: CpuTensorView;
+  k: CpuTensorView;
+  v: CpuTensorView;
+  out: CpuTensorView;
+  lse: CpuTensorView;
+  dout?: CpuTensorView;
+  dq?: CpuTensorView;
+  dk?: CpuTensorView;
+  dv?: CpuTensorView;
+  segmentIdsQ: Int32Array | null;
+  segmentIdsKv: Int32Array | null;
+  maskValue: number;
+  softCap: number;
+  /** logits = scale · q·kᵀ before the soft cap. */
+  scale: number;
+  /** Forward only: [heads] sink logits. */
+  sinks?: Float32Array | null;
+  saveLse: boolean;
+  blockKvCompute: number;
+  blockKvDkvCompute: number;
+  fusedBwd: boolean;
+  fwdSchedule?: HostScheduleHandle;
+  /** Split backward only; null for the fused one. */
+  dqSchedule?: HostScheduleHandle | null;
+  dkvSchedule?: HostScheduleHandle;
+  numThreads: number;
+  headShards: number;
+  /** Async calls: the token that cancels the call. */
+  cancel?: CancelToken;
+}
+
+/** What a finished CPU call reports: the kernel table that ran ('avx512_bf16', 'avx512', 'avx2', 'generic'). */
+export interface CpuCallReport {
+  isa: string;
+}
+
+/** The fields GPU forward and backward calls share (native/addon/gpu.cc reads them in one place). */
+export interface GpuCallCommon extends AddonCallSizes {
+  device: number;
+  dtype: DTypeCode;
+  q: Float32Array | Uint16Array | DeviceHandle;
+  k: Float32Array | Uint16Array | DeviceHandle;
+  v: Float32Array | Uint16Array | DeviceHandle;
+  segmentIdsQ: Int32Array | null;
+  segmentIdsKv: Int32Array | null;
+  maskValue: number;
+  softCap: number;
+  outputOnDevice: boolean;
+  force?: 'auto' | 'simt' | 'mma';
+  timeKernel?: boolean;
+  /** Async calls: the token that cancels the call until its kernels launch. */
+  cancel?: CancelToken;
+}
+
+export interface GpuForwardCall extends GpuCallCommon {
+  schedule: DeviceScheduleHandle;
+  saveLse: boolean;
+}
+
+export interface GpuForwardResult {
+  out: Float32Array | Uint16Array | DeviceHandle;
+  lse: Float32Array | DeviceHandle | null;
+  path: 'simt' | 'mma';
+  tileM: number;
+  tileN: number;
+  ctas: number;
+  kernelMs: number;
+}
+
+export interface GpuBackwardCall extends GpuCallCommon {
+  out: Float32Array | Uint16Array | DeviceHandle;
+  logsumexp: Float32Array | DeviceHandle;
+  dout: Float32Array | Uint16Array | DeviceHandle;
+  /** null for the fused backward. */
+  dqSchedule: DeviceScheduleHandle | null;
+  dkvSchedule: DeviceScheduleHandle;
+  fused: boolean;
+}
+
+export interface GpuBackwardResult {
+  dq: Float32Array | Uint16Array | DeviceHandle;
+  dk: Float32Array | Uint16Array | DeviceHandle;
+  dv: Float32Array | Uint16Array | DeviceHandle;
+  /** Kernels of the dq, dk/dv and fused steps. */
+  path: 'simt' | 'mma';
+  kernelMs: number;
+}
+
+/** A forward launch to plan for a described GPU (gpuPlanForward: no device needed). */
+export interface GpuPlanRequest {
+  dtype: DTypeCode;
+  headDim: number;
+  headDimV: number;
+  batch: number;
+  heads: number;
+  kvHeads: number;
+  qSeq: number;
+  kvSeq: number;
+  blockQ: number;
+  blockKv: number;
+  segments: boolean;
+  maskValue: number;
+  force?: 'auto' | 'simt' | 'mma';
+  device: { hip: boolean; ccMajor: number; ccMinor: number; maxSmem: number; multiprocessors: number };
+}
+
+export interface GpuPlan {
+  error: string | null;
+  rangeError: boolean;
+  path: 'simt' | 'mma' | 'none';
+  bucket: number;
+  tileM: number;
+  tileN: number;
+  threads: number;
+  smemBytes: number;
+  tilesPerQblock: number;
+  segmentSkip: boolean;
+}
+
+/** The CPU kernels (cpu_binding.cc, host_schedule.cc, jobs.cc). The kernel calls resolve once the
+ *  outputs in the call are written. */
+export interface CpuKernelExports {
+  forward(call: CpuKernelCall): Promise<CpuCallReport>;
+  forwardSync(call: CpuKernelCall): CpuCallReport;
+  backward(call: CpuKernelCall): Promise<CpuCallReport>;
+  backwardSync(call: CpuKernelCall): CpuCallReport;
+  prepareSchedule(info: MaskInfo): HostScheduleHandle;
+}
+
+/** Cancelling async calls (jobs.cc): a queued call never starts, a running one stops at its next block row. */
+export interface CancelExports {
+  cancelToken(): CancelToken;
+  cancel(token: CancelToken): void;
+}
+
+/** The GPU entry points (gpu.cc). Every build has them: one without a GPU runtime reports "not
+ *  compiled" from the device calls, and its planning helpers work as in any other. */
+export interface GpuExports {
+  gpuBackendName(): GpuBackendName | 'none';
+  gpuToDevice(data: Float32Array | Uint16Array, device: number): DeviceHandle;
+  gpuToHost(handle: DeviceHandle, out: Float32Array | Uint16Array): Promise<void>;
+  gpuToHostSync(handle: DeviceHandle, out: Float32Array | Uint16Array): void;
+  gpuDispose(handle: DeviceHandle): void;
+  gpuBufferInfo(handle: DeviceHandle): { device: number; bytes: number; disposed: boolean };
+  gpuUploadSchedule(device: number, info: MaskInfo): DeviceScheduleHandle;
+  gpuForward(call: GpuForwardCall): Promise<GpuForwardResult>;
+  gpuForwardSync(call: GpuForwardCall): GpuForwardResult;
+  gpuBackward(call: GpuBackwardCall): Promise<GpuBackwardResult>;
+  gpuBackwardSync(call: GpuBackwardCall): GpuBackwardResult;
+  gpuPlanForward(request: GpuPlanRequest): GpuPlan;
+  gpuWorkOrder(rowPtr: Int32Array, numSchedules: number, rowsPerSchedule: number, blockQ: number, qSeq: number,
+    tileM: number, tilesPerQblock: number): Int32Array;
+  gpuPackMaskBits(blocks: Uint8Array, blockQ: number, blockKv: number): Uint32Array;
+  gpuCheckSchedule(info: MaskInfo): string;
+  gpuSegmentRanges(segmentIds: Int32Array, batch: number, seq: number, block: number): Int32Array;
+}
+
+/** Everything the addon exports. */
+export interface NativeAddon extends CpuKernelExports, CancelExports, GpuExports {
   info(): NativeInfo;
+}
+
+/** The names of an interface's entry points, in the order given; the record's type makes a name
+ *  missing here, or not in the interface, a compile error. */
+function entryPoints<T>(names: Record<keyof T, true>): string[] {
+  return Object.keys(names);
+}
+
+const CPU_KERNEL_ENTRY_POINTS = entryPoints<CpuKernelExports>({
+  forward: true, forwardSync: true, backward: true, backwardSync: true, prepareSchedule: true,
+});
+const CANCEL_ENTRY_POINTS = entryPoints<CancelExports>({ cancelToken: true, cancel: true });
+const GPU_ENTRY_POINTS = entryPoints<GpuExports>({
+  gpuForward: true, gpuForwardSync: true, gpuBackward: true, gpuBackwardSync: true, gpuUploadSchedule: true,
+  gpuToDevice: true, gpuToHost: true, gpuDispose: true, gpuBackendName: true, gpuToHostSync: true,
+  gpuBufferInfo: true, gpuPlanForward: true, gpuWorkOrder: true, gpuPackMaskBits: true, gpuCheckSchedule: true,
+  gpuSegmentRanges: true,
+});
+
+/** The entry points each native backend calls. */
+const BACKEND_ENTRY_POINTS: Record<NativeBackendName, readonly string[]> = {
+  cpu: [...CPU_KERNEL_ENTRY_POINTS, ...CANCEL_ENTRY_POINTS],
+  cuda: [...GPU_ENTRY_POINTS, ...CANCEL_ENTRY_POINTS],
+  rocm: [...GPU_ENTRY_POINTS, ...CANCEL_ENTRY_POINTS],
+};
+
+/** The entry points the package calls that `addon` lacks. */
+function missingEntryPoints(addon: object): string[] {
+  return [...CPU_KERNEL_ENTRY_POINTS, ...CANCEL_ENTRY_POINTS, ...GPU_ENTRY_POINTS]
+    .filter((name) => typeof (addon as Record<string, unknown>)[name] !== 'function');
 }
 
 /** One candidate file and what became of it. */
@@ -101,6 +340,8 @@ export interface NativeLoad {
   error: string | null;
   info: NativeInfo | null;
   attempts: LoadAttempt[];
+  /** Entry points the loaded addon lacks (a build older than the package); empty when none loaded. */
+  missingEntryPoints: string[];
 }
 
 const PACKAGE_NAME = 'splash-attention';
@@ -191,13 +432,17 @@ function describeFailures(attempts: LoadAttempt[]): string {
   return 'no native addon could be loaded: ' + attempts.map((a) => `${a.path}: ${a.reason}`).join('; ');
 }
 
-function load(): NativeLoad {
-  const none = (error: string, attempts: LoadAttempt[] = []): NativeLoad =>
-    ({ addon: null, variant: null, path: null, error, info: null, attempts });
-  const use = (found: { addon: NativeAddon; info: NativeInfo }, file: string, attempts: LoadAttempt[]): NativeLoad =>
-    ({ addon: found.addon, variant: found.info.variant, path: file, error: null, info: found.info, attempts });
+function notLoaded(error: string, attempts: LoadAttempt[] = []): NativeLoad {
+  return { addon: null, variant: null, path: null, error, info: null, attempts, missingEntryPoints: [] };
+}
 
-  if (process.env.SPLASH_NO_NATIVE === '1') return none('native addon disabled by SPLASH_NO_NATIVE=1');
+function load(): NativeLoad {
+  const use = (found: { addon: NativeAddon; info: NativeInfo }, file: string, attempts: LoadAttempt[]): NativeLoad => ({
+    addon: found.addon, variant: found.info.variant, path: file, error: null, info: found.info, attempts,
+    missingEntryPoints: missingEntryPoints(found.addon),
+  });
+
+  if (process.env.SPLASH_NO_NATIVE === '1') return notLoaded('native addon disabled by SPLASH_NO_NATIVE=1');
 
   const root = findPackageRoot(__dirname);
   const version = root === null ? null : packageVersion(root);
@@ -207,9 +452,9 @@ function load(): NativeLoad {
   if (override) {
     const file = path.resolve(override);
     const found = tryLoad(file, 'override', version, attempts);
-    return found ? use(found, file, attempts) : none(`SPLASH_ADDON_PATH=${override}: ${attempts[0].reason}`, attempts);
+    return found ? use(found, file, attempts) : notLoaded(`SPLASH_ADDON_PATH=${override}: ${attempts[0].reason}`, attempts);
   }
-  if (root === null) return none(`package root of ${PACKAGE_NAME} not found above ${__dirname}`);
+  if (root === null) return notLoaded(`package root of ${PACKAGE_NAME} not found above ${__dirname}`);
 
   const platformDir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
 
@@ -241,7 +486,7 @@ function load(): NativeLoad {
     if (attempt) attempt.reason = null;
     return use(hipFallback.found, hipFallback.file, attempts);
   }
-  return none(describeFailures(attempts), attempts);
+  return notLoaded(describeFailures(attempts), attempts);
 }
 
 let memo: NativeLoad | undefined;
@@ -253,7 +498,7 @@ export function loadNative(): NativeLoad {
       memo = load();
     } catch (e) {
       // load() records its own failures; this only guards against the unforeseen.
-      memo = { addon: null, variant: null, path: null, error: `native loader failed: ${message(e)}`, info: null, attempts: [] };
+      memo = notLoaded(`native loader failed: ${message(e)}`);
     }
   }
   return memo;
@@ -277,7 +522,34 @@ function gpuStatus(gpu: GpuRuntimeInfo, label: string): NativeBackendStatus {
 }
 
 /** Availability of a native backend for backends(): 'cpu', 'cuda' or 'rocm' (HIP). */
-export function nativeBackendStatus(name: 'cpu' | 'cuda' | 'rocm'): NativeBackendStatus {
+export function nativeBackendStatus(name: NativeBackendName): NativeBackendStatus {
+  const status = runtimeStatus(name);
+  if (!status.available) return status;
+  const { path: file, missingEntryPoints: missing } = loadNative();
+  const lacking = BACKEND_ENTRY_POINTS[name].filter((f) => missing.includes(f));
+  if (lacking.length === 0) return status;
+  return { available: false, reason: `the native addon at ${file} lacks ${lacking.join(', ')} (a stale build: rebuild it)`, devices: status.devices };
+}
+
+/** The loaded addon, for a native backend that is available here; Error saying why when it is not. */
+export function nativeAddonFor(name: NativeBackendName): NativeAddon {
+  const status = nativeBackendStatus(name);
+  const { addon } = loadNative();
+  if (!status.available || addon === null) {
+    throw new Error(`backend '${name}' is not available: ${status.reason ?? 'unknown reason'}`);
+  }
+  return addon;
+}
+
+/** The GPU runtime the loaded addon was built for, or null (none loaded, or a CPU-only build). */
+export function gpuBackendOf(): GpuBackendName | null {
+  const { info } = loadNative();
+  if (info?.cuda.compiled) return 'cuda';
+  return info?.hip.compiled ? 'rocm' : null;
+}
+
+/** Whether the loaded addon has the runtime, and a device, for a native backend. */
+function runtimeStatus(name: NativeBackendName): NativeBackendStatus {
   const ld = loadNative();
   if (!ld.addon || !ld.info) return { available: false, reason: `native addon not loaded: ${ld.error}` };
   switch (name) {

@@ -4,15 +4,8 @@
 
 import type { Mask, MultiHeadMask } from '../mask';
 import { fromFloat32, toFloat32, type Tensor } from '../tensor';
-import type {
-  Backend,
-  BackwardArgs,
-  BackwardResult,
-  CallShape,
-  ForwardArgs,
-  ForwardResult,
-  KernelConfig,
-} from './backend';
+import { forwardResultShapes, type CallShape } from '../validate';
+import type { Backend, BackwardArgs, BackwardResult, ForwardArgs, ForwardResult, KernelConfig } from './backend';
 
 /** Options of the float64 core that the public path does not expose. */
 export interface ReferenceOptions {
@@ -214,20 +207,16 @@ function options(cfg: KernelConfig): ReferenceOptions {
   return { maskValue: cfg.maskValue, softCap: cfg.attnLogitsSoftCap, scale: cfg.scale };
 }
 
-function outShape(shape: CallShape, lastDim: number | null): number[] {
-  const dims = shape.hasBatch ? [shape.batch, shape.heads, shape.qSeqLen] : [shape.heads, shape.qSeqLen];
-  return lastDim === null ? dims : [...dims, lastDim];
-}
-
 export const referenceBackend: Backend = {
   name: 'reference',
   sinks: 'forward+backward',
   defaultBlockSize: () => 128,
   forwardSync(cfg, shape, args): ForwardResult {
     const res = referenceForward64(inputs(cfg, shape, args), options(cfg));
+    const shapes = forwardResultShapes(shape);
     return {
-      out: toTensor(res.out, args.q, outShape(shape, shape.headDimV)),
-      logsumexp: fromFloat32(Float32Array.from(res.lse), outShape(shape, null), 'float32'),
+      out: toTensor(res.out, args.q, shapes.out),
+      logsumexp: fromFloat32(Float32Array.from(res.lse), shapes.logsumexp, 'float32'),
     };
   },
   backwardSync(cfg, shape, args: BackwardArgs): BackwardResult {

@@ -1,12 +1,12 @@
 // Which backends exist, which are usable here, and the 'auto' choice.
 
+import type { BackendName } from '../validate';
 import type { Backend } from './backend';
 import { cpuBackend } from './cpu';
 import { cudaBackend, rocmBackend } from './gpu';
 import { jsBackend } from './js';
-import { loadNative, nativeBackendStatus, type DeviceInfo } from './native';
+import { nativeAddonFor, nativeBackendStatus, type DeviceInfo, type NativeBackendName } from './native';
 import { referenceBackend } from './reference';
-import type { BackendName } from '../validate';
 
 export type { DeviceInfo };
 
@@ -22,28 +22,9 @@ export interface BackendStatus {
   devices?: DeviceInfo[];
 }
 
-type NativeName = 'cuda' | 'rocm' | 'cpu';
-const NATIVE_ORDER: readonly NativeName[] = ['cuda', 'rocm', 'cpu'];
+const NATIVE_ORDER: readonly NativeBackendName[] = ['cuda', 'rocm', 'cpu'];
 
-const nativeKernels: Record<NativeName, Backend> = { cpu: cpuBackend, cuda: cudaBackend, rocm: rocmBackend };
-
-/** Addon functions each native backend calls: an addon built before they existed must not count as available. */
-const REQUIRED_EXPORTS: Record<NativeName, readonly string[]> = {
-  cpu: ['forward', 'forwardSync', 'backward', 'backwardSync', 'prepareSchedule', 'cancelToken', 'cancel'],
-  cuda: ['gpuForward', 'gpuForwardSync', 'gpuBackward', 'gpuBackwardSync', 'gpuUploadSchedule', 'gpuToDevice', 'gpuToHost', 'gpuDispose', 'cancelToken', 'cancel'],
-  rocm: ['gpuForward', 'gpuForwardSync', 'gpuBackward', 'gpuBackwardSync', 'gpuUploadSchedule', 'gpuToDevice', 'gpuToHost', 'gpuDispose', 'cancelToken', 'cancel'],
-};
-
-function nativeStatus(name: NativeName): BackendStatus {
-  const s = nativeBackendStatus(name);
-  if (!s.available) return { name, ...s };
-  const { addon, path } = loadNative();
-  const missing = REQUIRED_EXPORTS[name].filter((f) => typeof (addon as unknown as Record<string, unknown>)[f] !== 'function');
-  if (missing.length > 0) {
-    return { name, available: false, reason: `the native addon at ${path} lacks ${missing.join(', ')} (a stale build: rebuild it)`, devices: s.devices };
-  }
-  return { name, ...s };
-}
+const nativeKernels: Record<NativeBackendName, Backend> = { cpu: cpuBackend, cuda: cudaBackend, rocm: rocmBackend };
 
 /**
  * Lists all five backends, in the order 'cuda', 'rocm', 'cpu', 'js', 'reference', with whether each is
@@ -57,7 +38,7 @@ function nativeStatus(name: NativeName): BackendStatus {
  */
 export function backends(): BackendStatus[] {
   return [
-    ...NATIVE_ORDER.map(nativeStatus),
+    ...NATIVE_ORDER.map((name) => ({ name, ...nativeBackendStatus(name) })),
     { name: 'js', available: true },
     { name: 'reference', available: true },
   ];
@@ -68,12 +49,9 @@ export function resolveBackend(name: BackendName): Backend {
   if (name === 'js') return jsBackend;
   if (name === 'reference') return referenceBackend;
   if (name === 'auto') {
-    for (const n of NATIVE_ORDER) {
-      if (nativeStatus(n).available) return nativeKernels[n];
-    }
-    return jsBackend;
+    const best = NATIVE_ORDER.find((n) => nativeBackendStatus(n).available);
+    return best === undefined ? jsBackend : nativeKernels[best];
   }
-  const s = nativeStatus(name);
-  if (!s.available) throw new Error(`backend '${name}' is not available: ${s.reason ?? 'unknown reason'}`);
+  nativeAddonFor(name); // throws Error naming why that backend is unavailable
   return nativeKernels[name];
 }

@@ -2,7 +2,7 @@
 //
 // Every mask primitive allows, for a fixed q (or a fixed kv), one contiguous range of the other
 // index, so a program is evaluated row by row as ranges written with memset, and And / Or combine
-// whole rows. Opcodes and arguments follow MaskOp in lib/mask-info.ts.
+// whole rows. Opcodes and arguments follow MaskOp in lib/mask-program.ts.
 #include "mask_eval.h"
 
 #include <algorithm>

@@ -1,6 +1,6 @@
 // The GPU runtime as seen from plain C++: the addon calls query_gpu_devices() and never includes a
 // CUDA or HIP header. native/gpu/device_query.cu implements it for CUDA (nvcc) and HIP (hipcc -x hip);
-// native/cpu/no_gpu.cc implements it for a CPU-only build.
+// native/addon/no_gpu.cc implements it for a CPU-only build.
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,7 @@
 // The GPU backend (CUDA or HIP, whichever this binary was built with) as plain C++: device memory,
 // uploaded schedules and the forward launch. native/addon/gpu.cc and the C++ harness (native/tests)
 // call these and never include a CUDA or HIP header. native/gpu/launch.cu implements them;
-// native/cpu/no_gpu.cc implements them for CPU-only builds, where every call reports "not compiled".
+// native/addon/no_gpu.cc implements them for CPU-only builds, where every call reports "not compiled".
 //
 // Every call returns a Status instead of throwing or aborting: the runtime's own message for a
 // driver failure (out of memory, launch failure, no device), or a RangeError-class message for an

@@ -1,4 +1,4 @@
-// The postfix mask program (MaskOp in params.h; lib/mask-info.ts compiles it): instruction widths,
+// The postfix mask program (MaskOp in params.h; lib/mask.ts compiles it): instruction widths,
 // the one well-formedness check, and a plain host evaluator. The CPU kernels, the GPU planner and the
 // addon's schedule check all read programs through this header, so a malformed program is rejected
 // by the same rule everywhere.

@@ -18,7 +18,7 @@ enum class DType : int32_t { F32 = 0, BF16 = 1, F16 = 2 };
 // Block kinds stored in ScheduleView::col_kind; the values match lib/mask-info.ts (blockMask).
 enum class BlockKind : uint8_t { Empty = 0, Partial = 1, Full = 2 };
 
-// Opcodes of the postfix mask program; the values match MaskOp in lib/mask-info.ts.
+// Opcodes of the postfix mask program; the values match MaskOp in lib/mask-program.ts.
 enum class MaskOp : int32_t {
   Full = 1,     // push true
   Causal = 2,   // args: offset                                  push q + offset >= kv
