@@ -18,6 +18,7 @@ import {
 } from '../lib/index';
 import { randomNormal } from '../lib/random';
 import { assertClose } from './support/compare';
+import { loopGaps } from './support/loop-gaps';
 
 const cpuAvailable = backends().find((b) => b.name === 'cpu')?.available === true;
 const rand = (shape: number[], seed: number): Tensor =>
@@ -30,24 +31,6 @@ function qkv(h: number, s: number, d: number, base: number): [Tensor, Tensor, Te
 
 function isAbortError(e: unknown): boolean {
   return e instanceof DOMException && e.name === 'AbortError';
-}
-
-/** The gaps between ticks of a 1 ms interval while `work` runs, in ms, the last one up to its end. */
-async function loopGaps(work: () => Promise<unknown>): Promise<number[]> {
-  let last = performance.now();
-  const gaps: number[] = [];
-  const timer = setInterval(() => {
-    const now = performance.now();
-    gaps.push(now - last);
-    last = now;
-  }, 1);
-  try {
-    await work();
-  } finally {
-    clearInterval(timer);
-  }
-  gaps.push(performance.now() - last);
-  return gaps;
 }
 
 const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
