@@ -1,6 +1,7 @@
 // npm run mutants [-- --only id1,id2] [--list]: plants realistic bugs one at a time, rebuilds what they
 // touch, runs the tests that should catch them, and prints which bugs the suite kills and which survive.
 // Run on demand (minutes per C++ mutant), not in CI. Every survivor needs a test or a written reason.
+// `npm run mutants:ts` runs StrykerJS over the TS mask, validation and JS-backend code (stryker.config.mjs).
 //
 // C++ mutants build the CPU addon into build-mutants/ and the tests load it through SPLASH_ADDON_PATH, so
 // build/ is never touched; GPU mutants are caught (or not) by the emulator test, which compiles the GPU

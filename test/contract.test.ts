@@ -68,6 +68,19 @@ for (const backend of BACKENDS) {
       });
     }
 
+    it('maskValue -Infinity: a row whose first visited block masks every key still attends to later ones', () => {
+      // Queries from 43 on are in the second document, whose keys start at 44: their first 32-key block is
+      // all masked, so the running max is still -Infinity after it and must not become NaN.
+      const [sq, skv] = [96, 80];
+      const seg = twoDocs(sq, skv);
+      for (const mask of [new FullMask([sq, skv]), new CausalMask([sq, skv], 40)]) {
+        for (const fused of [false, true]) {
+          const opts: SplashOptions = { backend, maskValue: -Infinity, blockSizes: { blockQ: 32, blockKv: 32, useFusedBwdKernel: fused } };
+          checkAgainstReference(problem(mask, sq, skv, 13, seg), opts, `${mask.constructor.name} ${fused ? 'fused' : 'split'}`);
+        }
+      }
+    });
+
     it('backward uses the residuals it is given (di from the given out), never recomputed ones', () => {
       const p = problem(new CausalMask([64, 64]), 64, 64, 21);
       const kernel = makeSplashMHA(p.mask, { backend, saveResiduals: true, blockSizes: { blockQ: 32, blockKv: 32 } });

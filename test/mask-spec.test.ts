@@ -49,6 +49,8 @@ describe('mask specs: each word', () => {
   it('random:P[,SEED] is makeRandomMask with P as its sparsity', () => {
     sameMask('random:0.3', makeRandomMask(SHAPE, 0.3, 0));
     sameMask('random:0.75,42', makeRandomMask(SHAPE, 0.75, 42));
+    sameMask('random:0', makeRandomMask(SHAPE, 0, 0)); // both ends of [0, 1] are probabilities
+    sameMask('random:1,5', makeRandomMask(SHAPE, 1, 5));
     const density = parseMaskSpec('random:0.75,42', SHAPE).toDense().reduce((a, b) => a + b, 0) / (64 * 80);
     assert.ok(Math.abs(density - 0.25) < 0.05, `density ${density}`); // 5120 draws: ±0.05 is > 8 sigma
   });
@@ -58,6 +60,10 @@ describe('mask specs: each word', () => {
     sameMask('docs:64', documents([64]), [64, 64]);
     assert.equal(impliedSeqLen('causal and docs:700,300,1048'), 2048);
     assert.equal(impliedSeqLen('causal'), undefined);
+    // A docs: word that is not a valid list of lengths implies nothing (the parser reports it); a later one counts.
+    assert.equal(impliedSeqLen('docs:3,0'), undefined);
+    assert.equal(impliedSeqLen('docs:3,x'), undefined);
+    assert.equal(impliedSeqLen('(docs:3,x) or docs:4,4'), 8);
   });
 });
 
@@ -106,6 +112,13 @@ describe('mask specs: errors', () => {
     ['random:', RangeError, /random:: P: expected a probability in \[0, 1\], got ''$/],
     ['docs:', RangeError, /docs:: LEN 1: expected an integer ≥ 1, got ''$/],
     ['docs:10,20', RangeError, /docs:10,20: expected document lengths adding up to the sequence length with q = kv \(64 × 80\), got a total of 30$/],
+    ['docs:64', RangeError, /docs:64: expected document lengths adding up to the sequence length with q = kv \(64 × 80\), got a total of 64$/],
+    ['docs', RangeError, /^spec 'docs', word 1: docs: expected 'docs:LEN,LEN,...' with at least one length, got none$/],
+    ['causal:', RangeError, /causal:: OFFSET: expected an integer, got ''$/],
+    ['chunked:4,5', RangeError, /chunked:4,5: expected 'chunked:SIZE', got 2 arguments$/],
+    ['random:-0.5', RangeError, /random:-0\.5: P: expected a probability in \[0, 1\], got '-0\.5'$/],
+    ['causal and )', RangeError, /^spec 'causal and \)': expected a mask .* or '\(', got '\)' \(word 3\)$/],
+    ['causal or and full', RangeError, /^spec 'causal or and full': expected a mask .* or '\(', got 'and' \(word 3\)$/],
   ];
   for (const [spec, cls, message] of cases) {
     it(`'${spec}' → ${cls.name}`, () => {
@@ -113,6 +126,14 @@ describe('mask specs: errors', () => {
         `expected ${cls.name} matching ${message}`);
     });
   }
+
+  it('a spec that is not a string → TypeError', () => {
+    assert.throws(() => parseMaskSpec(5 as never, SHAPE), (e: unknown) => e instanceof TypeError && /^spec: expected a string, got number$/.test((e as Error).message));
+  });
+
+  it('docs: lengths that do not add up to q are refused also when q = kv', () => {
+    assert.throws(() => parseMaskSpec('docs:10,20', [64, 64]), /docs:10,20: expected document lengths adding up .* \(64 × 64\), got a total of 30$/);
+  });
 
   it('refuses dense masks too large to build here', () => {
     assert.throws(() => parseMaskSpec('random:0.5', [16384, 8192]), /expected at most 67108864 elements/);

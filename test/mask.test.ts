@@ -206,6 +206,32 @@ describe('masks: slice', () => {
     }
   });
 
+  it('fillWindow writes the window at the given offset and stride and leaves the rest of the buffer alone', () => {
+    // The MaskInfo builder fills windows into a larger scratch block; a write past the window would
+    // leak into the next rows. and() of a row the mask never had would zero them, or() would keep them.
+    const random = seededRandom(11);
+    for (let i = 0; i < 60; i++) {
+      const shape = randomShape(random, i);
+      const a = new CausalMask(shape, randInt(random, -3, 3));
+      const b = makeRandomMask(shape, 0.4, i);
+      const q0 = randInt(random, 0, shape[0] - 1);
+      const q1 = randInt(random, q0 + 1, shape[0]);
+      const kv0 = randInt(random, 0, shape[1] - 1);
+      const kv1 = randInt(random, kv0 + 1, shape[1]);
+      const width = kv1 - kv0;
+      const stride = width + 3;
+      const offset = 5;
+      for (const m of [a.and(b), a.or(b), new LocalMask(shape, [2, 1]).and(a)]) {
+        const out = new Uint8Array(offset + (q1 - q0 + 2) * stride).fill(7);
+        m.fillWindow(q0, q1, kv0, kv1, out, offset, stride);
+        const want = new Uint8Array(out.length).fill(7);
+        const window = m.slice(q0, q1, kv0, kv1);
+        for (let r = 0; r < q1 - q0; r++) want.set(window.subarray(r * width, (r + 1) * width), offset + r * stride);
+        assert.deepEqual(out, want, `${m.constructor.name} ${shape} [${q0},${q1})x[${kv0},${kv1})`);
+      }
+    }
+  });
+
   it('throws RangeError outside the shape or for a reversed window', () => {
     const m = new CausalMask([4, 6]);
     for (const [args, name] of [

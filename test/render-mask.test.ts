@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import {
-  CausalMask, FullMask, LocalMask, MultiHeadMask, makeRandomMask, processMask, renderMaskInfo, type Mask, type MaskInfo,
+  CausalMask, DenseMask, FullMask, LocalMask, MultiHeadMask, makeRandomMask, processMask, renderMaskInfo, type Mask, type MaskInfo,
 } from '../lib/index';
 import { maskInfoWindow } from '../lib/mask-elements';
 import { seededRandom } from '../lib/random';
@@ -230,6 +230,15 @@ describe('maskInfoWindow (elements read back from a MaskInfo)', () => {
         assert.deepEqual(maskInfoWindow(info, head, q0, q1, kv0, kv1), mask.slice(q0, q1, kv0, kv1), `head ${head} [${q0}, ${q1}) × [${kv0}, ${kv1})`);
       }
     });
+  });
+
+  it('reads the empty and full blocks of a dense mask from their class (a dense mask has no program)', () => {
+    const shape: [number, number] = [96, 80];
+    const mask = new DenseMask(new CausalMask(shape, 10).toDense(), shape);
+    const info = processMask(mask, [16, 16]);
+    assert.ok(info.stats.empty > 0 && info.stats.full > 0 && info.stats.partial > 0, JSON.stringify(info.stats));
+    assert.deepEqual(maskInfoWindow(info, 0, 0, 96, 0, 80), mask.toDense());
+    assert.deepEqual(maskInfoWindow(info, 0, 5, 61, 7, 70), mask.slice(5, 61, 7, 70));
   });
 });
 

@@ -51,6 +51,35 @@ describe('validation: kernel options', () => {
     });
     assert.equal(k.fwdMaskInfo.qBlocks, 1);
   });
+  it('non-object options and zero or negative counts are refused by the option check itself', () => {
+    for (const bad of [null, 5, [1]]) throwsNaming(() => makeSplashMHA(mask, bad as never), TypeError, /^opts: expected an object, got /);
+    throwsNaming(() => makeSplashMHA(mask, { blockSizes: [64] } as never), TypeError, /^blockSizes: expected an object, got Array\(1\)$/);
+    // The JS backend clamps a shard count below 1 and processMask has its own block check: only these messages
+    // show that checkOptions itself refused the zero.
+    throwsNaming(() => makeSplashMHA(mask, { headShards: 0 }), RangeError, /^headShards: expected a positive integer, got 0$/);
+    throwsNaming(() => makeSplashMHA(mask, { headShards: -2 }), RangeError, /^headShards: expected a positive integer, got -2$/);
+    throwsNaming(() => makeSplashMHA(mask, { blockSizes: { blockKv: 0 } }), RangeError, /^blockSizes\.blockKv: expected a positive integer, got 0$/);
+  });
+  it('soft cap: null is none; a string is a TypeError; zero and Infinity are RangeErrors', () => {
+    assert.equal(makeSplashMHA(mask, { backend: 'reference', attnLogitsSoftCap: null }).backend, 'reference');
+    assert.equal(makeSplashMHA(mask, { backend: 'reference', attnLogitsSoftCap: 30 }).backend, 'reference');
+    throwsNaming(() => makeSplashMHA(mask, { attnLogitsSoftCap: '5' as never }), TypeError, /^attnLogitsSoftCap: expected a positive number or null, got string 5$/);
+    for (const bad of [0, Infinity]) {
+      throwsNaming(() => makeSplashMHA(mask, { attnLogitsSoftCap: bad }), RangeError, `attnLogitsSoftCap: expected a positive finite number or null, got ${bad}`);
+    }
+  });
+  it('accepts explicit HEAD_DIM_MINOR layouts, dq block sizes with the split backward and a finite maskValue', () => {
+    const k = makeSplashMHA(mask, {
+      backend: 'reference',
+      maskValue: -1e4,
+      blockSizes: {
+        qLayout: QKVLayout.HEAD_DIM_MINOR, kLayout: QKVLayout.HEAD_DIM_MINOR, vLayout: QKVLayout.HEAD_DIM_MINOR,
+        useFusedBwdKernel: false, blockQ: 16, blockKv: 16, blockQDq: 8, blockKvDq: 4,
+      },
+    });
+    assert.deepEqual([k.dqMaskInfo?.blockQ, k.dqMaskInfo?.blockKv], [8, 4]);
+    assert.ok(['cuda', 'rocm', 'cpu', 'js'].includes(makeSplashMHA(mask).backend), 'no options at all: every default');
+  });
 });
 
 describe('validation: call arguments', () => {
@@ -92,6 +121,21 @@ describe('validation: call arguments', () => {
     throwsNaming(() => call(q, k, v, { q: new Int32Array(S - 1), kv: new Int32Array(S) }), RangeError, 'segmentIds.q', '8', '7'));
   it('segment ids of the wrong type → TypeError', () =>
     throwsNaming(() => call(q, k, v, { q: new Float32Array(S), kv: new Int32Array(S) }), TypeError, 'segmentIds.q', 'Int32Array', 'Float32Array'));
+  it('null segment ids mean none; segmentIds.kv is checked like segmentIds.q', () => {
+    assert.deepEqual(call(q, k, v, null), call(q, k, v));
+    throwsNaming(() => call(q, k, v, { q: new Int32Array(S), kv: new Uint32Array(S) }), TypeError, /^segmentIds\.kv: expected Int32Array, got Uint32Array$/);
+    throwsNaming(() => call(q, k, v, { q: new Int32Array(S), kv: new Int32Array(S + 1) }), RangeError,
+      /^segmentIds\.kv: expected length 8 \(batch 1 × Skv 8\), got 9$/);
+  });
+  it('a Tensor whose shape is not an array of positive integers, or null → named errors', () => {
+    throwsNaming(() => call(null, k, v), TypeError, /^q: expected a Tensor, got null$/);
+    throwsNaming(() => call({ ...q, shape: 'HSD' }, k, v), TypeError, /^q\.shape: expected an array, got string HSD$/);
+    throwsNaming(() => call({ ...q, shape: [H, '8', D] }, k, v), TypeError, /^q\.shape\[1\]: expected a positive integer, got string 8$/);
+    throwsNaming(() => call({ data: new Float32Array(0), shape: [H, 0, D], dtype: 'float32' }, k, v), RangeError,
+      /^q\.shape\[1\]: expected a positive integer, got 0$/);
+  });
+  it('v\'s dtype is checked against q\'s like k\'s', () =>
+    throwsNaming(() => call(q, k, t([2, S, D], 'bfloat16', 3)), TypeError, /^v\.dtype: expected 'float32' \(q's dtype\), got 'bfloat16'$/));
   it('async forward rejects with the same error', async () => {
     await assert.rejects(kernel.forward(q, t([3, S, D]), t([3, S, D])), RangeError);
   });
@@ -101,6 +145,8 @@ describe('validation: call arguments', () => {
     throwsNaming(() => k2.backwardSync({ q, k, v, out, logsumexp, dout: t([H, S, D + 1]) }), RangeError, 'dout.shape', '[4, 8, 4]', '[4, 8, 5]');
     throwsNaming(() => k2.backwardSync({ q, k, v, out, logsumexp: t([H, S], 'bfloat16'), dout: out }), TypeError, 'logsumexp.dtype', 'float32');
     throwsNaming(() => k2.backwardSync({ q, k, v, out: t([H, S, D], 'bfloat16'), logsumexp, dout: out }), TypeError, 'out.dtype');
+    // A dout of lower rank whose dims match the expected shape's first ones is still the wrong shape.
+    throwsNaming(() => k2.backwardSync({ q, k, v, out, logsumexp, dout: t([H, S]) }), RangeError, /^dout\.shape: expected \[4, 8, 4\], got \[4, 8\]$/);
   });
   it('inputs are never modified', () => {
     const qCopy = q.data.slice();
