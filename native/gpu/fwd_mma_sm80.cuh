@@ -82,7 +82,9 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
                       tid, kMmaThreads, &walk.q_seg_lo, &walk.q_seg_hi);
   }
 
-  // ---- state --------------------------------------------------------------------------------------
+  // ---- state (a sink starts every row at m = sink, l = 1: lane t4 0 holds the 1 of the quad's sums) --
+  const bool has_sink = p.sinks != nullptr;
+  const float sink = has_sink ? __ldg(p.sinks + h) : neg_inf();
   float o[MT][DT][4];
   float m[MT][2], l[MT][2];
   bool any[MT][2];
@@ -90,8 +92,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
   for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
     for (int j = 0; j < DT; ++j) o[mt][j][0] = o[mt][j][1] = o[mt][j][2] = o[mt][j][3] = 0.f;
-    m[mt][0] = m[mt][1] = neg_inf();
-    l[mt][0] = l[mt][1] = 0.f;
+    m[mt][0] = m[mt][1] = sink;
+    l[mt][0] = l[mt][1] = has_sink && t4 == 0 ? 1.f : 0.f;
     any[mt][0] = any[mt][1] = false;
   }
 
@@ -103,6 +105,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
 
   const bool has_seg = walk.has_seg;
   const float cap = p.soft_cap;
+  const float scale = p.scale;
+  const float cap_mul = cap > 0.f ? scale / cap : 0.f;
   KvTile t = walk.first_from(p, e_begin, N);
   if (!walk.done(t)) {
     load_tile_async<D, M>(sQ, static_cast<const uint16_t*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride +
@@ -130,6 +134,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt) any[mt][0] = any[mt][1] = true;
     }
+    // What still turns S into logits: the scale for a plain uncapped tile, else 1 (applied below).
+    const float sc = plain && !(cap > 0.f) ? scale : 1.f;
 
     // Not unrolled: with both steps unrolled the scheduler hoists loads across them and spills.
 #pragma unroll 1
@@ -159,14 +165,14 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
         }
       }
 
-      // ---- soft cap, then the mask ----------------------------------------------------------------
+      // ---- scale and soft cap, then the mask ---------------------------------------------------------
       if (cap > 0.f) {
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
           for (int j = 0; j < NT; ++j)
 #pragma unroll
-            for (int e = 0; e < 4; ++e) s[mt][j][e] = soft_cap(s[mt][j][e], cap);
+            for (int e = 0; e < 4; ++e) s[mt][j][e] = soft_cap(s[mt][j][e], cap, cap_mul);
       }
       if (!plain) {
         int kvcol[C];
@@ -201,6 +207,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
                 s[mt][j][e] = neg_inf();
               } else if (!((allowed >> bit) & 1u)) {
                 s[mt][j][e] = p.mask_value;
+              } else if (!(cap > 0.f)) {
+                s[mt][j][e] *= scale;
               }
             }
           constexpr uint64_t kRowBits = (uint64_t{1} << C) - 1;
@@ -220,7 +228,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
 #pragma unroll
           for (int j = 0; j < NT; ++j) mx = fmaxf(mx, fmaxf(s[mt][j][2 * hf], s[mt][j][2 * hf + 1]));
           mx = fmaxf(mx, shfl_xor(mx, 1));
-          mx = fmaxf(mx, shfl_xor(mx, 2));
+          mx = fmaxf(mx, shfl_xor(mx, 2)) * sc;
           const float m_new = fmaxf(m[mt][hf], mx);
           alpha[mt][hf] = softmax_rescale(m[mt][hf], m_new);
           rescale = rescale || alpha[mt][hf] != 1.f;
@@ -229,8 +237,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
           float sum = 0.f;
 #pragma unroll
           for (int j = 0; j < NT; ++j) {
-            const float p0 = softmax_weight(s[mt][j][2 * hf], off);
-            const float p1 = softmax_weight(s[mt][j][2 * hf + 1], off);
+            const float p0 = softmax_weight(s[mt][j][2 * hf], sc, off);
+            const float p1 = softmax_weight(s[mt][j][2 * hf + 1], sc, off);
             s[mt][j][2 * hf] = p0;
             s[mt][j][2 * hf + 1] = p1;
             sum += p0 + p1;
@@ -308,7 +316,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
       }
       if (p.lse != nullptr && t4 == 0 && row < rows) {
         p.lse[b * p.lse_batch_stride + h * p.lse_head_stride + static_cast<int64_t>(q_begin + row) * p.lse_seq_stride] =
-            row_lse(m[mt][hf], sum, seen != 0);
+            row_lse(m[mt][hf], sum, seen != 0, sink);
       }
     }
   }

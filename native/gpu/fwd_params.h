@@ -29,6 +29,8 @@ struct FwdKernelParams {
 
   float mask_value;              // logit of a masked position inside a visited block
   float soft_cap;                // 0: no cap
+  float scale;                   // logits = scale * q.k, before the soft cap (> 0; 1: none)
+  const float* sinks;            // [heads] sink logits joining every row's softmax, or null
 
   // ---- schedule (rows are q-blocks) --------------------------------------------------------------
   int32_t mask_heads;            // 1: one schedule set for every head
