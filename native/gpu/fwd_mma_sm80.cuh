@@ -83,8 +83,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
   }
 
   // ---- state (a sink starts every row at m = sink, l = 1: lane t4 0 holds the 1 of the quad's sums) --
-  const bool has_sink = p.sinks != nullptr;
-  const float sink = has_sink ? __ldg(p.sinks + h) : neg_inf();
+  const float sink = p.sinks != nullptr ? __ldg(p.sinks + h) : neg_inf();
   float o[MT][DT][4];
   float m[MT][2], l[MT][2];
   bool any[MT][2];
@@ -93,7 +92,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
 #pragma unroll
     for (int j = 0; j < DT; ++j) o[mt][j][0] = o[mt][j][1] = o[mt][j][2] = o[mt][j][3] = 0.f;
     m[mt][0] = m[mt][1] = sink;
-    l[mt][0] = l[mt][1] = has_sink && t4 == 0 ? 1.f : 0.f;
+    l[mt][0] = l[mt][1] = p.sinks != nullptr && t4 == 0 ? 1.f : 0.f;
     any[mt][0] = any[mt][1] = false;
   }
 
@@ -105,8 +104,6 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
 
   const bool has_seg = walk.has_seg;
   const float cap = p.soft_cap;
-  const float scale = p.scale;
-  const float cap_mul = cap > 0.f ? scale / cap : 0.f;
   KvTile t = walk.first_from(p, e_begin, N);
   if (!walk.done(t)) {
     load_tile_async<D, M>(sQ, static_cast<const uint16_t*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride +
@@ -134,8 +131,6 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt) any[mt][0] = any[mt][1] = true;
     }
-    // What still turns S into logits: the scale for a plain uncapped tile, else 1 (applied below).
-    const float sc = plain && !(cap > 0.f) ? scale : 1.f;
 
     // Not unrolled: with both steps unrolled the scheduler hoists loads across them and spills.
 #pragma unroll 1
@@ -172,7 +167,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
 #pragma unroll
           for (int j = 0; j < NT; ++j)
 #pragma unroll
-            for (int e = 0; e < 4; ++e) s[mt][j][e] = soft_cap(s[mt][j][e], cap, cap_mul);
+            for (int e = 0; e < 4; ++e) s[mt][j][e] = soft_cap(s[mt][j][e], cap, p.cap_scale);
       }
       if (!plain) {
         int kvcol[C];
@@ -203,13 +198,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
               const int bit = (e >> 1) * C + 2 * j + (e & 1);
-              if (!((exists >> bit) & 1u)) {
-                s[mt][j][e] = neg_inf();
-              } else if (!((allowed >> bit) & 1u)) {
-                s[mt][j][e] = p.mask_value;
-              } else if (!(cap > 0.f)) {
-                s[mt][j][e] *= scale;
-              }
+              const float x = s[mt][j][e] * (cap > 0.f ? 1.f : p.scale);  // a capped tile is scaled already
+              s[mt][j][e] = !((exists >> bit) & 1u) ? neg_inf() : !((allowed >> bit) & 1u) ? p.mask_value : x;
             }
           constexpr uint64_t kRowBits = (uint64_t{1} << C) - 1;
           any[mt][0] = any[mt][0] || (allowed & kRowBits) != 0;
@@ -218,6 +208,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
       }
 
       // ---- online softmax (rows g and g+8 of each m16 tile; a row spans the 4 lanes of a quad) -----
+      // What still turns S into logits: the scale for a plain uncapped tile, else 1 (applied above).
+      const float sc = plain && !(cap > 0.f) ? p.scale : 1.f;
       float alpha[MT][2];
       bool rescale = false;
 #pragma unroll
@@ -296,6 +288,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
   }
 
   // ---- epilogue: normalise, stage the tile in sQ (each warp its own rows), write out and lse ----
+  // lse of a row with no allowed key: its sink (read again here rather than held through the loop).
+  const float empty_lse = p.sinks != nullptr ? __ldg(p.sinks + h) : neg_inf();
   const int64_t o_base = b * p.o_batch_stride + h * p.o_head_stride;
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt) {
@@ -316,7 +310,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
       }
       if (p.lse != nullptr && t4 == 0 && row < rows) {
         p.lse[b * p.lse_batch_stride + h * p.lse_head_stride + static_cast<int64_t>(q_begin + row) * p.lse_seq_stride] =
-            row_lse(m[mt][hf], sum, seen != 0, sink);
+            row_lse(m[mt][hf], sum, seen != 0, empty_lse);
       }
     }
   }

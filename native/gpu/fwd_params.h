@@ -30,6 +30,7 @@ struct FwdKernelParams {
   float mask_value;              // logit of a masked position inside a visited block
   float soft_cap;                // 0: no cap
   float scale;                   // logits = scale * q.k, before the soft cap (> 0; 1: none)
+  float cap_scale;               // scale / soft_cap (0 without a cap): a capped logit is cap * tanh(s * cap_scale)
   const float* sinks;            // [heads] sink logits joining every row's softmax, or null
 
   // ---- schedule (rows are q-blocks) --------------------------------------------------------------

@@ -116,15 +116,14 @@ __global__ void __launch_bounds__(kSimtThreads) fwd_simt_kernel(const FwdKernelP
   simt_load_tile<T, LD>(sQ, p.q, q_base, p.q_seq_stride, rows, M, d, rg, cg);
 
   // A sink starts every row at m = sink, l = 1; lane cg 0 holds the 1 of the row's 8 partial sums.
-  const bool has_sink = p.sinks != nullptr;
-  const float sink = has_sink ? __ldg(p.sinks + h) : neg_inf();
+  const float sink = p.sinks != nullptr ? __ldg(p.sinks + h) : neg_inf();
   float m[RPT], l[RPT];
   bool any[RPT];
   float4 o[RPT][OJ];
 #pragma unroll
   for (int i = 0; i < RPT; ++i) {
     m[i] = sink;
-    l[i] = has_sink && cg == 0 ? 1.f : 0.f;
+    l[i] = p.sinks != nullptr && cg == 0 ? 1.f : 0.f;
     any[i] = false;
 #pragma unroll
     for (int jj = 0; jj < OJ; ++jj) o[i][jj] = make_float4(0.f, 0.f, 0.f, 0.f);
@@ -132,8 +131,6 @@ __global__ void __launch_bounds__(kSimtThreads) fwd_simt_kernel(const FwdKernelP
 
   const bool has_seg = walk.has_seg;
   const float cap = p.soft_cap;
-  const float scale = p.scale;
-  const float cap_mul = cap > 0.f ? scale / cap : 0.f;
   for (KvTile t = walk.first_from(p, e_begin, N); !walk.done(t); t = walk.next(p, t, N)) {
     __syncthreads();  // the previous tile's V and P are no longer read
     simt_load_tile<T, LD>(sKV, p.k, k_base + t.kv0 * p.k_seq_stride, p.k_seq_stride, t.len, N, d, rg, cg);
@@ -162,11 +159,11 @@ __global__ void __launch_bounds__(kSimtThreads) fwd_simt_kernel(const FwdKernelP
 #pragma unroll
       for (int i = 0; i < RPT; ++i)
 #pragma unroll
-        for (int j = 0; j < CPT; ++j) s[i][j] = soft_cap(s[i][j], cap, cap_mul);
+        for (int j = 0; j < CPT; ++j) s[i][j] = soft_cap(s[i][j], cap, p.cap_scale);
     }
     const bool plain = t.kind == static_cast<int>(BlockKind::Full) && (!has_seg || t.seg_uniform) && t.len == N;
     // What still turns s into logits: the scale for a plain uncapped tile, else 1 (applied below).
-    const float sc = plain && !(cap > 0.f) ? scale : 1.f;
+    const float sc = plain && !(cap > 0.f) ? p.scale : 1.f;
     if (plain) {
 #pragma unroll
       for (int i = 0; i < RPT; ++i) any[i] = true;
@@ -187,7 +184,7 @@ __global__ void __launch_bounds__(kSimtThreads) fwd_simt_kernel(const FwdKernelP
           } else if (!((allowed >> bit) & 1u)) {
             s[i][j] = p.mask_value;
           } else if (!(cap > 0.f)) {
-            s[i][j] *= scale;
+            s[i][j] *= p.scale;
           }
         }
         any[i] = any[i] || ((allowed >> (i * CPT)) & ((uint64_t{1} << CPT) - 1)) != 0;
@@ -250,6 +247,8 @@ __global__ void __launch_bounds__(kSimtThreads) fwd_simt_kernel(const FwdKernelP
   }
 
   // ---- epilogue: normalise, write out and lse ---------------------------------------------------
+  // lse of a row with no allowed key: its sink (read again here rather than held through the loop).
+  const float empty_lse = p.sinks != nullptr ? __ldg(p.sinks + h) : neg_inf();
   const int64_t o_base = b * p.o_batch_stride + h * p.o_head_stride;
 #pragma unroll
   for (int i = 0; i < RPT; ++i) {
@@ -269,7 +268,7 @@ __global__ void __launch_bounds__(kSimtThreads) fwd_simt_kernel(const FwdKernelP
       }
       if (p.lse != nullptr && cg == 0) {
         p.lse[b * p.lse_batch_stride + h * p.lse_head_stride + static_cast<int64_t>(q_begin + r) * p.lse_seq_stride] =
-            row_lse(m[i], l_row, any_row, sink);
+            row_lse(m[i], l_row, any_row, empty_lse);
       }
     }
   }

@@ -363,6 +363,7 @@ inline FwdKernelParams make_fwd_kernel_params(const AttentionParams& p, const Fw
   kp.mask_value = p.mask_value;
   kp.soft_cap = p.soft_cap > 0.f ? p.soft_cap : 0.f;
   kp.scale = logit_scale(p);
+  kp.cap_scale = kp.soft_cap > 0.f ? kp.scale / kp.soft_cap : 0.f;
   kp.sinks = nullptr;
   const ScheduleView& sv = p.fwd;
   kp.mask_heads = sv.heads;
