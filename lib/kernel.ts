@@ -40,7 +40,8 @@ export interface Gradients {
   dk: Tensor;
   /** Gradient of v: v's shape and dtype. */
   dv: Tensor;
-  /** [H] float32, summed over batch and rows: only when the call had sinks. */
+  /** [H] float32, summed over batch and rows: only when the call had sinks (a DeviceTensor, as the
+   *  other gradients, when a GPU backend ran on DeviceTensors). */
   dsinks?: Tensor;
 }
 
@@ -211,9 +212,9 @@ export class SplashAttentionKernel {
    *   an unknown key or a signal that is not an AbortSignal.
    * @throws RangeError (as a rejection) when a shape does not fit q, k, v or the mask (rank, head
    *   count, head dim, sequence length), a segment id array has the wrong length, or the sinks are not
-   *   `[H]` or hold NaN. The GPU backends also reject head dims other than 32, 64, 96, 128, 192 and 256,
-   *   and a scale other than 1. Memory for the result or the native working set that cannot be
-   *   allocated is a RangeError too, naming what and how many bytes.
+   *   `[H]` or hold NaN. The GPU backends also reject head dims other than 32, 64, 96, 128, 192 and 256.
+   *   Memory for the result or the native working set that cannot be allocated is a RangeError too,
+   *   naming what and how many bytes.
    * @throws DOMException named 'AbortError' (as a rejection) when `opts.signal` fires; no partial result.
    * @throws Error (as a rejection) with the driver's message when the device fails.
    * @example

@@ -270,6 +270,18 @@ describe('GPU backend without a device', () => {
     assert.throws(call({}), (e: unknown) => e instanceof TypeError && /schedule: expected a schedule handle/.test(e.message));
     assert.throws(call({ softCap: -1 }), RangeError);
     assert.throws(call({ force: 'tensor' }), (e: unknown) => e instanceof TypeError && /^force: expected 'auto', 'simt' or 'mma'/.test(e.message));
+    // the scale (read as 1 when absent) and the sinks: one float32 logit per query head
+    assert.throws(call({ sinks: new Float32Array(3) }),
+      (e: unknown) => e instanceof RangeError && /^sinks: expected length 2 \(one per query head\), got 3$/.test(e.message));
+    assert.throws(call({ sinks: new Float64Array(2) }), (e: unknown) => e instanceof TypeError && /^sinks: expected a Float32Array/.test(e.message));
+    assert.throws(call({ sinks: [0, 1] }), (e: unknown) => e instanceof TypeError && /^sinks: expected a Float32Array/.test(e.message));
+    for (const bad of [0, -0.5, Infinity, 1e-50]) { // 1e-50 is 0 as a float32, which the kernels would use
+      assert.throws(call({ scale: bad }), (e: unknown) => e instanceof RangeError && /^scale: expected a positive finite number/.test(e.message), `scale ${bad}`);
+    }
+    assert.throws(call({ scale: Number.NaN }), (e: unknown) => e instanceof RangeError && /^scale: expected a number, got NaN/.test(e.message));
+    assert.throws(call({ scale: '0.5' }), (e: unknown) => e instanceof TypeError && /^scale: expected a number/.test(e.message));
+    // good ones pass on to the next check (the schedule handle)
+    assert.throws(call({ scale: 0.125, sinks: new Float32Array(2) }), (e: unknown) => e instanceof TypeError && /^schedule: expected a schedule handle/.test(e.message));
     assert.throws(() => addon.gpuToHostSync({} as never, new Float32Array(1)), TypeError);
     // the backward's entry point checks the same way, residuals and dout included
     assert.equal(typeof addon.gpuBackwardSync, 'function');
@@ -284,6 +296,11 @@ describe('GPU backend without a device', () => {
     assert.throws(bcall({}), (e: unknown) => e instanceof TypeError && /schedule: expected a schedule handle/.test(e.message));
     assert.throws(bcall({ softCap: Number.NaN }), RangeError);
     assert.throws(bcall({ force: 'tensor' }), (e: unknown) => e instanceof TypeError && /^force: expected 'auto', 'simt' or 'mma'/.test(e.message));
+    // a backward's sinks ask for dsinks, checked as the forward's
+    assert.throws(bcall({ sinks: new Float32Array(1) }),
+      (e: unknown) => e instanceof RangeError && /^sinks: expected length 2 \(one per query head\), got 1$/.test(e.message));
+    assert.throws(bcall({ scale: -1 }), (e: unknown) => e instanceof RangeError && /^scale: expected a positive finite number/.test(e.message));
+    assert.throws(bcall({ scale: 0.3, sinks: new Float32Array(2) }), (e: unknown) => e instanceof TypeError && /schedule: expected a schedule handle/.test(e.message));
     assert.throws(() => addon.gpuDispose(42 as never), TypeError);
   });
 
@@ -348,6 +365,30 @@ describe('GPU backend without a device', () => {
         }
         assert.match(run.stdout, new RegExp(`^docs mv ${mv} +f32 +64 ${mask} +1x1x1 +160 split simt .*PASS$`, 'm'));
         assert.match(run.stdout, new RegExp(`^docs mv ${mv} +bf16 +64 ${mask} +1x1x1 +160 fused mma .*PASS$`, 'm'));
+      }
+    }
+    // the logit scale and sinks (scale 1/sqrt(D) and 0.3 x sinks x soft cap x masks x GQA x segment ids,
+    // rows with no allowed key): forward on both kernels, backward split and fused with dsinks checked
+    const esc = (x: string) => x.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+    const fwdRow = (name: string, kernel: string) =>
+      new RegExp(`^${esc(name)} +(f32|bf16|f16) +64 +\\S+ +\\S+ +\\d+ +${kernel} +\\S+ +\\S+ +\\S+ +0 +PASS$`, 'm');
+    for (const name of ['scale 1/8', 'scale .3 cap', 'sinks gqa', 'sinks local .3', 'sinks rand cap', 'sinks multihead',
+      'sinks docs+orph', 'sinks empty rows', 'sinks mv -3']) {
+      for (const kernel of ['mma', 'simt']) assert.match(run.stdout, fwdRow(name, kernel), `${name} on ${kernel}`);
+    }
+    const bwdRow = (name: string, dtype: string, d: number, mode: string, kernel: string, sinks = true) =>
+      new RegExp(`^${esc(name)} +${dtype} +${d} +\\S+ +\\S+ +\\d+ +${mode} +${kernel} +\\S+ +\\S+ +\\S+ +` +
+        `${sinks ? '\\d\\.\\d+e[-+]\\d+' : '-'} +\\S+ +0 +PASS$`, 'm');
+    const bwdCases: [string, string, number, string, boolean?][] = [
+      ['sinks gqa 1/8', 'f32', 64, 'simt'], ['sinks gqa 1/8', 'bf16', 64, 'mma'],
+      ['sinks docs+orph', 'f32', 64, 'simt'], ['sinks docs+orph', 'bf16', 64, 'mma'],
+      ['sinks cap .3', 'f16', 64, 'mma'], ['sinks cap .3', 'f16', 64, 'simt'], ['sinks rand .3', 'bf16', 64, 'simt'],
+      ['sinks multihead', 'f32', 64, 'simt'], ['sinks empty rows', 'bf16', 64, 'mma'], ['sinks mv -3', 'f32', 64, 'simt'],
+      ['sinks d192 .3', 'f16', 192, 'mma'], ['scale .3 mqa', 'f16', 128, 'mma', false],
+    ];
+    for (const [name, dtype, d, kernel, sinks] of bwdCases) {
+      for (const mode of ['split', 'fused']) {
+        assert.match(run.stdout, bwdRow(name, dtype, d, mode, kernel, sinks ?? true), `${name} ${dtype} ${mode} ${kernel}`);
       }
     }
     // element-wise grids capped and grid-strided; HIP's 2^32-thread dispatch limit planned for

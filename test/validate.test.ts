@@ -63,7 +63,7 @@ describe('validation: kernel options', () => {
   it('soft cap: null is none; a string is a TypeError; zero and Infinity are RangeErrors', () => {
     assert.equal(makeSplashMHA(mask, { backend: 'reference', attnLogitsSoftCap: null }).backend, 'reference');
     assert.equal(makeSplashMHA(mask, { backend: 'reference', attnLogitsSoftCap: 30 }).backend, 'reference');
-    throwsNaming(() => makeSplashMHA(mask, { attnLogitsSoftCap: '5' as never }), TypeError, /^attnLogitsSoftCap: expected a positive number or null, got string 5$/);
+    throwsNaming(() => makeSplashMHA(mask, { attnLogitsSoftCap: '5' as never }), TypeError, /^attnLogitsSoftCap: expected a positive number or null, got string '5'$/);
     for (const bad of [0, Infinity]) {
       throwsNaming(() => makeSplashMHA(mask, { attnLogitsSoftCap: bad }), RangeError, `attnLogitsSoftCap: expected a positive finite number or null, got ${bad}`);
     }
@@ -129,8 +129,8 @@ describe('validation: call arguments', () => {
   });
   it('a Tensor whose shape is not an array of positive integers, or null → named errors', () => {
     throwsNaming(() => call(null, k, v), TypeError, /^q: expected a Tensor, got null$/);
-    throwsNaming(() => call({ ...q, shape: 'HSD' }, k, v), TypeError, /^q\.shape: expected an array, got string HSD$/);
-    throwsNaming(() => call({ ...q, shape: [H, '8', D] }, k, v), TypeError, /^q\.shape\[1\]: expected a positive integer, got string 8$/);
+    throwsNaming(() => call({ ...q, shape: 'HSD' }, k, v), TypeError, /^q\.shape: expected an array, got string 'HSD'$/);
+    throwsNaming(() => call({ ...q, shape: [H, '8', D] }, k, v), TypeError, /^q\.shape\[1\]: expected a positive integer, got string '8'$/);
     throwsNaming(() => call({ data: new Float32Array(0), shape: [H, 0, D], dtype: 'float32' }, k, v), RangeError,
       /^q\.shape\[1\]: expected a positive integer, got 0$/);
   });

@@ -4,7 +4,8 @@
 // uploaded once per MaskInfo and device and cached, host tensors are copied in and out by the addon
 // within the call, and DeviceTensor inputs make the outputs DeviceTensors. The backward runs split (dq
 // and dk/dv passes over the dq and dkv schedules, bitwise reproducible) or fused (cfg.dqMaskInfo null:
-// one pass over the dkv schedule, dq summed with atomics).
+// one pass over the dkv schedule, dq summed with atomics). The kernels take the logit scale and the
+// sinks themselves (forward and backward, dsinks reduced on the device), so both work on DeviceTensors.
 
 import type { MaskInfo } from '../mask-info';
 import { tensor, type Tensor } from '../tensor';
@@ -38,6 +39,8 @@ function operandData(name: string, t: Operand): Float32Array | Uint16Array | Dev
 }
 
 class GpuBackend implements Backend {
+  /** The kernels take sinks in the forward and reduce dsinks in the backward (on the device). */
+  readonly sinks = 'forward+backward' as const;
   /** Uploaded schedules per MaskInfo and device; freed with the MaskInfo (the handle's finalizer). */
   private readonly schedules = new WeakMap<MaskInfo, Map<number, DeviceScheduleHandle>>();
 
@@ -63,11 +66,7 @@ class GpuBackend implements Backend {
 
   /** Checks the GPU's head dims and that every DeviceTensor operand lives on this backend and one device;
    *  returns that device, or null when every operand is on the host. */
-  private checkOperands(cfg: KernelConfig, shape: CallShape, operands: [string, Operand][]): number | null {
-    if (cfg.scale !== 1) {
-      // The GPU kernels compute splash's unscaled logits; a scale they ignored would change the math silently.
-      throw new RangeError(`scale: the '${this.name}' backend takes scale 1 only so far, got ${cfg.scale} (scale q instead)`);
-    }
+  private checkOperands(shape: CallShape, operands: [string, Operand][]): number | null {
     if (!GPU_HEAD_DIMS.includes(shape.headDim)) {
       throw new RangeError(`q.shape: expected a head dim of ${GPU_HEAD_DIMS.join(', ')} on the '${this.name}' backend, got ${shape.headDim}`);
     }
@@ -95,7 +94,7 @@ class GpuBackend implements Backend {
   private prepare(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): { addon: NativeAddon; call: GpuForwardCall } {
     const addon = nativeAddonFor(this.name);
     const operands: [string, Operand][] = [['q', args.q], ['k', args.k], ['v', args.v]];
-    const device = this.checkOperands(cfg, shape, operands);
+    const device = this.checkOperands(shape, operands);
     const onDevice = device !== null;
     const dev = device ?? 0;
     const call: GpuForwardCall = {
@@ -108,6 +107,8 @@ class GpuBackend implements Backend {
       segmentIdsKv: args.segKv,
       maskValue: cfg.maskValue,
       softCap: cfg.attnLogitsSoftCap ?? 0,
+      scale: cfg.scale,
+      sinks: args.sinks ?? null,
       saveLse: true,
       outputOnDevice: onDevice,
     };
@@ -144,7 +145,7 @@ class GpuBackend implements Backend {
     const operands: [string, Operand][] = [
       ['q', args.q], ['k', args.k], ['v', args.v], ['out', args.out], ['logsumexp', args.logsumexp], ['dout', args.dout],
     ];
-    const device = this.checkOperands(cfg, shape, operands);
+    const device = this.checkOperands(shape, operands);
     const dev = device ?? 0;
     const fused = cfg.dqMaskInfo === null;
     const call: GpuBackwardCall = {
@@ -162,6 +163,8 @@ class GpuBackend implements Backend {
       segmentIdsKv: args.segKv,
       maskValue: cfg.maskValue,
       softCap: cfg.attnLogitsSoftCap ?? 0,
+      scale: cfg.scale,
+      sinks: args.sinks ?? null,
       outputOnDevice: device !== null,
     };
     return { addon, call };
@@ -173,13 +176,17 @@ class GpuBackend implements Backend {
     const dqShape = [...args.q.shape];
     const dkShape = [...args.k.shape];
     const dvShape = [...args.v.shape];
+    // dsinks ([H] float32) where the call had sinks, on the device like the other gradients.
+    const sinkShape = [shape.heads];
     if (call.outputOnDevice) {
-      const wrap = (h: unknown, s: number[]): Tensor =>
-        wrapDeviceBuffer(addon, this.name, h as DeviceHandle, s, shape.dtype, call.device) as unknown as Tensor;
-      return { dq: wrap(r.dq, dqShape), dk: wrap(r.dk, dkShape), dv: wrap(r.dv, dvShape) };
+      const wrap = (h: unknown, s: number[], dtype = shape.dtype): Tensor =>
+        wrapDeviceBuffer(addon, this.name, h as DeviceHandle, s, dtype, call.device) as unknown as Tensor;
+      const g: BackwardResult = { dq: wrap(r.dq, dqShape), dk: wrap(r.dk, dkShape), dv: wrap(r.dv, dvShape) };
+      return r.dsinks === null ? g : { ...g, dsinks: wrap(r.dsinks, sinkShape, 'float32') };
     }
     const host = (a: unknown, s: number[]): Tensor => tensor(a as Float32Array | Uint16Array, s, shape.dtype);
-    return { dq: host(r.dq, dqShape), dk: host(r.dk, dkShape), dv: host(r.dv, dvShape) };
+    const g: BackwardResult = { dq: host(r.dq, dqShape), dk: host(r.dk, dkShape), dv: host(r.dv, dvShape) };
+    return r.dsinks === null ? g : { ...g, dsinks: tensor(r.dsinks as Float32Array, sinkShape, 'float32') };
   }
 
   backwardSync(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): BackwardResult {

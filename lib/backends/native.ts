@@ -174,6 +174,10 @@ export interface GpuCallCommon extends AddonCallSizes {
   segmentIdsKv: Int32Array | null;
   maskValue: number;
   softCap: number;
+  /** logits = scale · q·kᵀ before the soft cap (the addon reads a missing one as 1). */
+  scale: number;
+  /** [heads] sink logits (host memory), or null. In a backward call they ask for dsinks. */
+  sinks: Float32Array | null;
   outputOnDevice: boolean;
   force?: 'auto' | 'simt' | 'mma';
   timeKernel?: boolean;
@@ -210,6 +214,8 @@ export interface GpuBackwardResult {
   dq: Float32Array | Uint16Array | DeviceHandle;
   dk: Float32Array | Uint16Array | DeviceHandle;
   dv: Float32Array | Uint16Array | DeviceHandle;
+  /** [heads] float32 d loss / d sinks when the call had sinks, else null. */
+  dsinks: Float32Array | DeviceHandle | null;
   /** Kernels of the dq, dk/dv and fused steps. */
   path: 'simt' | 'mma';
   kernelMs: number;

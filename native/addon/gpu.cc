@@ -9,7 +9,9 @@
 //   gpuUploadSchedule(device, maskInfo) → handle    a MaskInfo's schedule (fwd, dq or dkv) on a device,
 //                                             read and checked as every schedule is (host_schedule.h)
 //   gpuForward(call) → Promise<result>, gpuForwardSync(call) → result
-//   gpuBackward(call) → Promise<{ dq, dk, dv }>, gpuBackwardSync(call): split or fused (call.fused)
+//   gpuBackward(call) → Promise<{ dq, dk, dv, dsinks }>, gpuBackwardSync(call): split or fused (call.fused);
+//                                             dsinks ([heads] f32) when the call has sinks, else null
+//   Both calls take scale? (default 1) and sinks? (Float32Array [heads], or null).
 //   gpuPlanForward, gpuWorkOrder, gpuPackMaskBits, gpuCheckSchedule, gpuSegmentRanges:
 //                                             the host-side planning, exported for tests
 //
@@ -292,6 +294,7 @@ class GpuCallJob : public Job {
   AttentionParams p{};
   Operand q, k, v;
   std::vector<int32_t> seg_q, seg_kv;
+  std::vector<float> sinks;  // the call's own copy (p.sinks points here)
   bool out_on_device = false;
   bool time_kernel = false;
   gpu::ForcePath force = gpu::ForcePath::kAuto;
@@ -416,8 +419,9 @@ gpu::ForcePath read_force(const Napi::Object& c) {
 }
 
 // The fields forward and backward calls share, read into `job`: device, dtype, sizes, mask value, soft
-// cap, the contiguous layouts of q, k, v, out and lse, the q / k / v operands (copied when `copy`), the
-// segment ids, the kernel path and the timing flag. Returns the dtype; a bad field throws ArgError.
+// cap, scale, the contiguous layouts of q, k, v, out and lse, the q / k / v operands (copied when
+// `copy`), the segment ids, the sinks, the kernel path and the timing flag. Returns the dtype; a bad
+// field throws ArgError.
 DType read_common(const Napi::Object& c, GpuCallJob* job, bool copy) {
   AttentionParams& p = job->p;
   p.device = static_cast<int32_t>(field_int(c, "device", 0, 1 << 20));
@@ -439,6 +443,16 @@ DType read_common(const Napi::Object& c, GpuCallJob* job, bool copy) {
   const double cap = number_of(c.Get("softCap"), "softCap");
   if (!(cap >= 0) || !std::isfinite(cap)) fail_range("softCap: expected 0 (none) or a positive finite number");
   p.soft_cap = static_cast<float>(cap);
+  p.scale = 1.0f;
+  const Napi::Value scale = c.Get("scale");
+  if (!scale.IsUndefined()) {
+    const double x = number_of(scale, "scale");
+    // Also positive as a float: the kernels scale row maxima, which only a positive scale keeps in order.
+    if (!(x > 0) || !std::isfinite(x) || !(static_cast<float>(x) > 0.0f)) {
+      fail_range("scale: expected a positive finite number, got " + std::to_string(x));
+    }
+    p.scale = static_cast<float>(x);
+  }
 
   contiguous(&p.q, dtype, p.heads, p.q_seq, p.head_dim);
   contiguous(&p.k, dtype, p.kv_heads, p.kv_seq, p.head_dim);
@@ -466,6 +480,16 @@ DType read_common(const Napi::Object& c, GpuCallJob* job, bool copy) {
     const int32_t* skv = static_cast<const int32_t*>(seg_kv.data);
     job->seg_q.assign(sq, sq + seg_q.length);
     job->seg_kv.assign(skv, skv + seg_kv.length);
+  }
+  const Napi::Value sinks = c.Get("sinks");
+  if (!sinks.IsUndefined() && !sinks.IsNull()) {
+    const Span sk = array_of(sinks, "sinks", napi_float32_array);
+    if (sk.length != p.heads) {
+      fail_range("sinks: expected length " + num(p.heads) + " (one per query head), got " + num(sk.length));
+    }
+    const float* data = static_cast<const float*>(sk.data);
+    job->sinks.assign(data, data + sk.length);
+    p.sinks = job->sinks.data();
   }
   job->force = read_force(c);
   job->time_kernel = field_bool(c, "timeKernel");
@@ -530,7 +554,11 @@ class BackwardJob : public GpuCallJob {
   size_t bytes[3] = {0, 0, 0};  // dq, dk, dv
   HostOutput host[3];
   BufferPtr grads[3];
+  HostOutput dsinks_host;        // with sinks: d loss / d sinks, [heads] f32
+  BufferPtr dsinks_dev;
   gpu::BackwardInfo info;
+
+  size_t dsinks_bytes() const { return sinks.size() * sizeof(float); }
 
   Outcome Run(const CancelFlag& cancel) override {
     if (cancel.load()) return Outcome::aborted();
@@ -541,16 +569,20 @@ class BackwardJob : public GpuCallJob {
     if (s.ok()) s = stage(lse, &p.lse, &inputs);
     if (s.ok()) s = stage(dout, &p.dout, &inputs);
     for (int i = 0; i < 3 && s.ok(); ++i) s = alloc_buffer(dev, bytes[i], &grads[i]);
+    if (s.ok() && !sinks.empty()) s = alloc_buffer(dev, dsinks_bytes(), &dsinks_dev);
     if (!s.ok()) return outcome_of(s);
     p.dq.ptr = grads[0]->ptr;
     p.dk.ptr = grads[1]->ptr;
     p.dv.ptr = grads[2]->ptr;
+    p.dsinks = dsinks_dev ? static_cast<float*>(dsinks_dev->ptr) : nullptr;
     if (cancel.load()) return Outcome::aborted();
     s = gpu::backward(p, dq_schedule.get(), *dkv_schedule, &info, time_kernel, force);
     if (!s.ok()) return outcome_of(s);
     if (!out_on_device) {
       for (int i = 0; i < 3 && s.ok(); ++i) s = gpu::copy_to_host(dev, host[i].data, grads[i]->ptr, bytes[i]);
+      if (s.ok() && dsinks_dev) s = gpu::copy_to_host(dev, dsinks_host.data, dsinks_dev->ptr, dsinks_bytes());
       for (BufferPtr& g : grads) g.reset();
+      dsinks_dev.reset();
     }
     return outcome_of(s);
   }
@@ -559,6 +591,11 @@ class BackwardJob : public GpuCallJob {
     Napi::Object r = Napi::Object::New(env);
     const char* names[3] = {"dq", "dk", "dv"};
     for (int i = 0; i < 3; ++i) r.Set(names[i], out_on_device ? wrap_buffer(env, grads[i]) : kept(env, host[i].kept));
+    if (sinks.empty()) {
+      r.Set("dsinks", env.Null());
+    } else {
+      r.Set("dsinks", out_on_device ? wrap_buffer(env, dsinks_dev) : kept(env, dsinks_host.kept));
+    }
     r.Set("kernelMs", info.kernel_ms);
     r.Set("path", info.path);
     return r;
@@ -593,6 +630,9 @@ std::unique_ptr<BackwardJob> backward_job(const Napi::CallbackInfo& info, bool c
   for (int i = 0; i < 3; ++i) {
     job->bytes[i] = static_cast<size_t>(elems[i]) * (dtype == DType::F32 ? 4 : 2);
     if (!job->out_on_device) job->host[i] = new_host_output(env, job.get(), dtype, elems[i]);
+  }
+  if (!job->sinks.empty() && !job->out_on_device) {
+    job->dsinks_host = new_host_output(env, job.get(), DType::F32, p.heads);
   }
   return job;
 }

@@ -10,10 +10,11 @@
 //                       dV += P^T dO, dK += dS^T Q; fused (Fused = true): dS^T also goes to shared
 //                       memory and each warp adds its share of dQ = dS K to the f32 buffer (atomicAdd).
 //
-// Per score element exactly as the SIMT kernels (bwd_simt.cuh): soft cap first, masked-but-visited
+// Per score element exactly as the SIMT kernels (bwd_simt.cuh): scale, soft cap, masked-but-visited
 // logits become mask_value (p counts for dV, ds = 0), keys past a ragged tile do not exist, and rows
 // past the tile or with lse = -inf use lse = +inf, which makes p and ds exactly 0. P and dS are
-// rounded to the input dtype for the products, as FlashAttention does; sums stay f32.
+// rounded to the input dtype for the products, as FlashAttention does; sums stay f32. dS is the
+// gradient of the logit: dq and dk take the scale once, when they are stored (the fused dq in the cast).
 // No atomics in the split pass: every gradient element is summed in a fixed order by one thread, so
 // it is bitwise reproducible run to run.
 #pragma once
@@ -36,18 +37,25 @@ namespace mma {
 __device__ __forceinline__ float lse_log2(float lse) { return lse == neg_inf() ? pos_inf() : lse * kLog2e; }
 
 // One score element in place: s (q.k) becomes p, dp (dO.v) becomes ds. lse2 is the row's lse in the
-// exp2 domain (lse_log2). kMasked: `exists` / `allowed` come from the tile's mask.
+// exp2 domain (lse_log2); cap_mul = scale / cap; scale_log2e = scale * log2e takes an uncapped dot
+// product to the exp2 domain in the exponent's one rounding (kLog2e itself for scale 1). kMasked:
+// `exists` / `allowed` come from the tile's mask.
 template <bool kMasked>
-__device__ __forceinline__ void grad_in_place(float& s, float& dp, float lse2, float di, float cap, float mask_value,
-                                              bool exists, bool allowed) {
+__device__ __forceinline__ void grad_in_place(float& s, float& dp, float lse2, float di, float cap, float cap_mul,
+                                              float scale_log2e, float mask_value, bool exists, bool allowed) {
   float dcap = 1.f;
+  float mul = scale_log2e;
   if (cap > 0.f) {
-    const float t = tanhf(s / cap);
+    const float t = tanhf(s * cap_mul);
     s = cap * t;
     dcap = 1.f - t * t;
+    mul = kLog2e;
   }
-  if (kMasked && !allowed) s = mask_value;
-  const float pr = (kMasked && !exists) ? 0.f : exp2f(fmaf(s, kLog2e, -lse2));
+  if (kMasked && !allowed) {
+    s = mask_value;
+    mul = kLog2e;
+  }
+  const float pr = (kMasked && !exists) ? 0.f : exp2f(fmaf(s, mul, -lse2));
   dp = (kMasked && !allowed) ? 0.f : pr * (dp - di) * dcap;
   s = pr;
 }
@@ -281,6 +289,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dq_mma_kernel(const BwdKer
 
   const bool has_seg = walk.has_seg;
   const float cap = p.soft_cap;
+  const float cap_mul = cap > 0.f ? p.scale / cap : 0.f;
+  const float scale_log2e = p.scale * kLog2e;
   const int prog_begin = __ldg(p.program_ptr + sched);
   const int prog_end = __ldg(p.program_ptr + sched + 1);
   KvTile t = walk.first_from(p, e_begin, N);
@@ -321,7 +331,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dq_mma_kernel(const BwdKer
         for (int j = 0; j < NT; ++j)
 #pragma unroll
           for (int e = 0; e < 4; ++e)
-            grad_in_place<false>(s[j][e], dp[j][e], lse2[e >> 1], di[e >> 1], cap, p.mask_value, true, true);
+            grad_in_place<false>(s[j][e], dp[j][e], lse2[e >> 1], di[e >> 1], cap, cap_mul, scale_log2e, p.mask_value,
+                                 true, true);
       } else {
         int kvcol[C];
 #pragma unroll
@@ -337,8 +348,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dq_mma_kernel(const BwdKer
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
             const int bit = (e >> 1) * C + 2 * j + (e & 1);
-            grad_in_place<true>(s[j][e], dp[j][e], lse2[e >> 1], di[e >> 1], cap, p.mask_value, (exists >> bit) & 1u,
-                                (allowed >> bit) & 1u);
+            grad_in_place<true>(s[j][e], dp[j][e], lse2[e >> 1], di[e >> 1], cap, cap_mul, scale_log2e, p.mask_value,
+                                (exists >> bit) & 1u, (allowed >> bit) & 1u);
           }
       }
 
@@ -352,6 +363,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dq_mma_kernel(const BwdKer
   // ---- dq through sQ (each warp stages its own rows, which only it has read) ------------------------
   uint16_t* dst = static_cast<uint16_t*>(bp.dq) + b * bp.dq_batch_stride + h * bp.dq_head_stride +
                   q_begin * bp.dq_seq_stride;
+  if (p.scale != 1.f) scale_tiles(dq, p.scale);
   store_rows<T, D, M>(sQ, dq, dst, bp.dq_seq_stride, rows, warp, g, t4, tid);
 #endif  // device code for sm_80+
 }
@@ -520,6 +532,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dkv_mma_kernel(const BwdKe
   const FragAddr<D> dot_frag(sdO, (lane & 7) + ((lane >> 3) & 1) * 8, lane >> 4);
 
   const float cap = p.soft_cap;
+  const float cap_mul = cap > 0.f ? p.scale / cap : 0.f;
+  const float scale_log2e = p.scale * kLog2e;
   int kvcol[2];
   kvcol[0] = kv_begin + key0 + g;
   kvcol[1] = kvcol[0] + 8;
@@ -559,7 +573,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dkv_mma_kernel(const BwdKe
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int r = row0 + 8 * j + 2 * t4 + (e & 1);
-          grad_in_place<false>(s[j][e], dp[j][e], sLse2[r], sDi[r], cap, p.mask_value, true, true);
+          grad_in_place<false>(s[j][e], dp[j][e], sLse2[r], sDi[r], cap, cap_mul, scale_log2e, p.mask_value, true,
+                               true);
         }
     } else {
       // The mask sees the thread's R query rows x 2 keys; element (row a = 2j + e1, key hf) is bit a * 2 + hf.
@@ -590,8 +605,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dkv_mma_kernel(const BwdKe
         for (int e = 0; e < 4; ++e) {
           const int r = row0 + 8 * j + 2 * t4 + (e & 1);
           const int bit = (2 * j + (e & 1)) * 2 + (e >> 1);
-          grad_in_place<true>(s[j][e], dp[j][e], sLse2[r], sDi[r], cap, p.mask_value, (exists >> bit) & 1u,
-                              (allowed >> bit) & 1u);
+          grad_in_place<true>(s[j][e], dp[j][e], sLse2[r], sDi[r], cap, cap_mul, scale_log2e, p.mask_value,
+                              (exists >> bit) & 1u, (allowed >> bit) & 1u);
         }
     }
 
@@ -665,7 +680,10 @@ __global__ void __launch_bounds__(kMmaThreads, 1) bwd_dkv_mma_kernel(const BwdKe
                      kv_begin * bp.dk_seq_stride;
   uint16_t* dv_dst = static_cast<uint16_t*>(bp.dv) + b * bp.dv_batch_stride + kvh * bp.dv_head_stride +
                      kv_begin * bp.dv_seq_stride;
-  if constexpr (kDk) store_rows<T, D, N>(sK, dk, dk_dst, bp.dk_seq_stride, len, warp, g, t4, tid);
+  if constexpr (kDk) {
+    if (p.scale != 1.f) scale_tiles(dk, p.scale);
+    store_rows<T, D, N>(sK, dk, dk_dst, bp.dk_seq_stride, len, warp, g, t4, tid);
+  }
   if constexpr (kDv) store_rows<T, D, N>(sV, dv, dv_dst, bp.dv_seq_stride, len, warp, g, t4, tid);
 #endif  // device code for sm_80+
 }

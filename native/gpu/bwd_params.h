@@ -13,7 +13,8 @@ namespace splash {
 namespace gpu {
 
 // The launches of one backward call: di, then dq and dk/dv (split) or fused then the dq cast.
-enum class BwdStep : int32_t { kDi = 0, kDq = 1, kDkv = 2, kFused = 3, kCast = 4 };
+// With sinks, kDsinks reduces dsinks from di and lse once every batch's di is written.
+enum class BwdStep : int32_t { kDi = 0, kDq = 1, kDkv = 2, kFused = 3, kCast = 4, kDsinks = 5 };
 
 struct BwdKernelParams {
   FwdKernelParams s;             // q, k, v, out, lse (read), sizes, options, schedule, segment ids, and
@@ -28,6 +29,8 @@ struct BwdKernelParams {
   int64_t dv_batch_stride, dv_head_stride, dv_seq_stride;
   float* di;                     // [batch, heads, q_seq] rowsum(out * dout)
   float* dq_acc;                 // fused only: [batch, heads, q_seq, head_dim] f32, zeroed before launch
+  float* dsinks;                 // [heads] d loss / d sinks (kDsinks; s.sinks holds the sinks), or null
+  int32_t batch;                 // every batch entry (kDsinks sums over all of them in one launch)
   int32_t kv_heads;
   int32_t tiles_per_block;       // CTAs per schedule row (q tiles per q-block, or kv tiles per kv-block)
   const int32_t* q_block_seg;    // dkv passes with segment ids: [batch, q_blocks, 2] min / max per q-block

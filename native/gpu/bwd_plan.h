@@ -9,6 +9,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -77,6 +78,10 @@ inline BwdPlan plan_backward(const AttentionParams& p, const DeviceCaps& caps, F
       p.heads * p.q_seq * p.head_dim >= kInt32Max * int64_t{128}) {
     return fail("sizes beyond 2^31 - 1 are not supported by the GPU kernels", true);
   }
+  const float scale = logit_scale(p);
+  if (!(scale > 0.f) || !std::isfinite(scale)) {
+    return fail("scale: expected a positive finite number, got " + std::to_string(scale), true);
+  }
   if (!p.fused_bwd && !schedule_matches(p.dq_sched, p.q_seq, p.kv_seq, p.heads, false)) {
     return fail("the dq schedule does not match the call's sizes", true);
   }
@@ -142,7 +147,8 @@ inline BwdPlan plan_backward(const AttentionParams& p, const DeviceCaps& caps, F
   plan.di_grid_x = elementwise_blocks(p.heads * p.q_seq);
   plan.cast_grid_x = elementwise_blocks(p.heads * p.q_seq * p.head_dim);
   const int64_t grid_limit = max_grid_x(caps, 128);  // every backward kernel runs 128 threads
-  if (std::max(plan.dq_grid_x, plan.dkv_grid_x) > grid_limit) {
+  // (dsinks, with sinks, runs one block per head.)
+  if (std::max({plan.dq_grid_x, plan.dkv_grid_x, static_cast<int64_t>(p.heads)}) > grid_limit) {
     return fail("the backward grid exceeds " + std::to_string(grid_limit) + " blocks", true);
   }
   plan.segment_skip = p.segment_ids_q != nullptr && p.segment_ids_kv != nullptr && p.mask_value <= kSkipSafeMaskValue;
@@ -150,7 +156,7 @@ inline BwdPlan plan_backward(const AttentionParams& p, const DeviceCaps& caps, F
 }
 
 // The argument block of one pass over schedule `sv` (device pointers). Segment ids, their block
-// ranges, di and the dq buffer are filled in by the caller, which owns those device copies.
+// ranges, sinks, dsinks, di and the dq buffer are filled in by the caller, which owns those device copies.
 inline BwdKernelParams make_bwd_kernel_params(const AttentionParams& p, const BwdPlan& plan, const ScheduleView& sv,
                                               bool dkv_pass) {
   AttentionParams q = p;
@@ -181,6 +187,7 @@ inline BwdKernelParams make_bwd_kernel_params(const AttentionParams& p, const Bw
   bp.dv_head_stride = p.dv.head_stride;
   bp.dv_seq_stride = p.dv.seq_stride;
   bp.kv_heads = static_cast<int32_t>(p.kv_heads);
+  bp.batch = static_cast<int32_t>(p.batch);
   bp.tiles_per_block = static_cast<int32_t>(fp.tiles_per_qblock);
   return bp;
 }

@@ -2,6 +2,8 @@
 // and f16 converted on load and rounded once on store):
 //
 //   bwd_di_kernel        di = rowsum(out * dout), one thread per query row;
+//   bwd_dsinks_kernel    with sinks: dsinks[h] = -sum over batch and rows of exp(sink_h - lse) * di, one
+//                        CTA per head after every di is written (a fixed-order sum: deterministic);
 //   bwd_dq_simt_kernel   split pass 1: one CTA per (batch, head, q tile), walking the dq schedule row;
 //   bwd_dkv_simt_kernel  split pass 2 (Fused = false): one CTA per (batch, kv head, kv tile), walking
 //                        the dkv schedule row of every q head of the GQA group, dk/dv in registers;
@@ -10,9 +12,12 @@
 //
 // Every gradient element of the split pass is written by exactly one thread after a fixed-order sum,
 // so the split backward is bitwise deterministic. Per score element (as the CPU kernel and splash):
-//   x = soft_cap(q.k) (if any); masked-but-visited: x = mask_value; p = exp(x - lse);
-//   ds = p * (dp - di) * (1 - tanh^2) (cap), 0 where masked or past a ragged edge.
-// Rows with lse = -inf (no allowed key) use lse = +inf, which makes p and ds exactly 0.
+//   x = soft_cap(scale * q.k) (if any); masked-but-visited: x = mask_value; p = exp(x - lse);
+//   ds = p * (dp - di) * (1 - tanh^2) (cap), 0 where masked or past a ragged edge;
+// dq = scale * sum ds k and dk = scale * sum ds q: the scale is applied once, to the finished sums.
+// Rows with lse = -inf (no allowed key) use lse = +inf, which makes p and ds exactly 0. Sinks need
+// nothing here: they are in the forward's lse, and ds = p (dp - di) holds with them (a sink has no
+// value, so its own dp is 0 and it only enters di's softmax weights through lse).
 //
 // Score tiles use mask.cuh's element layout: a thread holds R rows x C columns, rows RPT*rg + i and
 // columns cg + CG*j for a CTA of RG x CG = 128 threads; accumulators (dq, dk, dv) are owned per
@@ -79,17 +84,25 @@ __device__ __forceinline__ void load_row_stats(float* s_lse, float* s_di, const 
   }
 }
 
-// p and ds of one score element from its logit s, dp = dO.v, and the row's lse and di.
+// p and ds (the gradient of the logit, before the scale) of one score element from its dot product
+// s = q.k, dp = dO.v, and the row's lse and di. cap_mul = scale / cap; without a cap the scale goes
+// into the exponent's one rounding (fmaf), exact for scale 1.
 __device__ __forceinline__ void grad_element(float s, float dp, float lse, float di, bool exists, bool allowed,
-                                             float cap, float mask_value, float* p_out, float* ds_out) {
+                                             float cap, float cap_mul, float scale, float mask_value, float* p_out,
+                                             float* ds_out) {
   float dcap = 1.f;
+  float sc = scale;  // what still turns s into the logit
   if (cap > 0.f) {
-    const float t = tanhf(s / cap);
+    const float t = tanhf(s * cap_mul);
     s = cap * t;
     dcap = 1.f - t * t;
+    sc = 1.f;
   }
-  if (!allowed) s = mask_value;
-  const float pr = exists ? expf(s - lse) : 0.f;
+  if (!allowed) {
+    s = mask_value;
+    sc = 1.f;
+  }
+  const float pr = exists ? expf(fmaf(s, sc, -lse)) : 0.f;
   *p_out = pr;
   *ds_out = (exists && allowed) ? pr * (dp - di) * dcap : 0.f;
 }
@@ -123,6 +136,39 @@ __global__ void __launch_bounds__(kThreads) bwd_di_kernel(const BwdKernelParams 
   }
 }
 
+// ---- dsinks ----------------------------------------------------------------------------------------
+
+// d loss / d sink_h = -sum over batch and rows of p_sink * di, p_sink = exp(sink_h - lse) being the
+// sink's softmax weight (it has no value, so d out / d sink_h = -p_sink * out). One CTA per head, launched
+// once after every batch chunk's di: each thread sums a fixed set of rows in double, then a fixed tree
+// adds the threads' sums, so the result is the same bits run to run. Rows with lse = -inf are skipped
+// (only a sink of -inf leaves a row there; it weighs nothing).
+template <class T>
+__global__ void __launch_bounds__(kThreads) bwd_dsinks_kernel(const BwdKernelParams bp) {
+  const FwdKernelParams& p = bp.s;
+  SPLASH_DYNAMIC_SMEM(float4, bwd_smem);
+  double* part = reinterpret_cast<double*>(bwd_smem);
+  const int tid = static_cast<int>(threadIdx.x);
+  const int h = static_cast<int>(blockIdx.x);
+  const float sink = p.sinks[h];
+  const int64_t rows = static_cast<int64_t>(bp.batch) * p.q_seq;
+  double acc = 0.0;
+  for (int64_t r = tid; r < rows; r += kThreads) {
+    const int64_t b = r / p.q_seq;
+    const int64_t i = r - b * p.q_seq;
+    const float lse = p.lse[b * p.lse_batch_stride + h * p.lse_head_stride + i * p.lse_seq_stride];
+    if (lse == neg_inf()) continue;
+    acc -= static_cast<double>(expf(sink - lse) * bp.di[(b * p.heads + h) * p.q_seq + i]);
+  }
+  part[tid] = acc;
+  __syncthreads();
+  for (int w = kThreads / 2; w > 0; w /= 2) {
+    if (tid < w) part[tid] += part[tid + w];
+    __syncthreads();
+  }
+  if (tid == 0) bp.dsinks[h] = static_cast<float>(part[0]);
+}
+
 // ---- dq pass -------------------------------------------------------------------------------------
 
 template <class T, int B>
@@ -135,6 +181,7 @@ __global__ void __launch_bounds__(kThreads) bwd_dq_simt_kernel(const BwdKernelPa
   constexpr int ACC = M * B / kThreads;
   static_assert(RPT * RG == M && CPT * CG == N && ACC * kThreads == M * B, "tile shape");
   const FwdKernelParams& p = bp.s;
+  const float cap_mul = p.soft_cap > 0.f ? p.scale / p.soft_cap : 0.f;
   SPLASH_DYNAMIC_SMEM(float4, bwd_smem);
   float* sQ = reinterpret_cast<float*>(bwd_smem);
   float* sdO = sQ + M * LD;
@@ -246,7 +293,7 @@ __global__ void __launch_bounds__(kThreads) bwd_dq_simt_kernel(const BwdKernelPa
         const int bit = i * CPT + j;
         float pr, ds;
         grad_element(s[i][j], dp[i][j], sLse[r], sDi[r], (exists >> bit) & 1u, (allowed >> bit) & 1u, p.soft_cap,
-                     p.mask_value, &pr, &ds);
+                     cap_mul, p.scale, p.mask_value, &pr, &ds);
         sdS[r * LDS + cg + CG * j] = ds;
       }
     }
@@ -267,7 +314,9 @@ __global__ void __launch_bounds__(kThreads) bwd_dq_simt_kernel(const BwdKernelPa
   for (int a = 0; a < ACC; ++a) {
     const int e = tid + kThreads * a;
     const int r = e / B, c = e - (e / B) * B;
-    if (r < rows && c < d) store1<T>(bp.dq, dq_base + static_cast<int64_t>(q_begin + r) * bp.dq_seq_stride + c, acc[a]);
+    if (r < rows && c < d) {
+      store1<T>(bp.dq, dq_base + static_cast<int64_t>(q_begin + r) * bp.dq_seq_stride + c, acc[a] * p.scale);
+    }
   }
 }
 
@@ -285,6 +334,7 @@ __global__ void __launch_bounds__(kThreads) bwd_dkv_simt_kernel(const BwdKernelP
   constexpr int QACC = M * B / kThreads;
   static_assert(RPT * RG == M && CPT * CG == N && ACC * kThreads == N * B && QACC * kThreads == M * B, "tile shape");
   const FwdKernelParams& p = bp.s;
+  const float cap_mul = p.soft_cap > 0.f ? p.scale / p.soft_cap : 0.f;
   SPLASH_DYNAMIC_SMEM(float4, bwd_smem);
   float* sK = reinterpret_cast<float*>(bwd_smem);
   float* sV = sK + N * LD;
@@ -405,7 +455,7 @@ __global__ void __launch_bounds__(kThreads) bwd_dkv_simt_kernel(const BwdKernelP
             const int bit = i * CPT + j;
             float pr, ds;
             grad_element(s[i][j], dp[i][j], sLse[r], sDi[r], ((exists >> bit) & 1u) && r < rows,
-                         (allowed >> bit) & 1u, p.soft_cap, p.mask_value, &pr, &ds);
+                         (allowed >> bit) & 1u, p.soft_cap, cap_mul, p.scale, p.mask_value, &pr, &ds);
             sP[r * LDS + cg + CG * j] = pr;
             sdS[r * LDS + cg + CG * j] = ds;
           }
@@ -453,7 +503,7 @@ __global__ void __launch_bounds__(kThreads) bwd_dkv_simt_kernel(const BwdKernelP
     const int el = tid + kThreads * a;
     const int n = el / B, c = el - (el / B) * B;
     if (n < len) {
-      if (c < d) store1<T>(bp.dk, dk_base + static_cast<int64_t>(kv_begin + n) * bp.dk_seq_stride + c, dk[a]);
+      if (c < d) store1<T>(bp.dk, dk_base + static_cast<int64_t>(kv_begin + n) * bp.dk_seq_stride + c, dk[a] * p.scale);
       if (c < dv) store1<T>(bp.dv, dv_base + static_cast<int64_t>(kv_begin + n) * bp.dv_seq_stride + c, dvacc[a]);
     }
   }
@@ -472,7 +522,7 @@ __global__ void __launch_bounds__(kThreads) bwd_dq_cast_kernel(const BwdKernelPa
     const int h = static_cast<int>(row / p.q_seq);
     const int i = static_cast<int>(row - static_cast<int64_t>(h) * p.q_seq);
     store1<T>(bp.dq, b * bp.dq_batch_stride + h * bp.dq_head_stride + static_cast<int64_t>(i) * bp.dq_seq_stride + c,
-              bp.dq_acc[b * per_batch + idx]);
+              bp.dq_acc[b * per_batch + idx] * p.scale);
   }
 }
 
@@ -517,6 +567,10 @@ template <class T>
 gpuError_t launch_bwd_t(BwdStep step, int bucket, const BwdKernelParams& p, dim3 grid, gpuStream_t stream) {
   if (step == BwdStep::kDi) {
     bwd::bwd_di_kernel<T><<<grid, bwd::kThreads, 0, stream>>>(p);
+    return gpuGetLastError();
+  }
+  if (step == BwdStep::kDsinks) {
+    bwd::bwd_dsinks_kernel<T><<<grid, bwd::kThreads, kBwdDsinksSmem, stream>>>(p);
     return gpuGetLastError();
   }
   if (step == BwdStep::kCast) {

@@ -7,6 +7,7 @@
 // LDS holds one CTA and CUDA needs the >48 KiB opt-in only.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "plan.h"
@@ -18,6 +19,9 @@ SPLASH_HOST_DEVICE constexpr int bwd_dq_rows(int b) { return b <= 64 ? 64 : b <=
 SPLASH_HOST_DEVICE constexpr int bwd_dq_keys(int b) { return b <= 128 ? 32 : 16; }
 SPLASH_HOST_DEVICE constexpr int bwd_dkv_keys(int b) { return b <= 64 ? 64 : b <= 128 ? 32 : 16; }
 SPLASH_HOST_DEVICE constexpr int bwd_dkv_rows(int b) { return b <= 128 ? 16 : 8; }
+
+// The dsinks reduction (bwd_simt.cuh): one double per thread of its 128.
+constexpr size_t kBwdDsinksSmem = 128 * sizeof(double);
 
 SPLASH_HOST_DEVICE constexpr int64_t bwd_dq_smem_bytes(int b) {
   return 4 * (static_cast<int64_t>(2 * bwd_dq_rows(b) + bwd_dq_keys(b)) * (b + 1) +

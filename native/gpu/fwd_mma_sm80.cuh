@@ -82,7 +82,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
                       tid, kMmaThreads, &walk.q_seg_lo, &walk.q_seg_hi);
   }
 
-  // ---- state --------------------------------------------------------------------------------------
+  // ---- state (a sink starts every row at m = sink, l = 1: lane t4 0 holds the 1 of the quad's sums) --
+  const float sink = p.sinks != nullptr ? __ldg(p.sinks + h) : neg_inf();
   float o[MT][DT][4];
   float m[MT][2], l[MT][2];
   bool any[MT][2];
@@ -90,8 +91,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
   for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
     for (int j = 0; j < DT; ++j) o[mt][j][0] = o[mt][j][1] = o[mt][j][2] = o[mt][j][3] = 0.f;
-    m[mt][0] = m[mt][1] = neg_inf();
-    l[mt][0] = l[mt][1] = 0.f;
+    m[mt][0] = m[mt][1] = sink;
+    l[mt][0] = l[mt][1] = p.sinks != nullptr && t4 == 0 ? 1.f : 0.f;
     any[mt][0] = any[mt][1] = false;
   }
 
@@ -159,14 +160,14 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
         }
       }
 
-      // ---- soft cap, then the mask ----------------------------------------------------------------
+      // ---- scale and soft cap, then the mask ---------------------------------------------------------
       if (cap > 0.f) {
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
           for (int j = 0; j < NT; ++j)
 #pragma unroll
-            for (int e = 0; e < 4; ++e) s[mt][j][e] = soft_cap(s[mt][j][e], cap);
+            for (int e = 0; e < 4; ++e) s[mt][j][e] = soft_cap(s[mt][j][e], cap, p.cap_scale);
       }
       if (!plain) {
         int kvcol[C];
@@ -197,11 +198,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
               const int bit = (e >> 1) * C + 2 * j + (e & 1);
-              if (!((exists >> bit) & 1u)) {
-                s[mt][j][e] = neg_inf();
-              } else if (!((allowed >> bit) & 1u)) {
-                s[mt][j][e] = p.mask_value;
-              }
+              const float x = s[mt][j][e] * (cap > 0.f ? 1.f : p.scale);  // a capped tile is scaled already
+              s[mt][j][e] = !((exists >> bit) & 1u) ? neg_inf() : !((allowed >> bit) & 1u) ? p.mask_value : x;
             }
           constexpr uint64_t kRowBits = (uint64_t{1} << C) - 1;
           any[mt][0] = any[mt][0] || (allowed & kRowBits) != 0;
@@ -210,6 +208,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
       }
 
       // ---- online softmax (rows g and g+8 of each m16 tile; a row spans the 4 lanes of a quad) -----
+      // What still turns S into logits: the scale for a plain uncapped tile, else 1 (applied above).
+      const float sc = plain && !(cap > 0.f) ? p.scale : 1.f;
       float alpha[MT][2];
       bool rescale = false;
 #pragma unroll
@@ -220,7 +220,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
 #pragma unroll
           for (int j = 0; j < NT; ++j) mx = fmaxf(mx, fmaxf(s[mt][j][2 * hf], s[mt][j][2 * hf + 1]));
           mx = fmaxf(mx, shfl_xor(mx, 1));
-          mx = fmaxf(mx, shfl_xor(mx, 2));
+          mx = fmaxf(mx, shfl_xor(mx, 2)) * sc;
           const float m_new = fmaxf(m[mt][hf], mx);
           alpha[mt][hf] = softmax_rescale(m[mt][hf], m_new);
           rescale = rescale || alpha[mt][hf] != 1.f;
@@ -229,8 +229,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
           float sum = 0.f;
 #pragma unroll
           for (int j = 0; j < NT; ++j) {
-            const float p0 = softmax_weight(s[mt][j][2 * hf], off);
-            const float p1 = softmax_weight(s[mt][j][2 * hf + 1], off);
+            const float p0 = softmax_weight(s[mt][j][2 * hf], sc, off);
+            const float p1 = softmax_weight(s[mt][j][2 * hf + 1], sc, off);
             s[mt][j][2 * hf] = p0;
             s[mt][j][2 * hf + 1] = p1;
             sum += p0 + p1;
@@ -288,6 +288,8 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
   }
 
   // ---- epilogue: normalise, stage the tile in sQ (each warp its own rows), write out and lse ----
+  // lse of a row with no allowed key: its sink (read again here rather than held through the loop).
+  const float empty_lse = p.sinks != nullptr ? __ldg(p.sinks + h) : neg_inf();
   const int64_t o_base = b * p.o_batch_stride + h * p.o_head_stride;
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt) {
@@ -308,7 +310,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) fwd_mma_kernel(const FwdKernel
       }
       if (p.lse != nullptr && t4 == 0 && row < rows) {
         p.lse[b * p.lse_batch_stride + h * p.lse_head_stride + static_cast<int64_t>(q_begin + row) * p.lse_seq_stride] =
-            row_lse(m[mt][hf], sum, seen != 0);
+            row_lse(m[mt][hf], sum, seen != 0, empty_lse);
       }
     }
   }

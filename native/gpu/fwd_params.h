@@ -29,6 +29,9 @@ struct FwdKernelParams {
 
   float mask_value;              // logit of a masked position inside a visited block
   float soft_cap;                // 0: no cap
+  float scale;                   // logits = scale * q.k, before the soft cap (> 0; 1: none)
+  float cap_scale;               // scale / soft_cap (0 without a cap): a capped logit is cap * tanh(s * cap_scale)
+  const float* sinks;            // [heads] sink logits joining every row's softmax, or null
 
   // ---- schedule (rows are q-blocks) --------------------------------------------------------------
   int32_t mask_heads;            // 1: one schedule set for every head

@@ -115,13 +115,15 @@ __global__ void __launch_bounds__(kSimtThreads) fwd_simt_kernel(const FwdKernelP
 
   simt_load_tile<T, LD>(sQ, p.q, q_base, p.q_seq_stride, rows, M, d, rg, cg);
 
+  // A sink starts every row at m = sink, l = 1; lane cg 0 holds the 1 of the row's 8 partial sums.
+  const float sink = p.sinks != nullptr ? __ldg(p.sinks + h) : neg_inf();
   float m[RPT], l[RPT];
   bool any[RPT];
   float4 o[RPT][OJ];
 #pragma unroll
   for (int i = 0; i < RPT; ++i) {
-    m[i] = neg_inf();
-    l[i] = 0.f;
+    m[i] = sink;
+    l[i] = p.sinks != nullptr && cg == 0 ? 1.f : 0.f;
     any[i] = false;
 #pragma unroll
     for (int jj = 0; jj < OJ; ++jj) o[i][jj] = make_float4(0.f, 0.f, 0.f, 0.f);
@@ -152,14 +154,16 @@ __global__ void __launch_bounds__(kSimtThreads) fwd_simt_kernel(const FwdKernelP
         for (int j = 0; j < CPT; ++j) fma4(s[i][j], qv[i], kv4[j]);
     }
 
-    // ---- soft cap, then the mask ------------------------------------------------------------------
+    // ---- scale and soft cap, then the mask ---------------------------------------------------------
     if (cap > 0.f) {
 #pragma unroll
       for (int i = 0; i < RPT; ++i)
 #pragma unroll
-        for (int j = 0; j < CPT; ++j) s[i][j] = soft_cap(s[i][j], cap);
+        for (int j = 0; j < CPT; ++j) s[i][j] = soft_cap(s[i][j], cap, p.cap_scale);
     }
     const bool plain = t.kind == static_cast<int>(BlockKind::Full) && (!has_seg || t.seg_uniform) && t.len == N;
+    // What still turns s into logits: the scale for a plain uncapped tile, else 1 (applied below).
+    const float sc = plain && !(cap > 0.f) ? p.scale : 1.f;
     if (plain) {
 #pragma unroll
       for (int i = 0; i < RPT; ++i) any[i] = true;
@@ -179,6 +183,8 @@ __global__ void __launch_bounds__(kSimtThreads) fwd_simt_kernel(const FwdKernelP
             s[i][j] = neg_inf();
           } else if (!((allowed >> bit) & 1u)) {
             s[i][j] = p.mask_value;
+          } else if (!(cap > 0.f)) {
+            s[i][j] *= p.scale;
           }
         }
         any[i] = any[i] || ((allowed >> (i * CPT)) & ((uint64_t{1} << CPT) - 1)) != 0;
@@ -191,7 +197,7 @@ __global__ void __launch_bounds__(kSimtThreads) fwd_simt_kernel(const FwdKernelP
       float mx = s[i][0];
 #pragma unroll
       for (int j = 1; j < CPT; ++j) mx = fmaxf(mx, s[i][j]);
-      mx = warp_max(mx, 8);
+      mx = warp_max(mx, 8) * sc;
       const float m_new = fmaxf(m[i], mx);
       const float alpha = softmax_rescale(m[i], m_new);
       m[i] = m_new;
@@ -206,7 +212,7 @@ __global__ void __launch_bounds__(kSimtThreads) fwd_simt_kernel(const FwdKernelP
       }
 #pragma unroll
       for (int j = 0; j < CPT; ++j) {
-        const float pj = softmax_weight(s[i][j], off);
+        const float pj = softmax_weight(s[i][j], sc, off);
         l[i] += pj;
         sP[(rg * RPT + i) * LDP + cg + 8 * j] = pj;
       }
@@ -241,6 +247,8 @@ __global__ void __launch_bounds__(kSimtThreads) fwd_simt_kernel(const FwdKernelP
   }
 
   // ---- epilogue: normalise, write out and lse ---------------------------------------------------
+  // lse of a row with no allowed key: its sink (read again here rather than held through the loop).
+  const float empty_lse = p.sinks != nullptr ? __ldg(p.sinks + h) : neg_inf();
   const int64_t o_base = b * p.o_batch_stride + h * p.o_head_stride;
 #pragma unroll
   for (int i = 0; i < RPT; ++i) {
@@ -260,7 +268,7 @@ __global__ void __launch_bounds__(kSimtThreads) fwd_simt_kernel(const FwdKernelP
       }
       if (p.lse != nullptr && cg == 0) {
         p.lse[b * p.lse_batch_stride + h * p.lse_head_stride + static_cast<int64_t>(q_begin + r) * p.lse_seq_stride] =
-            row_lse(m[i], l_row, any_row);
+            row_lse(m[i], l_row, any_row, empty_lse);
       }
     }
   }

@@ -258,7 +258,8 @@ gpuError_t launch(const FwdPlan& plan, DType dtype, int head_dim, const FwdKerne
 
 gpuError_t launch_bwd(const BwdPlan& plan, DType dtype, int head_dim, BwdStep step, const BwdKernelParams& bp, dim3 grid,
                       gpuStream_t stream) {
-  const bool simt_step = step == BwdStep::kDi || step == BwdStep::kCast;  // dtype-generic helpers
+  // di, the dq cast and dsinks are dtype-generic SIMT helpers on every path.
+  const bool simt_step = step == BwdStep::kDi || step == BwdStep::kCast || step == BwdStep::kDsinks;
   if (plan.path == FwdPath::Mma && !simt_step) {
     if (head_dim <= 64) return launch_bwd_mma_small(dtype, head_dim, step, bp, grid, stream);
     if (head_dim <= 128) return launch_bwd_mma_medium(dtype, head_dim, step, bp, grid, stream);
@@ -442,26 +443,38 @@ Status forward(const AttentionParams& p_in, const DeviceSchedule& schedule_in, F
   FwdKernelParams kp = make_fwd_kernel_params(p, plan, work, num_work);
   const ScheduleView& sv = p.fwd;
 
-  // Segment ids (host arrays) and the per-kv-block ranges, in one temporary allocation.
-  DeviceScratch seg(p.device);
-  if (p.segment_ids_q != nullptr && p.segment_ids_kv != nullptr) {
-    const std::vector<int32_t> ranges = segment_block_ranges(p.segment_ids_kv, p.batch, p.kv_seq, sv.block_kv);
-    const size_t nq = static_cast<size_t>(p.batch * p.q_seq), nkv = static_cast<size_t>(p.batch * p.kv_seq);
-    const size_t off_kv = align16(nq * sizeof(int32_t));
-    const size_t off_rg = off_kv + align16(nkv * sizeof(int32_t));
-    const size_t total = off_rg + ranges.size() * sizeof(int32_t);
+  // Host arrays of the call in one temporary allocation: segment ids with their per-kv-block ranges,
+  // and the sinks ([heads] f32).
+  DeviceScratch scratch(p.device);
+  const bool seg = p.segment_ids_q != nullptr && p.segment_ids_kv != nullptr;
+  const std::vector<int32_t> ranges =
+      seg ? segment_block_ranges(p.segment_ids_kv, p.batch, p.kv_seq, sv.block_kv) : std::vector<int32_t>();
+  const size_t nq = seg ? static_cast<size_t>(p.batch * p.q_seq) : 0;
+  const size_t nkv = seg ? static_cast<size_t>(p.batch * p.kv_seq) : 0;
+  const size_t n_sinks = p.sinks != nullptr ? static_cast<size_t>(p.heads) : 0;
+  const size_t off_kv = align16(nq * sizeof(int32_t));
+  const size_t off_rg = off_kv + align16(nkv * sizeof(int32_t));
+  const size_t off_sk = off_rg + align16(ranges.size() * sizeof(int32_t));
+  const size_t total = off_sk + n_sinks * sizeof(float);
+  if (total > 0) {
     std::vector<uint8_t> staging(total, 0);
-    std::memcpy(staging.data(), p.segment_ids_q, nq * sizeof(int32_t));
-    std::memcpy(staging.data() + off_kv, p.segment_ids_kv, nkv * sizeof(int32_t));
-    std::memcpy(staging.data() + off_rg, ranges.data(), ranges.size() * sizeof(int32_t));
-    s = device_alloc(p.device, total, &seg.ptr);
+    if (seg) {
+      std::memcpy(staging.data(), p.segment_ids_q, nq * sizeof(int32_t));
+      std::memcpy(staging.data() + off_kv, p.segment_ids_kv, nkv * sizeof(int32_t));
+      std::memcpy(staging.data() + off_rg, ranges.data(), ranges.size() * sizeof(int32_t));
+    }
+    if (n_sinks > 0) std::memcpy(staging.data() + off_sk, p.sinks, n_sinks * sizeof(float));
+    s = device_alloc(p.device, total, &scratch.ptr);
     if (!s.ok()) return s;
-    s = copy_to_device(p.device, seg.ptr, staging.data(), total);
+    s = copy_to_device(p.device, scratch.ptr, staging.data(), total);
     if (!s.ok()) return s;
-    const uint8_t* base = static_cast<const uint8_t*>(seg.ptr);
-    kp.seg_q = reinterpret_cast<const int32_t*>(base);
-    kp.seg_kv = reinterpret_cast<const int32_t*>(base + off_kv);
-    kp.kv_block_seg = reinterpret_cast<const int32_t*>(base + off_rg);
+    const uint8_t* base = static_cast<const uint8_t*>(scratch.ptr);
+    if (seg) {
+      kp.seg_q = reinterpret_cast<const int32_t*>(base);
+      kp.seg_kv = reinterpret_cast<const int32_t*>(base + off_kv);
+      kp.kv_block_seg = reinterpret_cast<const int32_t*>(base + off_rg);
+    }
+    if (n_sinks > 0) kp.sinks = reinterpret_cast<const float*>(base + off_sk);
   }
 
   EventTimer timer;
@@ -501,6 +514,7 @@ Status backward(const AttentionParams& p_in, const DeviceSchedule* dq_schedule, 
   if (!s.ok()) return s;
   const bool fused = p_in.fused_bwd != 0;
   if (!fused && dq_schedule == nullptr) return Status::Error("the split backward needs a dq schedule");
+  if (p_in.dsinks != nullptr && p_in.sinks == nullptr) return Status::Error("dsinks asked for without sinks");
   if (dkv_schedule.device() != p_in.device || (!fused && dq_schedule->device() != p_in.device)) {
     return Status::Error("a backward schedule was uploaded to another device than the call's (" +
                          std::to_string(p_in.device) + ")");
@@ -526,8 +540,11 @@ Status backward(const AttentionParams& p_in, const DeviceSchedule* dq_schedule, 
   }
   if (!s.ok()) return s;
 
-  // Temporaries in one allocation: di, the fused dq buffer, segment ids and their block ranges.
+  // Temporaries in one allocation: di, the fused dq buffer, segment ids and their block ranges, and
+  // the sinks when dsinks is asked for (the sinks change nothing else here: they are in lse).
   const bool seg = p.segment_ids_q != nullptr && p.segment_ids_kv != nullptr;
+  const bool want_dsinks = p.dsinks != nullptr;
+  const size_t n_sinks = want_dsinks ? static_cast<size_t>(p.heads) : 0;
   const size_t n_di = static_cast<size_t>(p.batch * p.heads * p.q_seq);
   const size_t n_acc = fused ? static_cast<size_t>(p.batch * p.heads * p.q_seq * p.head_dim) : 0;
   std::vector<int32_t> kv_ranges, q_ranges;
@@ -541,25 +558,33 @@ Status backward(const AttentionParams& p_in, const DeviceSchedule* dq_schedule, 
   const size_t off_skv = off_sq + align16(nq * sizeof(int32_t));
   const size_t off_kvr = off_skv + align16(nkv * sizeof(int32_t));
   const size_t off_qr = off_kvr + align16(kv_ranges.size() * sizeof(int32_t));
-  const size_t total = off_qr + q_ranges.size() * sizeof(int32_t);
+  const size_t off_sk = off_qr + align16(q_ranges.size() * sizeof(int32_t));
+  const size_t total = off_sk + n_sinks * sizeof(float);
   DeviceScratch scratch(p.device);
   s = device_alloc(p.device, total, &scratch.ptr);
   if (!s.ok()) return s;
   uint8_t* base = static_cast<uint8_t*>(scratch.ptr);
-  if (seg) {
+  if (seg || want_dsinks) {
     std::vector<uint8_t> staging(total - off_sq, 0);
-    std::memcpy(staging.data(), p.segment_ids_q, nq * sizeof(int32_t));
-    std::memcpy(staging.data() + (off_skv - off_sq), p.segment_ids_kv, nkv * sizeof(int32_t));
-    if (!kv_ranges.empty()) {
-      std::memcpy(staging.data() + (off_kvr - off_sq), kv_ranges.data(), kv_ranges.size() * sizeof(int32_t));
+    if (seg) {
+      std::memcpy(staging.data(), p.segment_ids_q, nq * sizeof(int32_t));
+      std::memcpy(staging.data() + (off_skv - off_sq), p.segment_ids_kv, nkv * sizeof(int32_t));
+      if (!kv_ranges.empty()) {
+        std::memcpy(staging.data() + (off_kvr - off_sq), kv_ranges.data(), kv_ranges.size() * sizeof(int32_t));
+      }
+      std::memcpy(staging.data() + (off_qr - off_sq), q_ranges.data(), q_ranges.size() * sizeof(int32_t));
     }
-    std::memcpy(staging.data() + (off_qr - off_sq), q_ranges.data(), q_ranges.size() * sizeof(int32_t));
+    if (want_dsinks) std::memcpy(staging.data() + (off_sk - off_sq), p.sinks, n_sinks * sizeof(float));
     s = copy_to_device(p.device, base + off_sq, staging.data(), staging.size());
     if (!s.ok()) return s;
   }
   auto fill = [&](BwdKernelParams* bp) {
     bp->di = reinterpret_cast<float*>(base);
     bp->dq_acc = fused ? reinterpret_cast<float*>(base + off_acc) : nullptr;
+    if (want_dsinks) {
+      bp->s.sinks = reinterpret_cast<const float*>(base + off_sk);
+      bp->dsinks = p.dsinks;
+    }
     if (seg) {
       bp->s.seg_q = reinterpret_cast<const int32_t*>(base + off_sq);
       bp->s.seg_kv = reinterpret_cast<const int32_t*>(base + off_skv);
@@ -608,6 +633,14 @@ Status backward(const AttentionParams& p_in, const DeviceSchedule* dq_schedule, 
       run(BwdStep::kDq, dq_bp, n_dq_work * p.heads, b0, "LaunchKernel(splash backward dq)");
       run(BwdStep::kDkv, dkv_bp, n_dkv_work * p.kv_heads, b0, "LaunchKernel(splash backward dk/dv)");
     }
+  }
+  // dsinks once every batch chunk's di is in: one CTA per head sums all of them.
+  if (want_dsinks && launch_status == gpuSuccess) {
+    BwdKernelParams bp = dkv_bp;
+    bp.s.batch_offset = 0;
+    launch_status = launch_bwd(plan, dtype, static_cast<int>(p.head_dim), BwdStep::kDsinks, bp,
+                               dim3(static_cast<unsigned>(p.heads), 1, 1), st->stream);
+    if (launch_status != gpuSuccess) failed_step = "LaunchKernel(splash backward dsinks)";
   }
   float ms = 0.f;
   s = finish_call(st->stream, launch_status, failed_step, "StreamSynchronize(splash backward)",

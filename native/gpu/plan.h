@@ -9,6 +9,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -148,6 +149,11 @@ inline FwdPlan plan_forward(const AttentionParams& p, const DeviceCaps& caps, Fw
   constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
   if (p.q_seq >= kInt32Max || p.kv_seq >= kInt32Max || p.heads > kInt32Max || p.batch > kInt32Max) {
     return fail("sizes beyond 2^31 - 1 are not supported by the GPU kernels", true);
+  }
+  // The kernels take row maxima of unscaled scores and scale them afterwards: only a positive scale keeps the order.
+  const float scale = logit_scale(p);
+  if (!(scale > 0.f) || !std::isfinite(scale)) {
+    return fail("scale: expected a positive finite number, got " + std::to_string(scale), true);
   }
   const ScheduleView& s = p.fwd;
   if (s.block_q < 1 || s.block_kv < 1 || s.q_blocks != (p.q_seq + s.block_q - 1) / s.block_q ||
@@ -324,7 +330,7 @@ inline std::vector<int32_t> segment_block_ranges(const int32_t* seg, int64_t bat
 
 // The kernels' argument block for a planned call: p's tensors and sizes, p.fwd's schedule arrays
 // (device pointers; partial_mask_blocks holds the packed bits) and the launch order `work`. Segment
-// ids are filled in by the caller, which owns their device copies.
+// ids and sinks are filled in by the caller, which owns their device copies.
 inline FwdKernelParams make_fwd_kernel_params(const AttentionParams& p, const FwdPlan& plan, const int32_t* work,
                                               int32_t num_work) {
   FwdKernelParams kp{};
@@ -356,6 +362,9 @@ inline FwdKernelParams make_fwd_kernel_params(const AttentionParams& p, const Fw
   kp.head_dim_v = static_cast<int32_t>(p.head_dim_v);
   kp.mask_value = p.mask_value;
   kp.soft_cap = p.soft_cap > 0.f ? p.soft_cap : 0.f;
+  kp.scale = logit_scale(p);
+  kp.cap_scale = kp.soft_cap > 0.f ? kp.scale / kp.soft_cap : 0.f;
+  kp.sinks = nullptr;
   const ScheduleView& sv = p.fwd;
   kp.mask_heads = sv.heads;
   kp.block_q = sv.block_q;

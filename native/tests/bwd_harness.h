@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -69,13 +70,16 @@ struct DkvSchedule {
 
 struct Grads {
   HostTensor dq, dk, dv;
+  std::vector<float> dsinks;  // [heads] f32 when the case has sinks
   void init(const Case& c) {
     dq.init(c.dtype, static_cast<size_t>(c.batch * c.heads * c.q_seq * c.d));
     dk.init(c.dtype, static_cast<size_t>(c.batch * c.kv_heads * c.kv_seq * c.d));
     dv.init(c.dtype, static_cast<size_t>(c.batch * c.kv_heads * c.kv_seq * c.dv));
+    dsinks.assign(c.sinks ? static_cast<size_t>(c.heads) : 0, 0.f);
   }
   void poison() {
     for (HostTensor* t : {&dq, &dk, &dv}) std::fill(t->bytes.begin(), t->bytes.end(), 0xff);
+    std::fill(dsinks.begin(), dsinks.end(), std::numeric_limits<float>::quiet_NaN());
   }
 };
 
@@ -113,12 +117,32 @@ AttentionParams make_bwd_params(const Case& c, const Inputs& in, const BwdInputs
   p.dv.ptr = g->dv.bytes.data();
   p.fused_bwd = fused ? 1 : 0;
   if (fused) p.block_q_dq = p.block_kv_dq = 0;
+  p.dsinks = g->dsinks.empty() ? nullptr : g->dsinks.data();
   return p;
+}
+
+// d loss / d sinks in double from the residuals: -sum over batch and rows of exp(sink - lse) * di,
+// di = rowsum(out * dout); rows with lse = -inf weigh nothing. Empty without sinks.
+std::vector<float> reference_dsinks(const Case& c, const Inputs& in, const BwdInputs& bi) {
+  std::vector<double> d(in.sinks.size(), 0.0);
+  for (int64_t b = 0; b < c.batch && !d.empty(); ++b)
+    for (int64_t h = 0; h < c.heads; ++h)
+      for (int64_t i = 0; i < c.q_seq; ++i) {
+        const size_t orow = static_cast<size_t>((b * c.heads + h) * c.q_seq + i);
+        const double lse = bi.lse[orow];
+        if (lse == -std::numeric_limits<double>::infinity()) continue;
+        double di = 0;
+        for (int64_t t = 0; t < c.dv; ++t) di += static_cast<double>(bi.out.get(orow * c.dv + t)) * bi.dout.get(orow * c.dv + t);
+        d[static_cast<size_t>(h)] -= std::exp(in.sinks[static_cast<size_t>(h)] - lse) * di;
+      }
+  return std::vector<float>(d.begin(), d.end());
 }
 
 // Splash's backward in double straight from the (forward-shaped) schedule: every key of every visited
 // block counts (masked ones with logit mask_value: they add to dv, not to dq / dk), keys of unvisited
-// blocks do not; lse = -inf rows get zero gradients.
+// blocks do not; logits are scaled (and capped) as in the forward, so dq and dk carry the scale; lse =
+// -inf rows get zero gradients. Sinks enter only through lse: with a sink's term in the denominator,
+// d lse / d x_j is still p_j, so ds_j = p_j (dp_j - di) as without one.
 void reference_backward(const Case& c, const Inputs& in, const BwdInputs& bi, const HostSchedule& s, Grads* g) {
   const int64_t group = c.heads / c.kv_heads;
   std::vector<double> dq(g->dq.count, 0.0), dk(g->dk.count, 0.0), dv(g->dv.count, 0.0);
@@ -143,6 +167,7 @@ void reference_backward(const Case& c, const Inputs& in, const BwdInputs& bi, co
             const size_t krow = static_cast<size_t>((b * c.kv_heads + kvh) * c.kv_seq + j);
             double x = 0, dcap = 1;
             for (int64_t t = 0; t < c.d; ++t) x += static_cast<double>(in.q.get(orow * c.d + t)) * in.k.get(krow * c.d + t);
+            x *= c.scale;
             if (c.soft_cap > 0) {
               const double th = std::tanh(x / c.soft_cap);
               x = c.soft_cap * th;
@@ -154,7 +179,7 @@ void reference_backward(const Case& c, const Inputs& in, const BwdInputs& bi, co
             for (int64_t t = 0; t < c.dv; ++t) dp += static_cast<double>(bi.dout.get(orow * c.dv + t)) * in.v.get(krow * c.dv + t);
             for (int64_t t = 0; t < c.dv; ++t) dv[krow * c.dv + t] += p * bi.dout.get(orow * c.dv + t);
             if (!ok) continue;
-            const double ds = p * (dp - di) * dcap;
+            const double ds = p * (dp - di) * dcap * c.scale;  // d loss / d (q.k)
             for (int64_t t = 0; t < c.d; ++t) {
               dq[orow * c.d + t] += ds * in.k.get(krow * c.d + t);
               dk[krow * c.d + t] += ds * in.q.get(orow * c.d + t);
@@ -172,15 +197,19 @@ bool cpu_backward_linked() { return &splash::cpu::backward != nullptr; }
 
 // The oracle's dq / dk / dv: the CPU backward (split) when linked and not use_ref, else the reference.
 // `s` is the forward-shaped schedule cut with the call's block sizes (used for dq and, transposed, dkv).
+// dsinks always comes from reference_dsinks (the CPU backend leaves it to the library, as the same sum).
 void oracle_backward(const Case& c, const Inputs& in, const BwdInputs& bi, const HostSchedule& s, bool use_ref,
                      Grads* g) {
   g->init(c);
+  g->dsinks = reference_dsinks(c, in, bi);
   if (use_ref || !cpu_backward_linked()) {
     reference_backward(c, in, bi, s, g);
     return;
   }
   const DkvSchedule dkv(s);
   AttentionParams p = make_bwd_params(c, in, bi, g, false);
+  p.sinks = nullptr;  // the CPU backward takes none (its binding refuses them): they are in lse
+  p.dsinks = nullptr;
   p.fwd = s.view();
   p.dq_sched = s.view();
   p.dkv_sched = dkv.view();
@@ -188,9 +217,9 @@ void oracle_backward(const Case& c, const Inputs& in, const BwdInputs& bi, const
 }
 
 struct GradCompare {
-  double dq = 0, dk = 0, dv = 0;
+  double dq = 0, dk = 0, dv = 0, dsinks = 0;
   int64_t unwritten = 0;
-  double worst() const { return std::max(dq, std::max(dk, dv)); }
+  double worst() const { return std::max(std::max(dq, dsinks), std::max(dk, dv)); }
 };
 
 double rel_norm(const HostTensor& got, const HostTensor& want, int64_t* nan_count) {
@@ -212,11 +241,25 @@ GradCompare compare_grads(const Grads& got, const Grads& want) {
   r.dq = rel_norm(got.dq, want.dq, &r.unwritten);
   r.dk = rel_norm(got.dk, want.dk, &r.unwritten);
   r.dv = rel_norm(got.dv, want.dv, &r.unwritten);
+  if (got.dsinks.size() != want.dsinks.size()) {
+    r.unwritten += static_cast<int64_t>(want.dsinks.size());
+  } else if (!want.dsinks.empty()) {
+    HostTensor g, w;
+    g.init(DType::F32, got.dsinks.size());
+    w.init(DType::F32, want.dsinks.size());
+    for (size_t i = 0; i < want.dsinks.size(); ++i) {
+      g.set(i, got.dsinks[i]);
+      w.set(i, want.dsinks[i]);
+    }
+    r.dsinks = rel_norm(g, w, &r.unwritten);
+  }
   return r;
 }
 
 bool same_bits(const Grads& a, const Grads& b) {
-  return a.dq.bytes == b.dq.bytes && a.dk.bytes == b.dk.bytes && a.dv.bytes == b.dv.bytes;
+  return a.dq.bytes == b.dq.bytes && a.dk.bytes == b.dk.bytes && a.dv.bytes == b.dv.bytes &&
+         a.dsinks.size() == b.dsinks.size() &&
+         std::memcmp(a.dsinks.data(), b.dsinks.data(), a.dsinks.size() * sizeof(float)) == 0;
 }
 
 // Backward tolerances (relative norm against the oracle): bf16 / f16 inputs and outputs round once

@@ -29,7 +29,7 @@ GpuBwdRun gpu_backward(const Case& c, const Inputs& in, const BwdInputs& bi, con
   std::shared_ptr<gpu::DeviceSchedule> dq_sched, dkv_sched;
   if (!fused && !ok(gpu::upload_schedule(device, s.view(), &dq_sched), &r.error)) return r;
   if (!ok(gpu::upload_schedule(device, dkv_host.view(), &dkv_sched), &r.error)) return r;
-  DeviceMem q, k, v, out, lse, dout, dq, dk, dv;
+  DeviceMem q, k, v, out, lse, dout, dq, dk, dv, dsinks;
   struct Up {
     DeviceMem* m;
     const void* src;
@@ -57,8 +57,15 @@ GpuBwdRun gpu_backward(const Case& c, const Inputs& in, const BwdInputs& bi, con
       return r;
     }
   }
+  const size_t dsinks_bytes = r.grads.dsinks.size() * sizeof(float);
+  dsinks.device = device;
+  if (dsinks_bytes > 0 && (!ok(gpu::device_alloc(device, dsinks_bytes, &dsinks.ptr), &r.error) ||
+                           !ok(gpu::device_fill(device, dsinks.ptr, 0xff, dsinks_bytes), &r.error))) {
+    return r;
+  }
   AttentionParams p = make_bwd_params(c, in, bi, &r.grads, fused);
   p.device = device;
+  p.dsinks = static_cast<float*>(dsinks.ptr);  // device memory (make_bwd_params points at the host copy)
   p.q.ptr = q.ptr;
   p.k.ptr = k.ptr;
   p.v.ptr = v.ptr;
@@ -77,6 +84,7 @@ GpuBwdRun gpu_backward(const Case& c, const Inputs& in, const BwdInputs& bi, con
   for (int i = 0; i < 3; ++i) {
     if (!ok(gpu::copy_to_host(device, outs[i]->bytes.data(), dev_outs[i]->ptr, outs[i]->bytes.size()), &r.error)) return r;
   }
+  if (dsinks_bytes > 0) (void)ok(gpu::copy_to_host(device, r.grads.dsinks.data(), dsinks.ptr, dsinks_bytes), &r.error);
   return r;
 }
 
@@ -88,8 +96,9 @@ int run_bwd_check(int device, bool quick, bool use_ref, FILE* json, bool* first_
     if (c.path == gpu::ForcePath::kMma || c.q_seq > 4096 || c.kv_seq > 4096) continue;
     grid.push_back(c);
   }
-  std::printf("\n%-16s %-5s %4s %-20s %-10s %5s %-5s %-4s %9s %9s %9s %7s %5s  %s\n", "backward case", "dtype", "D",
-              "mask", "BxHxHkv", "S", "mode", "path", "dq err", "dk err", "dv err", "tol", "unwr", "result");
+  std::printf("\n%-16s %-5s %4s %-20s %-10s %5s %-5s %-4s %9s %9s %9s %9s %7s %5s  %s\n", "backward case", "dtype",
+              "D", "mask", "BxHxHkv", "S", "mode", "path", "dq err", "dk err", "dv err", "dsink err", "tol", "unwr",
+              "result");
   int failed = 0, total = 0;
   for (size_t i = 0; i < grid.size(); ++i) {
     const Case& c = grid[i];
@@ -110,18 +119,21 @@ int run_bwd_check(int device, bool quick, bool use_ref, FILE* json, bool* first_
       if (!pass) ++failed;
       const std::string mask = c.masks.size() == 1 ? c.masks[0].name : "per-head";
       const std::string bh = std::to_string(c.batch) + "x" + std::to_string(c.heads) + "x" + std::to_string(c.kv_heads);
-      std::printf("%-16s %-5s %4lld %-20s %-10s %5lld %-5s %-4s %9.2e %9.2e %9.2e %7.0e %5lld  %s%s%s\n",
+      char dsink_err[16] = "-";
+      if (c.sinks) std::snprintf(dsink_err, sizeof dsink_err, "%.2e", cmp.dsinks);
+      std::printf("%-16s %-5s %4lld %-20s %-10s %5lld %-5s %-4s %9.2e %9.2e %9.2e %9s %7.0e %5lld  %s%s%s\n",
                   c.name.c_str(), dtype_name(c.dtype), static_cast<long long>(c.d), mask.c_str(), bh.c_str(),
                   static_cast<long long>(c.q_seq), fused ? "fused" : "split", r.path.c_str(), cmp.dq, cmp.dk, cmp.dv,
-                  bwd_tolerance(c.dtype), static_cast<long long>(cmp.unwritten), pass ? "PASS" : "FAIL",
+                  dsink_err, bwd_tolerance(c.dtype), static_cast<long long>(cmp.unwritten), pass ? "PASS" : "FAIL",
                   r.error.empty() ? "" : ": ", r.error.c_str());
       std::fflush(stdout);
       if (json) {
         std::fprintf(json, "%s{\"kind\":\"check_bwd\",\"case\":\"%s\",\"dtype\":\"%s\",\"d\":%lld,\"mask\":\"%s\","
-                     "\"mode\":\"%s\",\"path\":\"%s\",\"dqErr\":%.3e,\"dkErr\":%.3e,\"dvErr\":%.3e,\"tol\":%.0e,\"unwritten\":%lld,"
-                     "\"pass\":%s}",
+                     "\"mode\":\"%s\",\"path\":\"%s\",\"dqErr\":%.3e,\"dkErr\":%.3e,\"dvErr\":%.3e,\"dsinksErr\":%.3e,"
+                     "\"tol\":%.0e,\"unwritten\":%lld,\"pass\":%s}",
                      *first_json ? "" : ",\n", c.name.c_str(), dtype_name(c.dtype), static_cast<long long>(c.d),
-                     mask.c_str(), fused ? "fused" : "split", r.path.c_str(), cmp.dq, cmp.dk, cmp.dv, bwd_tolerance(c.dtype),
+                     mask.c_str(), fused ? "fused" : "split", r.path.c_str(), cmp.dq, cmp.dk, cmp.dv, cmp.dsinks,
+                     bwd_tolerance(c.dtype),
                      static_cast<long long>(cmp.unwritten), pass ? "true" : "false");
         *first_json = false;
       }

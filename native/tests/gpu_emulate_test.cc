@@ -119,6 +119,7 @@ EmuRun emulate(const Case& c, const Inputs& in, const HostSchedule& s) {
     kp.seg_kv = in.seg_kv.data();
     kp.kv_block_seg = ranges.data();
   }
+  kp.sinks = in.sinks.empty() ? nullptr : in.sinks.data();  // launch.cu's device copy of the host array
   const dim3 grid(static_cast<unsigned>(work.size() * c.heads), static_cast<unsigned>(c.batch), 1);
   try {
     g::emu::launch(grid, plan.threads, static_cast<size_t>(plan.smem_bytes), [&]() {
@@ -145,6 +146,7 @@ void run_bwd_simt_step(g::BwdStep step, int bucket, const g::BwdKernelParams& bp
   switch (step) {
     case g::BwdStep::kDi: k::bwd_di_kernel<T>(bp); return;
     case g::BwdStep::kCast: k::bwd_dq_cast_kernel<T>(bp); return;
+    case g::BwdStep::kDsinks: k::bwd_dsinks_kernel<T>(bp); return;
     default: break;
   }
   const bool dq = step == g::BwdStep::kDq, fused = step == g::BwdStep::kFused;
@@ -172,10 +174,11 @@ void run_bwd_mma_d(g::BwdStep step, int part, const g::BwdKernelParams& bp) {
   }
 }
 
-// One backward step as launch.cu's launch_bwd dispatches it (di and the dq cast are SIMT either way).
+// One backward step as launch.cu's launch_bwd dispatches it (di, the dq cast and dsinks are SIMT either way).
 template <class T>
 void run_bwd_step(const g::BwdPlan& plan, g::BwdStep step, int part, const g::BwdKernelParams& bp) {
-  if (plan.path == g::FwdPath::Simt || step == g::BwdStep::kDi || step == g::BwdStep::kCast) {
+  if (plan.path == g::FwdPath::Simt || step == g::BwdStep::kDi || step == g::BwdStep::kCast ||
+      step == g::BwdStep::kDsinks) {
     run_bwd_simt_step<T>(step, plan.bucket, bp);
     return;
   }
@@ -259,6 +262,10 @@ std::string emulate_backward(const Case& c, const Inputs& in, const BwdInputs& b
     bp.s.num_work = static_cast<int32_t>(dkv_pass ? dkv_work.size() : dq_work.size());
     bp.di = di.data();
     bp.dq_acc = fused ? dq_acc.data() : nullptr;
+    if (!in.sinks.empty()) {  // as launch.cu: the sinks' device copy and the dsinks output
+      bp.s.sinks = in.sinks.data();
+      bp.dsinks = p.dsinks;
+    }
     if (!in.seg_q.empty()) {
       bp.s.seg_q = in.seg_q.data();
       bp.s.seg_kv = in.seg_kv.data();
@@ -296,6 +303,15 @@ std::string emulate_backward(const Case& c, const Inputs& in, const BwdInputs& b
           static_cast<size_t>(plan.dq_smem));
       run(g::BwdStep::kDkv, dkv_bp, static_cast<int64_t>(dkv_work.size()) * c.kv_heads,
           static_cast<size_t>(plan.dkv_smem));
+    }
+    if (p.dsinks != nullptr) {  // after every di, one CTA per head (launch.cu)
+      g::BwdKernelParams bp = dkv_bp;
+      bp.s.batch_offset = 0;
+      g::emu::launch(dim3(static_cast<unsigned>(c.heads), 1, 1), g::bwd::kThreads, g::kBwdDsinksSmem, [&]() {
+        if (c.dtype == DType::F32) run_bwd_step<g::F32>(plan, g::BwdStep::kDsinks, 0, bp);
+        else if (c.dtype == DType::BF16) run_bwd_step<g::BF16>(plan, g::BwdStep::kDsinks, 0, bp);
+        else run_bwd_step<g::F16>(plan, g::BwdStep::kDsinks, 0, bp);
+      });
     }
   } catch (const std::exception& e) {
     return e.what();
@@ -559,6 +575,66 @@ std::vector<Case> bwd_grid(bool quick) {
   c.docs = 3;
   c.orphan_rows = true;
   v.push_back(c);
+  // Scale and sinks: scale 1/sqrt(D) on unscaled q (q_scale 4: standard logits at d 64) and 0.3, crossed
+  // with sinks, soft cap, masks, GQA / MQA and segment ids, f32 (SIMT) and bf16 / f16 (tensor-core, and
+  // SIMT forced); rows with no allowed key have the sink as lse. dsinks is checked against the double sum
+  // from the residuals.
+  for (DType t : {DType::F32, DType::BF16}) {
+    c = make_case("sinks gqa 1/8", t, 64, 70, causal_mask());
+    c.heads = 4;
+    c.kv_heads = 2;
+    c.q_scale = 4.f;
+    c.scale = 0.125f;
+    c.sinks = true;
+    v.push_back(c);
+    c = make_case("sinks docs+orph", t, 64, 100, causal_mask());
+    c.batch = 2;
+    c.heads = 2;
+    c.kv_heads = 1;
+    c.docs = 3;
+    c.orphan_rows = true;
+    c.scale = 0.3f;
+    c.sinks = true;
+    v.push_back(c);
+  }
+  for (g::ForcePath path : {g::ForcePath::kAuto, g::ForcePath::kSimt}) {
+    c = one(make_case("sinks cap .3", DType::F16, 64, 120, local_mask(30, 10)));
+    c.scale = 0.3f;
+    c.soft_cap = 2.f;
+    c.sinks = true;
+    c.path = path;
+    v.push_back(c);
+  }
+  c = one(make_case("sinks rand .3", DType::BF16, 64, 96, random_mask(96, 96, 0.5, 3)));
+  c.scale = 0.3f;
+  c.sinks = true;
+  c.path = g::ForcePath::kSimt;
+  v.push_back(c);
+  c = make_case("sinks multihead", DType::F32, 64, 64, causal_mask());
+  c.heads = c.kv_heads = 2;
+  c.masks = {local_mask(20, 0), random_mask(64, 64, 0.7, 4)};
+  c.block_q = c.block_kv = 32;
+  c.scale = 0.3f;
+  c.sinks = true;
+  v.push_back(c);
+  c = one(make_case("sinks empty rows", DType::BF16, 64, 96, causal_mask(-40)));
+  c.block_q = c.block_kv = 32;
+  c.sinks = true;
+  v.push_back(c);
+  c = one(make_case("sinks mv -3", DType::F32, 64, 64, random_mask(64, 64, 0.6, 6)));
+  c.mask_value = -3.f;
+  c.block_q = c.block_kv = 32;
+  c.sinks = true;
+  v.push_back(c);
+  c = make_case("scale .3 mqa", DType::F16, 128, 50, full_mask());
+  c.heads = 3;
+  c.kv_heads = 1;
+  c.scale = 0.3f;
+  v.push_back(c);
+  c = one(make_case("sinks d192 .3", DType::F16, 192, 100, causal_mask()));
+  c.scale = 0.3f;
+  c.sinks = true;
+  v.push_back(c);
   if (!quick) {
     c = one(make_case("causal simt", DType::BF16, 256, 60, causal_mask()));
     c.path = g::ForcePath::kSimt;
@@ -593,8 +669,9 @@ struct Shard {
 // Every backward case of the shard split and fused; the split one twice, bitwise compared.
 int run_backward(bool quick, bool use_ref, const Shard& shard, int* ran) {
   const std::vector<Case> cases = bwd_grid(quick);
-  std::printf("\n%-16s %-5s %4s %-14s %-8s %5s %-5s %-4s %9s %9s %9s %7s %5s  %s\n", "backward case", "dtype", "D",
-              "mask", "BxHxHkv", "S", "mode", "path", "dq err", "dk err", "dv err", "tol", "unwr", "result");
+  std::printf("\n%-16s %-5s %4s %-14s %-8s %5s %-5s %-4s %9s %9s %9s %9s %7s %5s  %s\n", "backward case", "dtype",
+              "D", "mask", "BxHxHkv", "S", "mode", "path", "dq err", "dk err", "dv err", "dsink err", "tol", "unwr",
+              "result");
   int failed = 0, total = 0;
   for (size_t i = 0; i < cases.size(); ++i) {
     if (!shard.has(i)) continue;
@@ -624,10 +701,12 @@ int run_backward(bool quick, bool use_ref, const Shard& shard, int* ran) {
       if (!pass) ++failed;
       const std::string mask = c.masks.size() == 1 ? c.masks[0].name : "per-head";
       const std::string bh = std::to_string(c.batch) + "x" + std::to_string(c.heads) + "x" + std::to_string(c.kv_heads);
-      std::printf("%-16s %-5s %4lld %-14s %-8s %5lld %-5s %-4s %9.2e %9.2e %9.2e %7.1e %5lld  %s%s%s%s\n",
+      char dsink_err[16] = "-";
+      if (c.sinks) std::snprintf(dsink_err, sizeof dsink_err, "%.2e", cmp.dsinks);
+      std::printf("%-16s %-5s %4lld %-14s %-8s %5lld %-5s %-4s %9.2e %9.2e %9.2e %9s %7.1e %5lld  %s%s%s%s\n",
                   c.name.c_str(), dtype_name(c.dtype), static_cast<long long>(c.d), mask.c_str(), bh.c_str(),
                   static_cast<long long>(c.q_seq), fused ? "fused" : "split", path.c_str(), cmp.dq, cmp.dk, cmp.dv,
-                  emu_grad_tolerance(c.dtype), static_cast<long long>(cmp.unwritten), pass ? "PASS" : "FAIL",
+                  dsink_err, emu_grad_tolerance(c.dtype), static_cast<long long>(cmp.unwritten), pass ? "PASS" : "FAIL",
                   deterministic ? "" : " (runs differ)", error.empty() ? "" : ": ", error.c_str());
       std::fflush(stdout);
     }
@@ -741,6 +820,68 @@ std::vector<Case> grid(bool quick) {
         add(c, path);
       }
     }
+  }
+  // Scale and sinks on both kernels: scale 1/sqrt(D) on unscaled q (q_scale 4: standard logits at d 64)
+  // and 0.3, crossed with sinks, soft cap, masks, GQA and segment ids, a finite mask value, and rows with
+  // no allowed key (orphans, a q-block with no visited block: out 0, lse = the sink); the dtypes each
+  // kernel takes, in turn.
+  for (g::ForcePath path : {kMma, kSimt}) {
+    const std::vector<DType> types = path == kMma ? std::vector<DType>{DType::BF16, DType::F16}
+                                                  : std::vector<DType>{DType::F32, DType::BF16, DType::F16};
+    size_t turn = 0;
+    auto next_type = [&types, &turn]() { return types[turn++ % types.size()]; };
+    Case c = make_case("scale 1/8", next_type(), 64, 200, causal_mask());
+    c.heads = c.kv_heads = 1;
+    c.q_scale = 4.f;
+    c.scale = 0.125f;
+    add(c, path);
+    c = make_case("scale .3 cap", next_type(), 64, 130, full_mask());
+    c.heads = c.kv_heads = 1;
+    c.scale = 0.3f;
+    c.soft_cap = 2.f;
+    add(c, path);
+    c = make_case("sinks gqa", next_type(), 64, 140, causal_mask());
+    c.heads = 4;
+    c.kv_heads = 2;
+    c.sinks = true;
+    add(c, path);
+    c = make_case("sinks local .3", next_type(), 64, 300, local_mask(70, 20));
+    c.heads = c.kv_heads = 2;
+    c.scale = 0.3f;
+    c.sinks = true;
+    add(c, path);
+    c = make_case("sinks rand cap", next_type(), 64, 192, random_mask(192, 192, 0.5, 3));
+    c.heads = c.kv_heads = 1;
+    c.q_scale = 4.f;
+    c.scale = 0.125f;
+    c.soft_cap = 2.f;
+    c.sinks = true;
+    add(c, path);
+    c = make_case("sinks multihead", next_type(), 64, 160, causal_mask());
+    c.heads = c.kv_heads = 2;
+    c.masks = {local_mask(40, 0), random_mask(160, 160, 0.7, 4)};
+    c.scale = 0.3f;
+    c.sinks = true;
+    add(c, path);
+    c = make_case("sinks docs+orph", next_type(), 64, 256, causal_mask());
+    c.batch = 2;
+    c.heads = 2;
+    c.kv_heads = 1;
+    c.docs = 4;
+    c.orphan_rows = true;
+    c.scale = 0.3f;
+    c.sinks = true;
+    add(c, path);
+    c = make_case("sinks empty rows", next_type(), 64, 300, causal_mask(-150));
+    c.heads = c.kv_heads = 2;
+    c.sinks = true;
+    add(c, path);
+    c = make_case("sinks mv -3", next_type(), 64, 160, random_mask(160, 160, 0.6, 6));
+    c.heads = c.kv_heads = 1;
+    c.mask_value = -3.f;
+    c.block_q = c.block_kv = 32;
+    c.sinks = true;
+    add(c, path);
   }
   if (!quick) {
     Case c = make_case("causal 2 tiles", DType::BF16, 128, 400, causal_mask());

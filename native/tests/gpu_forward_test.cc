@@ -213,6 +213,27 @@ std::vector<Case> check_grid(bool quick) {
     c.dout_scale = 8192.f;
     g.push_back(c);
   }
+  // the kernels' scale (1/sqrt(d) on unscaled q; 0.3 before a soft cap) and sinks (with GQA, and with
+  // segment ids whose orphan rows have only the sink: out 0, lse = the sink)
+  for (DType t : types) {
+    Case c = make_case("scale 1/sqrt(d)", t, 128, 600, causal_mask());
+    c.q_scale = std::sqrt(128.f) / 2;  // make_inputs scales q by 2 / sqrt(d)
+    c.scale = 1 / std::sqrt(128.f);
+    g.push_back(c);
+    c = make_case("sinks gqa .3 cap", t, 128, 512, local_mask(200, 0));
+    c.heads = 4;
+    c.kv_heads = 2;
+    c.scale = 0.3f;
+    c.soft_cap = 5.f;
+    c.sinks = true;
+    g.push_back(c);
+    c = make_case("sinks docs", t, 64, 700, causal_mask());
+    c.batch = 2;
+    c.docs = 3;
+    c.orphan_rows = true;
+    c.sinks = true;
+    g.push_back(c);
+  }
   // one schedule per head
   {
     Case c = make_case("multihead", DType::BF16, 128, 640, causal_mask());

@@ -75,8 +75,8 @@ void expect(bool ok, const std::string& what) {
   (ok ? g_passed : g_failed)++;
 }
 
-// One small problem's device buffers and schedules (bf16, d 64, causal, segment ids: every temporary
-// of a call is exercised).
+// One small problem's device buffers and schedules (bf16, d 64, causal, segment ids, sinks and dsinks:
+// every temporary of a call is exercised).
 struct Problem {
   Case c;
   Inputs in;
@@ -90,6 +90,8 @@ struct Problem {
   static Case make() {
     Case c = make_case("runtime", DType::BF16, 64, 200, causal_mask());
     c.docs = 2;
+    c.scale = 0.5f;
+    c.sinks = true;
     return c;
   }
 
@@ -128,6 +130,7 @@ struct Problem {
     bp.dq.ptr = upload(grads.dq.bytes.data(), grads.dq.bytes.size(), &error);
     bp.dk.ptr = upload(grads.dk.bytes.data(), grads.dk.bytes.size(), &error);
     bp.dv.ptr = upload(grads.dv.bytes.data(), grads.dv.bytes.size(), &error);
+    bp.dsinks = static_cast<float*>(upload(grads.dsinks.data(), grads.dsinks.size() * sizeof(float), &error));
     if (!error.empty()) return error;
     const DkvSchedule dkv_host(s);
     g::Status st = g::upload_schedule(0, s.view(), &fwd);
@@ -248,6 +251,23 @@ int main(int argc, char** argv) {
                failed.message.find("cudaErrorLaunchFailure") != std::string::npos && next.ok(),
            std::string(backward ? "backward" : "forward") + ": a failed launch is reported (\"" + failed.message +
                "\"), the next call succeeds");
+  }
+
+  // dsinks is the split backward's fourth launch (after di, dq, dk/dv): its failure names it.
+  fake_cuda::inject("launch", cudaErrorLaunchFailure, 3);
+  const g::Status dsinks_failed = pr.backward(false);
+  fake_cuda::inject("launch", cudaSuccess, 0, 0);
+  const g::Status after = pr.backward(false);
+  expect(!dsinks_failed.ok() && dsinks_failed.message.find("LaunchKernel(splash backward dsinks)") != std::string::npos &&
+             after.ok(),
+         "backward: a failed dsinks launch is reported (\"" + dsinks_failed.message + "\"), the next call succeeds");
+  {
+    AttentionParams no_sinks = pr.bp;
+    no_sinks.sinks = nullptr;
+    g::BackwardInfo info;
+    const g::Status refused = g::backward(no_sinks, pr.fwd.get(), *pr.dkv, &info, false);
+    expect(!refused.ok() && refused.message == "dsinks asked for without sinks",
+           "backward: dsinks without sinks is refused (\"" + refused.message + "\")");
   }
 
   pr.release();

@@ -286,6 +286,8 @@ struct Case {
   bool orphan_rows = false;          // some query rows in a segment no key has (fully masked rows)
   float q_scale = 1.f, k_scale = 1.f;  // factors on the seeded q and k
   float dout_scale = 1.f;            // factor on the seeded dout (loss scaling)
+  float scale = 1.f;                 // logits = scale * q.k (the kernels' own scale, before the soft cap)
+  bool sinks = false;                // one sink logit per query head (kSinkLogits, cycled)
   gpu::ForcePath path = gpu::ForcePath::kAuto;
 };
 
@@ -301,6 +303,10 @@ constexpr FiniteMaskValue kFiniteMaskValues[] = {{"-1e4", -1e4f}, {"-1e9", -1e9f
 // the result); -50 and -1e4 weigh them to nothing and go through the large-negative paths.
 constexpr FiniteMaskValue kSegmentMaskValues[] = {{"-3", -3.f}, {"-50", -50.f}, {"-1e4", -1e4f}};
 
+// Sink logits of heads 0, 1, 2, ... (cycled): around the logits' own size, so a sink weighs from little
+// to most of a row.
+constexpr float kSinkLogits[] = {0.5f, -1.f, 2.f, -3.f};
+
 Case make_case(const std::string& name, DType t, int64_t d, int64_t s, MaskSpec m) {
   Case c;
   c.name = name;
@@ -314,6 +320,7 @@ Case make_case(const std::string& name, DType t, int64_t d, int64_t s, MaskSpec 
 struct Inputs {
   HostTensor q, k, v;
   std::vector<int32_t> seg_q, seg_kv;
+  std::vector<float> sinks;  // [heads] when the case has sinks
 };
 
 // Segment ids: `docs` documents of pseudo-random lengths per batch entry, identical for q and kv when
@@ -353,6 +360,9 @@ Inputs make_inputs(const Case& c, uint32_t seed) {
   for (size_t i = 0; i < in.k.count; ++i) in.k.set(i, n(rng) * c.k_scale);
   for (size_t i = 0; i < in.v.count; ++i) in.v.set(i, n(rng));
   make_segments(c, &in, seed + 17);
+  if (c.sinks) {
+    for (int64_t h = 0; h < c.heads; ++h) in.sinks.push_back(kSinkLogits[h % 4]);
+  }
   return in;
 }
 
@@ -375,6 +385,8 @@ AttentionParams make_params(const Case& c, const Inputs& in) {
   p.head_dim_v = c.dv;
   p.mask_value = c.mask_value;
   p.soft_cap = c.soft_cap;
+  p.scale = c.scale;
+  p.sinks = in.sinks.empty() ? nullptr : in.sinks.data();
   p.save_lse = 1;
   contiguous(&p.q, c.dtype, c.heads, c.q_seq, c.d);
   contiguous(&p.k, c.dtype, c.kv_heads, c.kv_seq, c.d);
@@ -401,7 +413,9 @@ AttentionParams make_params(const Case& c, const Inputs& in) {
 // ---- oracles ------------------------------------------------------------------------------------------
 
 // Splash semantics, in double, straight from the schedule: every key of every visited block counts
-// (masked ones as mask_value), keys of unvisited blocks do not; a row with no allowed key gives 0 / -inf.
+// (masked ones as mask_value), keys of unvisited blocks do not; logits are cap * tanh(scale * q.k / cap)
+// (or scale * q.k); a sink is one more term exp(sink) of the denominator with no value; a row with no
+// allowed key gives 0 / -inf (0 / its sink with sinks).
 void reference_forward(const Case& c, const Inputs& in, const HostSchedule& s, HostTensor* out, std::vector<float>* lse) {
   const int64_t group = c.heads / c.kv_heads;
   std::vector<double> logits(static_cast<size_t>(c.kv_seq));
@@ -416,7 +430,9 @@ void reference_forward(const Case& c, const Inputs& in, const HostSchedule& s, H
         const int64_t row = static_cast<int64_t>(sched) * s.q_blocks + qb;
         std::fill(visited.begin(), visited.end(), 0);
         bool any = false;
-        double mx = -std::numeric_limits<double>::infinity();
+        const double sink =
+            in.sinks.empty() ? -std::numeric_limits<double>::infinity() : in.sinks[static_cast<size_t>(h)];
+        double mx = sink;
         for (int32_t e = s.row_ptr[static_cast<size_t>(row)]; e < s.row_ptr[static_cast<size_t>(row) + 1]; ++e) {
           const int64_t k0 = static_cast<int64_t>(s.col_idx[static_cast<size_t>(e)]) * c.block_kv;
           const int64_t k1 = std::min<int64_t>(k0 + c.block_kv, c.kv_seq);
@@ -431,6 +447,7 @@ void reference_forward(const Case& c, const Inputs& in, const HostSchedule& s, H
                 x += static_cast<double>(in.q.get(((b * c.heads + h) * c.q_seq + i) * c.d + t)) *
                      in.k.get(((b * c.kv_heads + kvh) * c.kv_seq + j) * c.d + t);
               }
+              x *= c.scale;
               if (c.soft_cap > 0) x = c.soft_cap * std::tanh(x / c.soft_cap);
               any = true;
             } else {
@@ -443,10 +460,10 @@ void reference_forward(const Case& c, const Inputs& in, const HostSchedule& s, H
         const size_t orow = static_cast<size_t>((b * c.heads + h) * c.q_seq + i);
         if (!any) {
           for (int64_t t = 0; t < c.dv; ++t) out->set(orow * c.dv + t, 0.f);
-          (*lse)[orow] = -std::numeric_limits<float>::infinity();
+          (*lse)[orow] = static_cast<float>(sink);
           continue;
         }
-        double sum = 0;
+        double sum = in.sinks.empty() ? 0.0 : std::exp(sink - mx);
         std::vector<double> acc(static_cast<size_t>(c.dv), 0.0);
         for (int64_t j = 0; j < c.kv_seq; ++j) {
           if (!visited[static_cast<size_t>(j)]) continue;

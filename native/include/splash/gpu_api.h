@@ -79,7 +79,8 @@ struct ForwardInfo {
 
 // out (and lse when p.save_lse) from q, k, v on p.device. q, k, v, out and lse point to device memory;
 // p.segment_ids_q / p.segment_ids_kv are HOST arrays (or null): they are copied to the device with
-// their per-block ranges. p.fwd is ignored: `schedule` (uploaded for p.device) is used instead.
+// their per-block ranges; so is p.sinks ([p.heads] f32, or null), and p.scale applies (0 reads as 1).
+// p.fwd is ignored: `schedule` (uploaded for p.device) is used instead.
 // With `time_kernel`, the kernel alone is timed with events and reported in info->kernel_ms.
 Status forward(const AttentionParams& p, const DeviceSchedule& schedule, ForcePath force = ForcePath::kAuto,
                ForwardInfo* info = nullptr, bool time_kernel = false);
@@ -93,8 +94,10 @@ struct BackwardInfo {
 };
 
 // dq, dk, dv from q, k, v, out, lse, dout on p.device (all device memory; segment ids HOST arrays, as
-// for forward). p.fused_bwd == 0: split (di, then a dq pass over `dq_schedule` and a dk/dv pass over
-// `dkv_schedule`; no atomics, bitwise reproducible). p.fused_bwd == 1: one pass over `dkv_schedule`
+// for forward), with p.scale. p.dsinks (device memory, [p.heads] f32, or null) asks for d loss / d sinks,
+// which needs p.sinks (a HOST array, as for forward); sinks change nothing else (they are in lse).
+// p.fused_bwd == 0: split (di, then a dq pass over `dq_schedule` and a dk/dv pass over `dkv_schedule`;
+// no atomics, bitwise reproducible). p.fused_bwd == 1: one pass over `dkv_schedule`
 // with dq summed through atomics in an f32 buffer, then cast; `dq_schedule` may be null. Schedules are
 // uploaded with upload_schedule (a dq schedule is a forward-shaped one; the dkv one has is_dkv = 1);
 // p.fwd, p.dq_sched and p.dkv_sched are ignored. `force` pins the kernels of the dq, dk/dv and fused

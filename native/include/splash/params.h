@@ -76,6 +76,7 @@ struct AttentionParams {
   const int32_t* segment_ids_q;   // [batch * q_seq] batch-major, or null
   const int32_t* segment_ids_kv;  // [batch * kv_seq], or null
   const float* sinks;             // [heads] sink logits (forward: in every row's denominator), or null
+  float* dsinks;                  // [heads] d loss / d sinks, written by a GPU backward given sinks, or null
 
   // ---- sizes ----------------------------------------------------------------------------------
   int64_t batch;
