@@ -39,7 +39,7 @@ assert.equal(features.armBf16, process.env.SPLASH_EXPECT_ARM_BF16 === '1', 'FEAT
 
 /**
  * Relative-norm tolerances against the float64 reference: 4x the largest error this grid measured over its
- * paths (emulated, 2026-12-01), rounded up. bf16 inputs on a path with bf16 dot products (neon_bf16) round
+ * paths (emulated, 2026-11-30), rounded up. bf16 inputs on a path with bf16 dot products (neon_bf16) round
  * P to bf16 for P·V, as GPU flash attention does; elsewhere they are computed in f32.
  *   float32              out 3.1e-7, dq 4.1e-7, dk 4.8e-7, dv 4.7e-7   (summation order and a ~1e-7 exp)
  *   bfloat16             out 3.0e-5, dq 7.2e-5, dk 1.7e-4, dv 4.1e-5   (outputs rounded to 8 mantissa bits)
