@@ -35,9 +35,9 @@ function buildKey(cxx: string): string {
   h.update(cxx);
   h.update(os.cpus()[0]?.model ?? '');
   try {
-    // The flags line, so a binary built on another CPU of the same model name is rebuilt.
+    // The flags line (Features on arm64), so a binary built on another CPU of the same model name is rebuilt.
     const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
-    h.update(/^flags\s*:.*$/m.exec(cpuinfo)?.[0] ?? '');
+    h.update(/^(flags|Features)\s*:.*$/m.exec(cpuinfo)?.[0] ?? '');
   } catch {
     // not Linux: the model name has to do
   }

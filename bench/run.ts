@@ -18,6 +18,10 @@ const BENCHES: Record<string, Entry> = {
     script: 'cpu.ts',
     about: 'CPU backend fwd/bwd vs the measured FMA peak and onnxruntime-node  [--quick] [--json] [--plot FILE.svg] [--backend cpu|js] [--sizes …] [--no-peer]',
   },
+  'cpu-isa': {
+    script: 'cpu-isa.ts',
+    about: "the CPU kernel paths this CPU has (NEON, BFDOT, AVX2, AVX-512, portable) side by side  [--quick] [--heads 8] [--seq 2048] [--dim 128] [--json]",
+  },
   js: { script: 'js.ts', about: 'JS backend forward throughput  [--heads 8] [--seq 2048] [--dim 128] [--repeats 3]' },
   'mask-info': {
     script: 'mask-info.ts',

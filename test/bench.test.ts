@@ -98,6 +98,21 @@ describe('benchmark scripts (tiny sizes)', function () {
     assert.match(out, /^causal\s+\|\s+2\s+\|\s+128\s+\|/m);
   });
 
+  it('cpu-isa --quick times every kernel path this CPU has, each against the portable one', function () {
+    const { status, out } = bench(['cpu-isa', '--quick', '--json']);
+    if (status !== 0 && /cpu backend is not available/.test(out)) this.skip(); // no native addon here
+    assert.equal(status, 0, out);
+    const report = JSON.parse(out.trim().split('\n').pop() as string) as {
+      rows: { path: string; dtype: string; mask: string; pass: string; ms: number; speedup: number }[];
+    };
+    const paths = [...new Set(report.rows.map((r) => r.path))];
+    assert.equal(paths[paths.length - 1], 'generic', `paths ${paths.join(', ')}`);
+    // 2 dtypes x 2 masks x 3 passes on every path, each with a time and its ratio to generic (1 there).
+    assert.equal(report.rows.length, paths.length * 12);
+    for (const r of report.rows) assert.ok(r.ms > 0 && r.speedup > 0, JSON.stringify(r));
+    for (const r of report.rows.filter((x) => x.path === 'generic')) assert.equal(r.speedup, 1);
+  });
+
   it('an unknown benchmark name exits 1 with the list of names', () => {
     const { status, out } = bench(['no-such-bench']);
     assert.equal(status, 1);

@@ -72,6 +72,10 @@ function expectedIsa(isa: string, bf16Dots: boolean): string | null {
     return bf16Dots && f.avx512bf16 ? 'avx512_bf16' : 'avx512';
   }
   if (isa === 'avx2') return f.avx2 && f.fma && f.f16c ? 'avx2' : null;
+  if (isa === 'neon') {
+    if (!f.neon) return null;
+    return bf16Dots && f.armBf16 ? 'neon_bf16' : 'neon';
+  }
   return 'generic';
 }
 
@@ -329,7 +333,7 @@ describe('cpu backend', function () {
       mqa: false,
     };
     const blockSizes: BlockSizes = { blockQ: 48, blockKv: 80, blockKvCompute: 40, blockQDkv: 56, blockKvDkv: 72, blockKvDkvCompute: 24, blockQDq: 40, blockKvDq: 88 };
-    for (const isa of ['avx512', 'avx2', 'generic']) {
+    for (const isa of ['avx512', 'avx2', 'neon', 'generic']) {
       for (const fused of [false, true]) {
         it(`D=40, Dv=24, blocks 48/80/40 … (${isa}, ${fused ? 'fused' : 'split'})`, function () {
           onIsa(this, isa, '1', () =>
@@ -338,7 +342,7 @@ describe('cpu backend', function () {
       }
     }
     for (const dtype of ['bfloat16', 'float16'] as DType[]) {
-      for (const [isa, bf16] of [['avx512', '1'], ['avx512', '0'], ['avx2', '1'], ['generic', '1']]) {
+      for (const [isa, bf16] of [['avx512', '1'], ['avx512', '0'], ['avx2', '1'], ['neon', '1'], ['neon', '0'], ['generic', '1']]) {
         it(`${dtype}, odd sizes, seq-minor k (${isa}${bf16 === '0' ? ', no bf16 dot products' : ''})`, function () {
           const half: Problem = { ...p, q: fromFloat32(toFloat32(p.q), p.q.shape, dtype), k: fromFloat32(toFloat32(p.k), p.k.shape, dtype),
             v: fromFloat32(toFloat32(p.v), p.v.shape, dtype), dout: fromFloat32(toFloat32(p.dout), p.dout.shape, dtype) };
@@ -350,7 +354,7 @@ describe('cpu backend', function () {
     // along out. Truncating P instead pulls out toward zero (-1.5e-4 along out, measured on this problem),
     // which the relative-norm tolerance cannot tell from the rounding noise. Measured with rounding over 5
     // seeds and every path (2026-11-30): |bias| <= 6.9e-6 (the AVX-512 bf16 path), 2.4e-7 on the others.
-    for (const [isa, bf16] of [['avx512', '1'], ['avx512', '0'], ['avx2', '1'], ['generic', '1']]) {
+    for (const [isa, bf16] of [['avx512', '1'], ['avx512', '0'], ['avx2', '1'], ['neon', '1'], ['neon', '0'], ['generic', '1']]) {
       it(`bfloat16 rounding is unbiased: out's error has no component along out (${isa}${bf16 === '0' ? ', no bf16 dot products' : ''})`, function () {
         const [h, s, d] = [4, 512, 64];
         const bf = (seed: number, scale = 1): Tensor => fromFloat32(toFloat32(randTensor([h, s, d], seed, 'float32', scale)), [h, s, d], 'bfloat16');

@@ -76,10 +76,20 @@ describe('native addon', () => {
   it('cpuFeatures are booleans and agree with /proc/cpuinfo', function () {
     const f = ld.info!.cpuFeatures;
     const keys = ['sse42', 'avx', 'avx2', 'fma', 'f16c', 'avx512f', 'avx512bw', 'avx512vl', 'avx512vnni',
-      'avx512bf16', 'avx512fp16', 'amxBf16'];
+      'avx512bf16', 'avx512fp16', 'amxBf16', 'neon', 'armBf16'];
     assert.deepEqual(Object.keys(f).sort(), [...keys].sort());
     for (const k of keys) assert.equal(typeof (f as unknown as Record<string, unknown>)[k], 'boolean', k);
+    if (process.platform === 'linux' && process.arch === 'arm64') {
+      const line = fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('Features'));
+      assert.ok(line, 'no Features line in /proc/cpuinfo');
+      const flags = new Set(line.split(':')[1].trim().split(/\s+/));
+      assert.equal(f.neon, flags.has('asimd'), 'neon vs /proc/cpuinfo asimd');
+      assert.equal(f.armBf16, flags.has('bf16'), 'armBf16 vs /proc/cpuinfo bf16');
+      assert.ok(!f.avx2 && !f.avx512f, 'x86 features reported on arm64');
+      return;
+    }
     if (process.platform !== 'linux' || process.arch !== 'x64') this.skip();
+    assert.ok(!f.neon && !f.armBf16, 'arm64 features reported on x86-64');
     const line = fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
     assert.ok(line, 'no flags line in /proc/cpuinfo');
     const flags = new Set(line.split(':')[1].trim().split(/\s+/));

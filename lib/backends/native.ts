@@ -35,6 +35,10 @@ export interface CpuFeatures {
   avx512bf16: boolean;
   avx512fp16: boolean;
   amxBf16: boolean;
+  /** AArch64 Advanced SIMD. */
+  neon: boolean;
+  /** AArch64 FEAT_BF16 (the BFDOT instruction the bf16 kernels use). */
+  armBf16: boolean;
 }
 
 /** A GPU as listed by backends(). */
@@ -158,7 +162,8 @@ export interface CpuKernelCall extends AddonCallSizes {
   cancel?: CancelToken;
 }
 
-/** What a finished CPU call reports: the kernel table that ran ('avx512_bf16', 'avx512', 'avx2', 'generic'). */
+/** What a finished CPU call reports: the kernel table that ran ('avx512_bf16', 'avx512', 'avx2' on x86-64;
+ *  'neon_bf16', 'neon' on AArch64; 'generic' anywhere). */
 export interface CpuCallReport {
   isa: string;
 }

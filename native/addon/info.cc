@@ -29,6 +29,8 @@ Napi::Object CpuFeaturesObject(Napi::Env env) {
   o.Set("avx512bf16", f.avx512bf16);
   o.Set("avx512fp16", f.avx512fp16);
   o.Set("amxBf16", f.amx_bf16);
+  o.Set("neon", f.neon);
+  o.Set("armBf16", f.arm_bf16);
   return o;
 }
 

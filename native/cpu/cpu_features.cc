@@ -1,5 +1,7 @@
-// Run-time CPU feature detection with cpuid and xgetbv. A feature counts only when the CPU has it and
-// the OS has enabled the register state it needs (XCR0), otherwise using it would fault.
+// Run-time CPU feature detection. x86: cpuid and xgetbv; a feature counts only when the CPU has it and
+// the OS has enabled the register state it needs (XCR0), otherwise using it would fault. AArch64: the
+// features the kernel reports (Linux: the auxiliary vector; macOS: sysctl), which it only reports
+// when user code may use them.
 #include "splash/cpu_features.h"
 
 #include <cstdint>
@@ -7,6 +9,22 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #define SPLASH_X86 1
+#endif
+
+#if defined(__aarch64__)
+#define SPLASH_ARM64 1
+#if defined(__linux__)
+#include <sys/auxv.h>
+// Bit numbers of the Linux arm64 ABI, for C libraries whose headers predate them.
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1UL << 1)
+#endif
+#ifndef HWCAP2_BF16
+#define HWCAP2_BF16 (1UL << 14)
+#endif
+#elif defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
 #endif
 
 namespace splash {
@@ -56,6 +74,19 @@ CpuFeatures detect_cpu_features() {
       f.avx512bf16 = bit(a, 5) && zmm_state;
     }
   }
+#endif
+#ifdef SPLASH_ARM64
+#if defined(__linux__)
+  f.neon = (getauxval(AT_HWCAP) & HWCAP_ASIMD) != 0;
+  f.arm_bf16 = f.neon && (getauxval(AT_HWCAP2) & HWCAP2_BF16) != 0;
+#elif defined(__APPLE__)
+  f.neon = true;  // every Apple arm64 CPU
+  int bf16 = 0;
+  size_t size = sizeof bf16;
+  f.arm_bf16 = sysctlbyname("hw.optional.arm.FEAT_BF16", &bf16, &size, nullptr, 0) == 0 && bf16 != 0;
+#else
+  f.neon = true;  // part of the AArch64 baseline every general-purpose OS enables; bf16 unknown here
+#endif
 #endif
   return f;
 }

@@ -6,6 +6,30 @@
 namespace splash {
 namespace cpu {
 
+#if defined(__aarch64__)
+
+namespace {
+
+const CpuFeatures& arm_features() {
+  static const CpuFeatures f = detect_cpu_features();
+  return f;
+}
+
+}  // namespace
+
+// AArch64 has two levels: portable C++ (0) and NEON (1 and up), plus the BFDOT products on NEON.
+const TileOps& tile_ops(int max_isa, bool bf16_dots) {
+  if (max_isa >= 1 && arm_features().neon) {
+    if (bf16_dots && arm_features().arm_bf16) {
+      if (const TileOps* t = neon_bf16_tile_ops()) return *t;
+    }
+    if (const TileOps* t = neon_tile_ops()) return *t;
+  }
+  return *generic_tile_ops();
+}
+
+#else  // x86 and the rest
+
 namespace {
 
 enum class Level { Generic = 0, Avx2 = 1, Avx512 = 2 };
@@ -42,6 +66,8 @@ const TileOps& tile_ops(int max_isa, bool bf16_dots) {
   }
   return *generic_tile_ops();
 }
+
+#endif
 
 const char* kernel_isa(const RunOptions& options) { return tile_ops(options.max_isa, options.bf16_dots != 0).name; }
 

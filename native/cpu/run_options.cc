@@ -20,8 +20,13 @@ RunOptions options_from_environment() {
     const long n = std::strtol(env, &end, 10);
     if (end != env && *end == '\0' && n > 0) o.threads = static_cast<int32_t>(n < 1024 ? n : 1024);
   }
+  // Each architecture knows its own names; any other value means the best this CPU has.
   const char* isa = std::getenv("SPLASH_CPU_ISA");
+#if defined(__aarch64__)
+  o.max_isa = is(isa, "generic") ? 0 : is(isa, "neon") ? 1 : 2;
+#else
   o.max_isa = is(isa, "generic") ? 0 : is(isa, "avx2") ? 1 : 2;
+#endif
   o.bf16_dots = is(std::getenv("SPLASH_CPU_BF16"), "0") ? 0 : 1;
   o.segment_skip = is(std::getenv("SPLASH_SEGMENT_SKIP"), "0") ? 0 : 1;
   return o;

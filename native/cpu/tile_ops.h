@@ -1,7 +1,8 @@
 // The per-instruction-set tile operations the kernel drivers are built from, as a table of function
-// pointers chosen once at run time from what the CPU can execute (AVX-512, AVX2 + FMA, or portable
-// C++). Drivers in forward.cc / backward.cc are plain C++; only the code behind this table is compiled
-// for a specific instruction set (isa_*.cc), so the binary still runs on baseline x86-64.
+// pointers chosen once at run time from what the CPU can execute (AVX-512, AVX2 + FMA, NEON, or
+// portable C++). Drivers in forward.cc / backward.cc are plain C++; only the code behind this table is
+// compiled for a specific instruction set (isa_*.cc), so the binary still runs on baseline x86-64 and
+// baseline AArch64.
 //
 // Conventions: tiles are f32, row-major with an explicit leading dimension; a column count marked
 // "padded" is a multiple of `vec` (the vector width in floats), and callers size buffers for it.
@@ -81,7 +82,7 @@ struct TileOps {
   // Σ a[i]·b[i] in a fixed order.
   float (*dot)(const float* a, const float* b, int64_t n);
 
-  // bf16 dot products (avx512_bf16); null where the CPU has none.
+  // bf16 dot products (avx512_bf16, AArch64 BFDOT); null where the CPU has none.
   GemmBf16Fn gemm_bf16_nn;
   GemmBf16Fn gemm_bf16_tn;
   // Rows 2p and 2p+1 of an f32 tile → one row of bf16 pairs (an odd last row pairs with zero).
@@ -91,7 +92,7 @@ struct TileOps {
                           int64_t dst_ld);
 };
 
-// The best table for this CPU at or below instruction-set level max_isa (0 portable, 1 AVX2,
+// The best table for this CPU at or below instruction-set level max_isa (0 portable, 1 AVX2 or NEON,
 // 2 AVX-512), with the bf16 dot products when bf16_dots and the CPU has them.
 const TileOps& tile_ops(int max_isa = 2, bool bf16_dots = true);
 
@@ -101,6 +102,9 @@ const TileOps* avx2_tile_ops();
 const TileOps* avx512_tile_ops();
 // AVX-512 plus the bf16 dot-product entries.
 const TileOps* avx512_bf16_tile_ops();
+const TileOps* neon_tile_ops();
+// NEON plus the bf16 dot-product entries (FEAT_BF16).
+const TileOps* neon_bf16_tile_ops();
 
 }  // namespace cpu
 }  // namespace splash
