@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { amdGpuTargets, compiledHipTargets, gfxName, linksHipRuntime } from '../lib/backends/hip-probe';
-import { loadNative, nativeBackendStatus, type GpuRuntimeInfo, type NativeLoad } from '../lib/backends/native';
+import { cudaDriverAdvice, loadNative, nativeBackendStatus, type GpuRuntimeInfo, type NativeLoad } from '../lib/backends/native';
 
 const ROOT = path.resolve(__dirname, '..');
 const PKG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
@@ -115,7 +115,8 @@ describe('native addon', () => {
       assert.ok(typeof cuda.error === 'string' && /^cudaGetDeviceCount failed: cudaError\w+: .+/.test(cuda.error), `error: ${cuda.error}`);
       assert.equal(again.error, cuda.error);
       assert.equal(status.available, false);
-      assert.equal(status.reason, `no CUDA device: ${cuda.error}`);
+      const advice = cudaDriverAdvice(cuda.runtimeVersion, cuda.driverVersion);
+      assert.equal(status.reason, `no CUDA device: ${cuda.error}${advice === null ? '' : ` (${advice})`}`);
     } else {
       assert.ok(cuda.deviceCount >= 1, `NVIDIA device node present but deviceCount ${cuda.deviceCount}: ${cuda.error}`);
       for (const d of cuda.devices) assert.match(d.computeCapability, /^\d+\.\d+$/);
@@ -143,6 +144,18 @@ describe('native addon', () => {
       const mainLoaded = ld.attempts.some((a) => a.kind === 'main' && a.loaded);
       if (mainLoaded) assert.notEqual(ld.variant, 'hip');
     }
+  });
+
+  it('a missing or old NVIDIA driver is named in the reason, with the version needed and how to rebuild', () => {
+    // CUDA versions are 1000 * major + 10 * minor; a driver runs every runtime of its major version.
+    assert.equal(cudaDriverAdvice(13000, 13000), null);
+    assert.equal(cudaDriverAdvice(13020, 13000), null);
+    assert.equal(cudaDriverAdvice(0, 0), null);
+    const none = cudaDriverAdvice(13000, 0) ?? '';
+    assert.match(none, /^no NVIDIA driver found: this build needs a driver for CUDA 13\.0 or later/);
+    const old = cudaDriverAdvice(13000, 12040) ?? '';
+    assert.match(old, /^the NVIDIA driver supports CUDA 12\.4, this build needs a driver for CUDA 13\.0 or later/);
+    for (const text of [none, old]) assert.match(text, /SPLASH_CUDA=1 npm rebuild splash-attention --build-from-source$/);
   });
 
   it('SPLASH_NO_NATIVE=1: nothing loads, the reason is given, nothing throws', function () {

@@ -527,9 +527,32 @@ function devicesOf(gpu: GpuRuntimeInfo): DeviceInfo[] {
   }));
 }
 
+/** A CUDA version number (1000 · major + 10 · minor) as "major.minor". */
+function cudaVersionText(v: number): string {
+  return `${Math.floor(v / 1000)}.${Math.floor((v % 1000) / 10)}`;
+}
+
+/**
+ * What to do when the NVIDIA driver is why CUDA finds no device: none at all, or one older than the
+ * major CUDA version the addon's runtime was compiled with (a driver runs every runtime of its own
+ * major version and older). Null when the driver is not the cause.
+ */
+export function cudaDriverAdvice(runtimeVersion: number, driverVersion: number): string | null {
+  if (runtimeVersion <= 0) return null;
+  const needed = `a driver for CUDA ${cudaVersionText(runtimeVersion)} or later`;
+  const rebuild = 'or build the addon with your own CUDA toolkit: SPLASH_CUDA=1 npm rebuild splash-attention --build-from-source';
+  if (driverVersion <= 0) return `no NVIDIA driver found: this build needs ${needed}; install one, ${rebuild}`;
+  if (Math.floor(driverVersion / 1000) < Math.floor(runtimeVersion / 1000)) {
+    return `the NVIDIA driver supports CUDA ${cudaVersionText(driverVersion)}, this build needs ${needed}; update it, ${rebuild}`;
+  }
+  return null;
+}
+
 function gpuStatus(gpu: GpuRuntimeInfo, label: string): NativeBackendStatus {
   if (gpu.deviceCount > 0) return { available: true, devices: devicesOf(gpu) };
-  return { available: false, reason: `no ${label} device: ${gpu.error ?? 'the runtime reports 0 devices'}` };
+  const advice = label === 'CUDA' ? cudaDriverAdvice(gpu.runtimeVersion, gpu.driverVersion) : null;
+  const reason = `no ${label} device: ${gpu.error ?? 'the runtime reports 0 devices'}`;
+  return { available: false, reason: advice === null ? reason : `${reason} (${advice})` };
 }
 
 /** Availability of a native backend for backends(): 'cpu', 'cuda' or 'rocm' (HIP). */
