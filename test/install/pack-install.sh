@@ -12,6 +12,7 @@
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/test/install/shell-lib.sh"
 WORK=$(cd "${1:?usage: pack-install.sh <workdir>}" && pwd)
 PLATFORM=$(node -p "process.platform + '-' + process.arch")
 STAGE="$WORK/stage"
@@ -50,11 +51,7 @@ TARBALL="$WORK/$(node -p "require('$WORK/pack.json')[0].filename")"
 
 # ---- 4. install it with no compiler on PATH ---------------------------------------------------------
 BIN="$WORK/bin"
-mkdir -p "$BIN"
-for tool in node npm npx sh bash env cat ls mkdir rm cp mv ln chmod uname dirname basename sed grep tar gzip; do
-  p=$(command -v "$tool" || true)
-  if [ -n "$p" ]; then ln -sf "$p" "$BIN/$tool"; fi
-done
+tools_only "$BIN" node npm npx sh bash env cat ls mkdir rm cp mv ln chmod uname dirname basename sed grep tar gzip
 for tool in cc c++ gcc g++ clang clang++ make cmake ninja nvcc hipcc; do
   if PATH="$BIN" command -v "$tool" >/dev/null 2>&1; then
     echo "pack-install: $tool is still reachable on the stripped PATH" >&2
@@ -66,8 +63,9 @@ cd "$PROJECT"
 echo '{ "name": "pack-install-check", "version": "1.0.0", "private": true }' > package.json
 # --foreground-scripts puts the package's install script (node-gyp-build) in install.log, which shows
 # it ran; without a usable prebuild it would fall back to node-gyp and fail for want of a compiler.
+# --loglevel=notice keeps that line under `npm run -s` too, whose silent level npm would inherit.
 status=0
-PATH="$BIN" npm install --offline --no-audit --no-fund --foreground-scripts "$TARBALL" >"$WORK/install.log" 2>&1 || status=$?
+PATH="$BIN" npm install --offline --no-audit --no-fund --foreground-scripts --loglevel=notice "$TARBALL" >"$WORK/install.log" 2>&1 || status=$?
 cat "$WORK/install.log"
 if [ "$status" != 0 ]; then echo "pack-install: npm install failed ($status)" >&2; exit "$status"; fi
 

@@ -1,0 +1,26 @@
+# Shell functions the install checks share (test/install/*.sh, test/arm64/run-qemu.sh); sourced, not run.
+
+# official_node <platform> <version> <cache dir>: prints the bin/ folder of the official Node binary for
+# <platform> (linux-x64, linux-arm64), fetched once from the npm registry's node-<platform> package.
+official_node() {
+  dir="$3/node-$1-$2"
+  if [ ! -x "$dir/package/bin/node" ]; then
+    printf 'fetching node-%s@%s\n' "$1" "$2" >&2
+    mkdir -p "$dir"
+    (cd "$dir" && npm pack --silent "node-$1@$2" >/dev/null &&
+      tar -xzf "node-$1-$2.tgz" package/bin/node && rm -f "node-$1-$2.tgz") || return 1
+  fi
+  printf '%s\n' "$dir/package/bin"
+}
+
+# tools_only <dir> <tool...>: fills <dir> with links to the named tools found on PATH, so that
+# PATH=<dir> offers those and nothing else (no compiler: an install that tried to build would fail).
+tools_only() {
+  bin=$1
+  shift
+  mkdir -p "$bin"
+  for tool in "$@"; do
+    p=$(command -v "$tool" || true)
+    if [ -n "$p" ]; then ln -sf "$p" "$bin/$tool"; fi
+  done
+}
