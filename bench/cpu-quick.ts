@@ -1,10 +1,15 @@
 // Quick timing of the 'cpu' backend (not the full bench; that is bench/cpu.ts):
 //   npx tsx bench/cpu-quick.ts [--heads 8] [--seq 4096] [--dim 128] [--repeats 5] [--dtypes float32,bfloat16]
-//                              [--masks full,causal] [--passes fwd,bwd,fused] [--block 128]
+//                              [--masks full,causal,local512,packed8,random50] [--passes fwd,bwd,fused]
+//                              [--block 128]
 // Prints the median time and GFLOP/s counting only unmasked work: the forward is 4·D flops per
-// allowed (q, kv) pair per head, the backward 2.5× that (the usual convention).
+// allowed (q, kv) pair per head, the backward 2.5× that (the usual convention). Sparse masks also
+// print "active blocks": the same rate counting every pair of every non-empty block, which is the work
+// a block-sparse kernel cannot skip (all of a partial block is computed, then masked).
 
-import { CausalMask, FullMask, fromFloat32, makeSplashMHA, type DType, type Mask } from '../lib/index';
+import {
+  CausalMask, FullMask, LocalMask, fromFloat32, makeRandomMask, makeSplashMHA, type DType, type Mask, type SegmentIds,
+} from '../lib/index';
 import { randomNormal } from '../lib/random';
 
 function arg(name: string, fallback: string): string {
@@ -44,6 +49,44 @@ const dtypes = arg('dtypes', 'float32,bfloat16').split(',') as DType[];
 const masks = arg('masks', 'full,causal').split(',');
 const passes = arg('passes', 'fwd,bwd,fused').split(',');
 
+/** The masks of bench/cpu.ts: packed8 is a causal mask and-ed with 8 equal segments. */
+function problem(name: string, s: number): { mask: Mask; segmentIds?: SegmentIds } {
+  if (name === 'full') return { mask: new FullMask([s, s]) };
+  if (name === 'causal') return { mask: new CausalMask([s, s]) };
+  if (name.startsWith('local')) return { mask: new LocalMask([s, s], [Number(name.slice(5)), 0]) };
+  if (name.startsWith('random')) return { mask: makeRandomMask([s, s], Number(name.slice(6)) / 100, 7) };
+  if (name.startsWith('packed')) {
+    const docs = Number(name.slice(6));
+    const ids = new Int32Array(s);
+    for (let i = 0; i < s; i++) ids[i] = Math.floor((i * docs) / s);
+    return { mask: new CausalMask([s, s]), segmentIds: { q: ids, kv: ids } };
+  }
+  throw new RangeError(`--masks: unknown mask ${name}`);
+}
+
+/** Allowed (q, kv) pairs, and every pair of the block x block tiles holding at least one of them. */
+function allowedPairs(mask: Mask, seg: SegmentIds | undefined): { allowed: number; active: number } {
+  const [sq, skv] = mask.shape;
+  let allowed = 0;
+  let active = 0;
+  for (let q0 = 0; q0 < sq; q0 += block) {
+    const q1 = Math.min(sq, q0 + block);
+    const strip = mask.slice(q0, q1, 0, skv);
+    for (let k0 = 0; k0 < skv; k0 += block) {
+      const k1 = Math.min(skv, k0 + block);
+      let inTile = 0;
+      for (let r = q0; r < q1; r++) {
+        for (let c = k0; c < k1; c++) {
+          if (strip[(r - q0) * skv + c] && (!seg || seg.q[r] === seg.kv[c])) inTile++;
+        }
+      }
+      allowed += inTile;
+      if (inTile > 0) active += (q1 - q0) * (k1 - k0);
+    }
+  }
+  return { allowed, active };
+}
+
 const shape = [heads, seq, dim];
 for (const dtype of dtypes) {
   const q = fromFloat32(randomNormal(heads * seq * dim, 1, 1 / Math.sqrt(dim)), shape, dtype);
@@ -51,23 +94,26 @@ for (const dtype of dtypes) {
   const v = fromFloat32(randomNormal(heads * seq * dim, 3), shape, dtype);
   const dout = fromFloat32(randomNormal(heads * seq * dim, 4), shape, dtype);
   for (const name of masks) {
-    const mask: Mask = name === 'causal' ? new CausalMask([seq, seq]) : new FullMask([seq, seq]);
-    const pairs = name === 'causal' ? (seq * (seq + 1)) / 2 : seq * seq;
-    const fwdFlops = 4 * dim * pairs * heads;
+    const { mask, segmentIds } = problem(name, seq);
+    const pairs = allowedPairs(mask, segmentIds);
+    const fwdFlops = 4 * dim * pairs.allowed * heads;
     for (const pass of passes) {
       const kernel = makeSplashMHA(mask, {
         backend: 'cpu',
         saveResiduals: true,
         blockSizes: { blockQ: block, blockKv: block, useFusedBwdKernel: pass === 'fused' },
       });
-      const res = kernel.forwardSync(q, k, v);
+      const res = kernel.forwardSync(q, k, v, segmentIds);
       const t = pass === 'fwd'
-        ? time(() => kernel.forwardSync(q, k, v), repeats)
-        : time(() => kernel.backwardSync({ q, k, v, ...res, dout }), repeats);
-      const flops = pass === 'fwd' ? fwdFlops : 2.5 * fwdFlops;
-      console.log(`${dtype.padEnd(8)} ${name.padEnd(6)} ${pass.padEnd(5)} H=${heads} S=${seq} D=${dim} block=${block}: ` +
+        ? time(() => kernel.forwardSync(q, k, v, segmentIds), repeats)
+        : time(() => kernel.backwardSync({ q, k, v, segmentIds, ...res, dout }), repeats);
+      const perPass = pass === 'fwd' ? 1 : 2.5;
+      const flops = perPass * fwdFlops;
+      const activeRate = pairs.active === pairs.allowed ? ''
+        : `  active blocks: ${((perPass * 4 * dim * pairs.active * heads) / t.wall / 1e6).toFixed(1)} GFLOP/s`;
+      console.log(`${dtype.padEnd(8)} ${name.padEnd(8)} ${pass.padEnd(5)} H=${heads} S=${seq} D=${dim} block=${block}: ` +
         `${t.wall.toFixed(1).padStart(8)} ms  ${(flops / t.wall / 1e6).toFixed(1).padStart(6)} GFLOP/s` +
-        `  (per CPU-second: ${(flops / t.cpu / 1e6).toFixed(1)} GFLOP/s)`);
+        `  (per CPU-second: ${(flops / t.cpu / 1e6).toFixed(1)} GFLOP/s)${activeRate}`);
     }
   }
 }
