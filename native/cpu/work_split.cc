@@ -31,6 +31,13 @@ std::vector<QBlockTask> q_block_tasks(const AttentionParams& p, const ScheduleVi
       }
     }
   }
+  const auto kv_blocks = [&](const QBlockTask& t) {
+    const int64_t row = static_cast<int64_t>(sv.head_schedule[sv.heads == 1 ? 0 : t.head]) * sv.rows_per_schedule +
+                        t.q_block;
+    return sv.row_ptr[row + 1] - sv.row_ptr[row];
+  };
+  std::stable_sort(tasks.begin(), tasks.end(),
+                   [&](const QBlockTask& a, const QBlockTask& b) { return kv_blocks(a) > kv_blocks(b); });
   return tasks;
 }
 

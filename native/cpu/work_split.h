@@ -1,6 +1,6 @@
 // How a call's work is cut into tasks for the thread pool. A task owns a disjoint set of output
-// rows, so the split (and the thread count) can never change a result; headShards / qSeqShards only
-// decide the order in which tasks are handed out.
+// rows, so the split (and the thread count) can never change a result; task order and headShards /
+// qSeqShards only decide the order in which tasks are handed out.
 #pragma once
 
 #include <cstdint>
@@ -18,8 +18,10 @@ struct QBlockTask {
   int64_t q_block;
 };
 
-// Every (batch, query head, q-block) of schedule sv: by batch, then head shard, then the q shards of
-// sv.q_shard_bounds, then head and q-block inside the shard.
+// Every (batch, query head, q-block) of schedule sv, heaviest first (most kv blocks in its schedule
+// row), so that the last tasks the threads pick up are short ones and no thread is left finishing a
+// long row alone (a causal mask's last rows are its longest). Among equals: by batch, then head shard,
+// then the q shards of sv.q_shard_bounds, then head and q-block inside the shard.
 std::vector<QBlockTask> q_block_tasks(const AttentionParams& p, const ScheduleView& sv);
 
 // Threads for this call: p.num_threads, else options.threads, else default_thread_count().
