@@ -19,6 +19,7 @@ namespace addon {
 struct HostSchedule {
   std::vector<int32_t> head_schedule, row_ptr, col_idx, col_mask_ref, programs, program_ptr, q_shard_bounds;
   std::vector<uint8_t> col_kind, partial_mask_blocks;
+  std::vector<uint64_t> partial_mask_bits_kv;  // made from partial_mask_blocks once they are checked
   ScheduleView view{};  // points into the vectors above
 };
 

@@ -90,6 +90,23 @@ void eval_program(const int32_t* program, int64_t length, int64_t r0, int64_t ro
   for (int64_t i = 0; i < rows; ++i) std::memcpy(out + i * ld, stack.data() + i * cols, static_cast<size_t>(cols));
 }
 
+// out[i] = bit (first + i) of words, for i < n.
+void expand_bits(const uint64_t* words, int64_t first, int64_t n, uint8_t* out) {
+  int64_t i = 0;
+  if (first % 8 == 0) {
+    // A byte of the mask at a time, spread to 8 output bytes without branches: copy it into every byte,
+    // keep bit k in byte k, then turn each non-zero byte into 1.
+    for (; i + 8 <= n; i += 8) {
+      const int64_t at = first + i;
+      const uint64_t b = (words[at >> 6] >> (at & 63)) & 0xff;
+      const uint64_t x = (b * UINT64_C(0x0101010101010101)) & UINT64_C(0x8040201008040201);
+      const uint64_t ones = (((x + UINT64_C(0x7f7f7f7f7f7f7f7f)) | x) & UINT64_C(0x8080808080808080)) >> 7;
+      std::memcpy(out + i, &ones, 8);  // byte k of a little-endian word is out[i + k]
+    }
+  }
+  for (; i < n; ++i) out[i] = static_cast<uint8_t>((words[(first + i) >> 6] >> ((first + i) & 63)) & 1);
+}
+
 bool all_equal(const int32_t* ids, int64_t n, int32_t value) {
   for (int64_t i = 0; i < n; ++i) {
     if (ids[i] != value) return false;
@@ -114,6 +131,13 @@ bool build_tile_mask(const ScheduleView& sv, const TileRegion& t, const int32_t*
   const int64_t cols = kv_major ? t.nq : t.nk;
   if (full) {
     for (int64_t i = 0; i < rows; ++i) std::memset(out + i * ld, 1, static_cast<size_t>(cols));
+  } else if (sv.col_mask_ref[t.entry] >= 0 && kv_major && sv.partial_mask_bits_kv != nullptr) {
+    // A stored block, from its kv-major bits: row j of the tile is bits [q off, q off + nq) of kv row j.
+    const int64_t words = (sv.block_q + 63) / 64;
+    const uint64_t* rows_bits = sv.partial_mask_bits_kv +
+                                (sv.col_mask_ref[t.entry] * sv.block_kv + (t.k0 - t.kv_block * sv.block_kv)) * words;
+    const int64_t q_off = t.q0 - t.q_block * sv.block_q;
+    for (int64_t j = 0; j < t.nk; ++j) expand_bits(rows_bits + j * words, q_off, t.nq, out + j * ld);
   } else if (sv.col_mask_ref[t.entry] >= 0) {
     // A stored [block_q, block_kv] block; the tile is a window of it.
     const int64_t bkv = sv.block_kv;
@@ -155,6 +179,22 @@ bool build_tile_mask(const ScheduleView& sv, const TileRegion& t, const int32_t*
   }
   for (int64_t i = 0; i < rows; ++i) std::memset(out + i * ld + cols, 0, static_cast<size_t>(ld - cols));
   return true;
+}
+
+std::vector<uint64_t> kv_major_mask_bits(const ScheduleView& sv) {
+  const int64_t bq = sv.block_q, bkv = sv.block_kv, words = (bq + 63) / 64;
+  std::vector<uint64_t> bits(static_cast<size_t>(sv.num_partial * bkv * words), 0);
+  for (int64_t n = 0; n < sv.num_partial; ++n) {
+    const uint8_t* block = sv.partial_mask_blocks + n * bq * bkv;
+    uint64_t* rows = bits.data() + n * bkv * words;
+    for (int64_t i = 0; i < bq; ++i) {
+      const uint64_t bit = UINT64_C(1) << (i & 63);
+      for (int64_t j = 0; j < bkv; ++j) {
+        if (block[i * bkv + j] != 0) rows[j * words + (i >> 6)] |= bit;
+      }
+    }
+  }
+  return bits;
 }
 
 }  // namespace cpu

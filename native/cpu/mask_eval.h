@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "splash/params.h"
 
@@ -25,6 +26,10 @@ struct TileRegion {
 // are null). Returns false, leaving out untouched, when every pair of the tile is allowed.
 bool build_tile_mask(const ScheduleView& sv, const TileRegion& tile, const int32_t* seg_q, const int32_t* seg_kv,
                      bool kv_major, uint8_t* out, int64_t ld);
+
+// The stored partial blocks of a (checked) schedule as ScheduleView::partial_mask_bits_kv: a kv-major
+// tile then reads each of its rows from a few words instead of a strided column of the q-major bytes.
+std::vector<uint64_t> kv_major_mask_bits(const ScheduleView& sv);
 
 }  // namespace cpu
 }  // namespace splash

@@ -401,6 +401,7 @@ Status upload_schedule(int device, const ScheduleView& host, std::shared_ptr<Dev
   dv.programs = reinterpret_cast<const int32_t*>(base + parts[5].offset);
   dv.program_ptr = reinterpret_cast<const int32_t*>(base + parts[6].offset);
   dv.partial_mask_blocks = base + parts[7].offset;  // packed bits (plan.h: pack_mask_bits)
+  dv.partial_mask_bits_kv = nullptr;                // the CPU kernels' copy stays on the host
   dv.num_partial = host.num_partial + materialized;
   dv.q_shard_bounds = nullptr;                      // results never depend on the q sharding
   dv.num_q_shards = 0;

@@ -62,6 +62,9 @@ struct ScheduleView {
   int64_t program_len;            // entries of programs
   const uint8_t* partial_mask_blocks;  // [num_partial, block_q, block_kv] 0/1, or null
   int64_t num_partial;
+  // The same blocks as bits, one row per kv: [num_partial, block_kv, ceil(block_q / 64)] words, bit i
+  // of row j = block[i][j]. Host only (the CPU kernels' kv-major tiles read them); may be null.
+  const uint64_t* partial_mask_bits_kv;
   const int32_t* q_shard_bounds;  // [num_q_shards + 1] q-block boundaries of the qSeqShards split
   int32_t num_q_shards;
 };
