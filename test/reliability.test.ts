@@ -68,7 +68,7 @@ describe('reliability of async calls', function () {
     });
   }
 
-  (cpuAvailable ? it : it.skip)('leaves libuv\'s thread pool free: fs.stat answers at once while 8 long forwards run', async () => {
+  (cpuAvailable ? it : it.skip)('leaves libuv\'s thread pool free: fs.stat answers in < 50 ms while 8 long forwards run', async () => {
     const [h, s, d] = [8, 2048, 128];
     const kernel = makeSplashMHA(new FullMask([s, s]), { backend: 'cpu' });
     const [q, k, v] = qkv(h, s, d, 20);
@@ -78,20 +78,26 @@ describe('reliability of async calls', function () {
     const calls = Array.from({ length: 8 }, () => kernel.forward(q, k, v).then(() => { finished++; }));
     await new Promise((r) => setTimeout(r, 20)); // every call queued or running
     const finishedAtStart = finished;
-    const t0 = performance.now();
-    await fs.promises.stat(__filename);
-    const statMs = performance.now() - t0;
-    const finishedAtStat = finished;
+    // Five probes one after another, while the forwards still run: with kernels holding libuv's 4
+    // threads, each would queue behind them. The median keeps one probe that a busy machine
+    // descheduled (or a garbage collection) from deciding the test.
+    const probes: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      await fs.promises.stat(__filename);
+      probes.push(performance.now() - t0);
+    }
+    const finishedAtProbes = finished;
     await Promise.all(calls);
     const perForwardMs = (performance.now() - start) / 8;
-    assert.ok(finishedAtStart < 8, 'the probe ran while forwards were still in flight');
-    // With kernels on libuv's 4 threads, the stat would queue behind the forwards still waiting for one.
-    assert.ok(finishedAtStat - finishedAtStart <= 1,
-      `${finishedAtStat - finishedAtStart} forwards finished while the stat waited (${finishedAtStart} before it started)`);
-    // Queued behind them, it would wait at least for the first forward to end: about half of the calls'
-    // time with 4 pool threads. Relative to the calls' own time, so a busy machine slows both alike.
-    assert.ok(statMs < perForwardMs,
-      `fs.stat took ${statMs.toFixed(1)} ms with 8 forwards in flight, each ${perForwardMs.toFixed(0)} ms of the calls' time`);
+    assert.ok(finishedAtStart < 8, 'the probes ran while forwards were still in flight');
+    assert.ok(finishedAtProbes - finishedAtStart <= 1,
+      `${finishedAtProbes - finishedAtStart} forwards finished while the probes waited (${finishedAtStart} before they started)`);
+    const sorted = [...probes].sort((x, y) => x - y);
+    const median = sorted[2];
+    // Queued behind the forwards, a probe would wait for one to end: hundreds of ms here.
+    assert.ok(median < 50,
+      `fs.stat took ${probes.map((x) => x.toFixed(1)).join(', ')} ms (median ${median.toFixed(1)}) with 8 forwards in flight, each ${perForwardMs.toFixed(0)} ms of the calls' time`);
   });
 
   for (const backend of ['cpu', 'js'] as const) {
