@@ -1,11 +1,12 @@
 // Quick timing of the 'cpu' backend (not the full bench; that is bench/cpu.ts):
 //   npx tsx bench/cpu-quick.ts [--heads 8] [--seq 4096] [--dim 128] [--repeats 5] [--dtypes float32,bfloat16]
 //                              [--masks full,causal,local512,packed8,random50] [--passes fwd,bwd,fused]
-//                              [--block 128]
+//                              [--block 128] [--block-q 128 (default: --block)] [--json]
 // Prints the median time and GFLOP/s counting only unmasked work: the forward is 4·D flops per
 // allowed (q, kv) pair per head, the backward 2.5× that (the usual convention). Sparse masks also
 // print "active blocks": the same rate counting every pair of every non-empty block, which is the work
-// a block-sparse kernel cannot skip (all of a partial block is computed, then masked).
+// a block-sparse kernel cannot skip (all of a partial block is computed, then masked). --json prints
+// one JSON object per row instead (bench/cpu-ab.ts reads them).
 
 import {
   CausalMask, FullMask, LocalMask, fromFloat32, makeRandomMask, makeSplashMHA, type DType, type Mask, type SegmentIds,
@@ -45,6 +46,8 @@ const seq = Number(arg('seq', '4096'));
 const dim = Number(arg('dim', '128'));
 const repeats = Number(arg('repeats', '5'));
 const block = Number(arg('block', '128'));
+const blockQ = Number(arg('block-q', String(block)));
+const json = process.argv.includes('--json');
 const dtypes = arg('dtypes', 'float32,bfloat16').split(',') as DType[];
 const masks = arg('masks', 'full,causal').split(',');
 const passes = arg('passes', 'fwd,bwd,fused').split(',');
@@ -101,7 +104,7 @@ for (const dtype of dtypes) {
       const kernel = makeSplashMHA(mask, {
         backend: 'cpu',
         saveResiduals: true,
-        blockSizes: { blockQ: block, blockKv: block, useFusedBwdKernel: pass === 'fused' },
+        blockSizes: { blockQ, blockKv: block, useFusedBwdKernel: pass === 'fused' },
       });
       const res = kernel.forwardSync(q, k, v, segmentIds);
       const t = pass === 'fwd'
@@ -109,9 +112,14 @@ for (const dtype of dtypes) {
         : time(() => kernel.backwardSync({ q, k, v, segmentIds, ...res, dout }), repeats);
       const perPass = pass === 'fwd' ? 1 : 2.5;
       const flops = perPass * fwdFlops;
+      if (json) {
+        console.log(JSON.stringify({ dtype, mask: name, pass, heads, seq, dim, blockQ, blockKv: block, ms: t.wall,
+          cpuMs: t.cpu, gflops: flops / t.wall / 1e6, activeGflops: (perPass * 4 * dim * pairs.active * heads) / t.wall / 1e6 }));
+        continue;
+      }
       const activeRate = pairs.active === pairs.allowed ? ''
         : `  active blocks: ${((perPass * 4 * dim * pairs.active * heads) / t.wall / 1e6).toFixed(1)} GFLOP/s`;
-      console.log(`${dtype.padEnd(8)} ${name.padEnd(8)} ${pass.padEnd(5)} H=${heads} S=${seq} D=${dim} block=${block}: ` +
+      console.log(`${dtype.padEnd(8)} ${name.padEnd(8)} ${pass.padEnd(5)} H=${heads} S=${seq} D=${dim} block=${blockQ}x${block}: ` +
         `${t.wall.toFixed(1).padStart(8)} ms  ${(flops / t.wall / 1e6).toFixed(1).padStart(6)} GFLOP/s` +
         `  (per CPU-second: ${(flops / t.cpu / 1e6).toFixed(1)} GFLOP/s)${activeRate}`);
     }

@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { loadNative } from '../lib/backends/native';
 import { allElements, byClass, checkSvg, texts } from './support/svg';
 
 const root = path.join(__dirname, '..');
@@ -111,6 +112,19 @@ describe('benchmark scripts (tiny sizes)', function () {
     assert.equal(report.rows.length, paths.length * 12);
     for (const r of report.rows) assert.ok(r.ms > 0 && r.speedup > 0, JSON.stringify(r));
     for (const r of report.rows.filter((x) => x.path === 'generic')) assert.equal(r.speedup, 1);
+  });
+
+  it('cpu-ab compares two addon builds row by row (here the same build twice)', function () {
+    const { path: addonPath } = loadNative();
+    if (addonPath === null) this.skip(); // no native addon here
+    const { status, out } = bench(['cpu-ab', '--base', addonPath as string, '--new', addonPath as string, '--rounds', '2',
+      '--heads', '1', '--seq', '128', '--dim', '32', '--dtypes', 'float32', '--masks', 'full,packed2', '--passes', 'fwd,bwd',
+      '--repeats', '1']);
+    assert.equal(status, 0, out);
+    for (const name of ['fwd float32 full', 'bwd float32 full', 'fwd float32 packed2', 'bwd float32 packed2']) {
+      // base ms, new ms, their ratio, then both builds' two rounds
+      assert.match(out, new RegExp(`^${name} H=1 S=128\\s+[\\d.]+\\s+[\\d.]+\\s+[\\d.]+\\s+[\\d.]+ [\\d.]+ \\| [\\d.]+ [\\d.]+$`, 'm'));
+    }
   });
 
   it('an unknown benchmark name exits 1 with the list of names', () => {

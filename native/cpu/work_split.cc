@@ -36,8 +36,14 @@ std::vector<QBlockTask> q_block_tasks(const AttentionParams& p, const ScheduleVi
                         t.q_block;
     return sv.row_ptr[row + 1] - sv.row_ptr[row];
   };
-  std::stable_sort(tasks.begin(), tasks.end(),
-                   [&](const QBlockTask& a, const QBlockTask& b) { return kv_blocks(a) > kv_blocks(b); });
+  // Only within a run of one (batch, head): consecutive tasks keep sharing that head's K and V in cache.
+  for (size_t first = 0; first < tasks.size();) {
+    size_t last = first + 1;
+    while (last < tasks.size() && tasks[last].batch == tasks[first].batch && tasks[last].head == tasks[first].head) ++last;
+    std::stable_sort(tasks.begin() + static_cast<std::ptrdiff_t>(first), tasks.begin() + static_cast<std::ptrdiff_t>(last),
+                     [&](const QBlockTask& a, const QBlockTask& b) { return kv_blocks(a) > kv_blocks(b); });
+    first = last;
+  }
   return tasks;
 }
 

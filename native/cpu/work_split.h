@@ -18,10 +18,11 @@ struct QBlockTask {
   int64_t q_block;
 };
 
-// Every (batch, query head, q-block) of schedule sv, heaviest first (most kv blocks in its schedule
-// row), so that the last tasks the threads pick up are short ones and no thread is left finishing a
-// long row alone (a causal mask's last rows are its longest). Among equals: by batch, then head shard,
-// then the q shards of sv.q_shard_bounds, then head and q-block inside the shard.
+// Every (batch, query head, q-block) of schedule sv: by batch, then head shard, then the q shards of
+// sv.q_shard_bounds, then head; inside each run of one head, heaviest q-block first (most kv blocks in
+// its schedule row). The last tasks the threads pick up are then short ones, so no thread is left
+// finishing a long row alone (a causal mask's last rows are its longest), while consecutive tasks
+// still share one head's K and V in cache.
 std::vector<QBlockTask> q_block_tasks(const AttentionParams& p, const ScheduleView& sv);
 
 // Threads for this call: p.num_threads, else options.threads, else default_thread_count().
