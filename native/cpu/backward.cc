@@ -25,6 +25,7 @@
 
 #include "mask_eval.h"
 #include "operands.h"
+#include "output_pages.h"
 #include "scratch.h"
 #include "segments.h"
 #include "splash/cpu_kernels.h"
@@ -537,6 +538,9 @@ void backward_with(const AttentionParams& p, const RunOptions& options) {
   const TileOps& ops = tile_ops(options.max_isa, options.bf16_dots != 0);
   const int threads = call_threads(p, options);
   stop_if_cancelled(options);
+  advise_huge_pages(p.dq, p.batch, p.heads, p.q_seq, p.head_dim);
+  advise_huge_pages(p.dk, p.batch, p.kv_heads, p.kv_seq, p.head_dim);
+  advise_huge_pages(p.dv, p.batch, p.kv_heads, p.kv_seq, p.head_dim_v);
   const std::vector<float> di = row_deltas(p, ops, threads);
   const bool dots = ops.gemm_bf16_nn != nullptr;
   const Common c{p,

@@ -13,6 +13,7 @@
 
 #include "mask_eval.h"
 #include "operands.h"
+#include "output_pages.h"
 #include "scratch.h"
 #include "segments.h"
 #include "splash/cpu_kernels.h"
@@ -209,6 +210,7 @@ void forward_with(const AttentionParams& p, const RunOptions& options) {
                       bf16_dots,
                       SegmentSkip(p, sv.block_q, block_kv, options.segment_skip != 0)};
   const std::vector<QBlockTask> tasks = q_block_tasks(p, sv);
+  advise_huge_pages(p.out, p.batch, p.heads, p.q_seq, p.head_dim_v);
   parallel_for(static_cast<int64_t>(tasks.size()), call_threads(p, options),
                [&](int64_t t) {
                  stop_if_cancelled(options);
