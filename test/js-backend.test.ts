@@ -389,9 +389,9 @@ describe('js backend', function () {
     });
   });
 
-  it('bench/js.ts still runs (tiny size)', () => {
-    const rows = benchJs({ heads: 1, seq: 128, dim: 32, repeats: 1 });
-    assert.deepEqual(rows.map((r) => r.mask), ['full', 'causal']);
+  it('bench/js.ts still runs (tiny size)', async () => {
+    const rows = await benchJs({ heads: 1, seq: 128, dim: 32, repeats: 1, passes: ['fwd', 'bwd'] });
+    assert.deepEqual(rows.map((r) => `${r.mask} ${r.pass}`), ['full fwd', 'full bwd', 'causal fwd', 'causal bwd']);
     for (const r of rows) assert.ok(r.gflops > 0 && Number.isFinite(r.gflops), `${r.mask}: ${r.gflops} GFLOP/s`);
   });
 });
