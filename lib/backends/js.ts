@@ -7,16 +7,16 @@
 //
 // Array conventions (they keep every kernel monomorphic for V8):
 //   Float32Array = tensor data (inputs decoded once, outputs before encoding),
-//   Float64Array = score tiles and accumulators. JS arithmetic is double anyway, so accumulating in
-//   float64 costs nothing (it measured faster than float32 scratch) and is at least as exact as
-//   splash's fp32 accumulators; results are rounded once, when written out.
+//   Float64Array = everything the kernels read and write: working copies of q, k, v and dout, score tiles
+//   and accumulators. JS arithmetic is double anyway, so accumulating in float64 costs nothing (it
+//   measured faster than float32 scratch) and is at least as exact as splash's fp32 accumulators;
+//   results are rounded once, when written out.
 
 import type { MaskInfo } from '../mask-info';
 import { fillBlockFromProgram } from '../mask-program';
 import { fromFloat32, tensor, toFloat32, type DType, type Tensor } from '../tensor';
-import { QKVLayout, forwardResultShapes, type CallShape } from '../validate';
+import { forwardResultShapes, type CallShape } from '../validate';
 import type { Backend, BackwardArgs, BackwardResult, ForwardArgs, ForwardResult, KernelConfig } from './backend';
-import { toSeqMinor } from './marshal';
 import { runInSlices, runToEnd } from './time-slices';
 
 // ---- data in and out --------------------------------------------------------
@@ -30,42 +30,35 @@ function encode(vals: Float32Array, shape: readonly number[], dtype: DType): Ten
   return dtype === 'float32' ? tensor(vals, shape.slice(), 'float32') : fromFloat32(vals, shape, dtype);
 }
 
-/**
- * One of q/k/v held in its physical layout. `arr` is what the row-major kernels read: the data itself
- * for HEAD_DIM_MINOR, or a tile that `load` gathers rows into for SEQ_MINOR.
- */
-class Operand {
-  readonly src: Float32Array;
-  readonly arr: Float32Array;
-  private readonly seqMinor: boolean;
+// Working copies: the kernels read q, k, v and dout as float64, so every array they touch has one type and
+// no conversion happens in an inner loop, and each operand in the layout that puts the dimension the
+// kernel streams along at unit stride (k and v transposed where they are the right-hand side of q·kᵀ or
+// dout·vᵀ). They cost O(S·D) once per call; qLayout/kLayout/vLayout do not change them.
 
-  constructor(
-    data: Float32Array,
-    layout: QKVLayout,
-    slabs: number,
-    private readonly seq: number,
-    private readonly dim: number,
-    tileRows: number,
-  ) {
-    this.seqMinor = layout === QKVLayout.SEQ_MINOR;
-    this.src = this.seqMinor ? toSeqMinor(data, slabs, seq, dim) : data;
-    this.arr = this.seqMinor ? new Float32Array(tileRows * dim) : this.src;
-  }
+/** float64 copy of a tensor's values, row-major as given. */
+function rowMajor(t: Tensor): Float64Array {
+  return new Float64Array(values(t));
+}
 
-  /** Makes rows [r0, r1) of slab `slab` readable row-major in `arr`; returns the offset of row r0. */
-  load(slab: number, r0: number, r1: number): number {
-    const { seq, dim } = this;
-    const base = slab * seq * dim;
-    if (!this.seqMinor) return base + r0 * dim;
-    const src = this.src;
-    const dst = this.arr;
-    const n = r1 - r0;
-    for (let c = 0; c < dim; c++) {
-      const s = base + c * seq + r0;
-      for (let r = 0; r < n; r++) dst[r * dim + c] = src[s + r];
+/** float64 copy with every [seq, dim] slab transposed to [dim, seq]: row c holds feature c of every position. */
+function transposed(t: Tensor, slabs: number, seq: number, dim: number): Float64Array {
+  const x = values(t);
+  const y = new Float64Array(x.length);
+  const TILE = 32; // square tiles keep both the reads and the strided writes in cache
+  for (let sl = 0; sl < slabs; sl++) {
+    const base = sl * seq * dim;
+    for (let r0 = 0; r0 < seq; r0 += TILE) {
+      const r1 = Math.min(r0 + TILE, seq);
+      for (let c0 = 0; c0 < dim; c0 += TILE) {
+        const c1 = Math.min(c0 + TILE, dim);
+        for (let r = r0; r < r1; r++) {
+          const src = base + r * dim;
+          for (let c = c0; c < c1; c++) y[base + c * seq + r] = x[src + c];
+        }
+      }
     }
-    return 0;
   }
+  return y;
 }
 
 /** Contiguous split of [0, n) into `parts` ranges: [parts + 1] boundaries. */
@@ -145,164 +138,92 @@ function tileMask(
   return true;
 }
 
-// ---- micro-kernels -----------------------------------------------------------------
+// ---- micro-kernel ------------------------------------------------------------------
 
-// Register blocking (2 × 4 for dot products, 4 × 4 for accumulations) reuses every loaded value
-// several times; V8 does not vectorise, so this is where most of the speed comes from.
-
-/** S[i, j] = a_i · b_j for row-major rows a (nA × d at aOff) and b (nB × d at bOff). */
-function dotRows(
-  a: Float32Array, aOff: number, nA: number,
-  b: Float32Array, bOff: number, nB: number,
-  d: number, s: Float64Array,
-): void {
-  let i = 0;
-  for (; i + 2 <= nA; i += 2) {
-    const a0 = aOff + i * d;
-    const a1 = a0 + d;
-    const r0 = i * nB;
-    const r1 = r0 + nB;
-    let j = 0;
-    for (; j + 4 <= nB; j += 4) {
-      const b0 = bOff + j * d;
-      const b1 = b0 + d;
-      const b2 = b1 + d;
-      const b3 = b2 + d;
-      let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
-      for (let t = 0; t < d; t++) {
-        const x = a[a0 + t];
-        const y = a[a1 + t];
-        const c0 = b[b0 + t], c1 = b[b1 + t], c2 = b[b2 + t], c3 = b[b3 + t];
-        s00 += x * c0; s01 += x * c1; s02 += x * c2; s03 += x * c3;
-        s10 += y * c0; s11 += y * c1; s12 += y * c2; s13 += y * c3;
-      }
-      s[r0 + j] = s00; s[r0 + j + 1] = s01; s[r0 + j + 2] = s02; s[r0 + j + 3] = s03;
-      s[r1 + j] = s10; s[r1 + j + 1] = s11; s[r1 + j + 2] = s12; s[r1 + j + 3] = s13;
-    }
-    for (; j < nB; j++) {
-      const bj = bOff + j * d;
-      let x = 0, y = 0;
-      for (let t = 0; t < d; t++) {
-        const c = b[bj + t];
-        x += a[a0 + t] * c;
-        y += a[a1 + t] * c;
-      }
-      s[r0 + j] = x;
-      s[r1 + j] = y;
-    }
-  }
-  if (i < nA) {
-    // An odd last row (ragged blocks only).
-    const ai = aOff + i * d;
-    for (let j = 0; j < nB; j++) {
-      const bj = bOff + j * d;
-      let x = 0;
-      for (let t = 0; t < d; t++) x += a[ai + t] * b[bj + t];
-      s[i * nB + j] = x;
-    }
-  }
-}
+// Every product of the forward and backward is C += W·B with B's rows at unit stride. V8 does not
+// vectorise, and each typed-array access costs an index computation and a bounds check, so the speed comes
+// from doing many flops per access: an 8 × 4 block of W is held in locals while one pass over j reads
+// 4 rows of B and updates 8 rows of C (12 loads and 8 stores for 64 flops; a 2 × 4 block of dot products
+// needs 6 loads for 16). Every element of C sees the same arithmetic whichever row block it falls in:
+// c += w₀b₀ + w₁b₁ + w₂b₂ + w₃b₃ per group of four k, then c += w·b for each k left over.
 
 /**
- * C[cOff + r·d + :] += Σ_k P[r·prs + k·pks] · b[bOff + k·d + :] for r < nR, k < nK. With (prs, pks) =
- * (nB, 1) this is P·B; with (1, nB) it is Pᵀ·B, so one kernel serves p·v, ds·k, pᵀ·dout and dsᵀ·q.
+ * C[cOff + r·ldc + j] += Σ_k W[wOff + r·wrs + k·wks] · B[bOff + k·ldb + j] for r < nR, k < nK, j < n.
+ * (wrs, wks) = (row length, 1) reads W as stored; (1, row length) reads its transpose.
  */
-function accum(
-  p: Float64Array, prs: number, pks: number, nR: number, nK: number,
-  b: Float32Array, bOff: number, d: number,
-  c: Float64Array, cOff: number,
+function gemmAcc(
+  w: Float64Array, wOff: number, wrs: number, wks: number, nR: number, nK: number,
+  b: Float64Array, bOff: number, ldb: number, n: number,
+  c: Float64Array, cOff: number, ldc: number,
 ): void {
   let r = 0;
-  for (; r + 4 <= nR; r += 4) {
-    const p0 = r * prs;
-    const p1 = p0 + prs;
-    const p2 = p1 + prs;
-    const p3 = p2 + prs;
-    const c0 = cOff + r * d;
-    const c1 = c0 + d;
-    const c2 = c1 + d;
-    const c3 = c2 + d;
-    let k = 0;
-    for (; k + 4 <= nK; k += 4) {
-      const k0 = k * pks;
-      const k1 = k0 + pks;
-      const k2 = k1 + pks;
-      const k3 = k2 + pks;
-      const w00 = p[p0 + k0], w01 = p[p0 + k1], w02 = p[p0 + k2], w03 = p[p0 + k3];
-      const w10 = p[p1 + k0], w11 = p[p1 + k1], w12 = p[p1 + k2], w13 = p[p1 + k3];
-      const w20 = p[p2 + k0], w21 = p[p2 + k1], w22 = p[p2 + k2], w23 = p[p2 + k3];
-      const w30 = p[p3 + k0], w31 = p[p3 + k1], w32 = p[p3 + k2], w33 = p[p3 + k3];
-      const b0 = bOff + k * d;
-      const b1 = b0 + d;
-      const b2 = b1 + d;
-      const b3 = b2 + d;
-      for (let t = 0; t < d; t++) {
-        const v0 = b[b0 + t], v1 = b[b1 + t], v2 = b[b2 + t], v3 = b[b3 + t];
-        c[c0 + t] += w00 * v0 + w01 * v1 + w02 * v2 + w03 * v3;
-        c[c1 + t] += w10 * v0 + w11 * v1 + w12 * v2 + w13 * v3;
-        c[c2 + t] += w20 * v0 + w21 * v1 + w22 * v2 + w23 * v3;
-        c[c3 + t] += w30 * v0 + w31 * v1 + w32 * v2 + w33 * v3;
-      }
-    }
-    for (; k < nK; k++) {
-      const kk = k * pks;
-      const w0 = p[p0 + kk], w1 = p[p1 + kk], w2 = p[p2 + kk], w3 = p[p3 + kk];
-      const bk = bOff + k * d;
-      for (let t = 0; t < d; t++) {
-        const v = b[bk + t];
-        c[c0 + t] += w0 * v;
-        c[c1 + t] += w1 * v;
-        c[c2 + t] += w2 * v;
-        c[c3 + t] += w3 * v;
-      }
+  for (; r + 8 <= nR; r += 8) gemmAcc8Rows(w, wOff + r * wrs, wrs, wks, nK, b, bOff, ldb, n, c, cOff + r * ldc, ldc);
+  for (; r < nR; r++) gemmAccRow(w, wOff + r * wrs, wks, nK, b, bOff, ldb, n, c, cOff + r * ldc);
+}
+
+/** gemmAcc for 8 rows of W and C starting at wOff and cOff. */
+function gemmAcc8Rows(
+  w: Float64Array, wOff: number, wrs: number, wks: number, nK: number,
+  b: Float64Array, bOff: number, ldb: number, n: number,
+  c: Float64Array, cOff: number, ldc: number,
+): void {
+  const p0 = wOff, p1 = p0 + wrs, p2 = p1 + wrs, p3 = p2 + wrs, p4 = p3 + wrs, p5 = p4 + wrs, p6 = p5 + wrs, p7 = p6 + wrs;
+  const c0 = cOff, c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc, c4 = c3 + ldc, c5 = c4 + ldc, c6 = c5 + ldc, c7 = c6 + ldc;
+  const kMain = nK - (nK % 4);
+  for (let k = 0; k < kMain; k += 4) {
+    const k0 = k * wks, k1 = k0 + wks, k2 = k1 + wks, k3 = k2 + wks;
+    const w00 = w[p0 + k0], w01 = w[p0 + k1], w02 = w[p0 + k2], w03 = w[p0 + k3];
+    const w10 = w[p1 + k0], w11 = w[p1 + k1], w12 = w[p1 + k2], w13 = w[p1 + k3];
+    const w20 = w[p2 + k0], w21 = w[p2 + k1], w22 = w[p2 + k2], w23 = w[p2 + k3];
+    const w30 = w[p3 + k0], w31 = w[p3 + k1], w32 = w[p3 + k2], w33 = w[p3 + k3];
+    const w40 = w[p4 + k0], w41 = w[p4 + k1], w42 = w[p4 + k2], w43 = w[p4 + k3];
+    const w50 = w[p5 + k0], w51 = w[p5 + k1], w52 = w[p5 + k2], w53 = w[p5 + k3];
+    const w60 = w[p6 + k0], w61 = w[p6 + k1], w62 = w[p6 + k2], w63 = w[p6 + k3];
+    const w70 = w[p7 + k0], w71 = w[p7 + k1], w72 = w[p7 + k2], w73 = w[p7 + k3];
+    const b0 = bOff + k * ldb, b1 = b0 + ldb, b2 = b1 + ldb, b3 = b2 + ldb;
+    for (let j = 0; j < n; j++) {
+      const v0 = b[b0 + j], v1 = b[b1 + j], v2 = b[b2 + j], v3 = b[b3 + j];
+      c[c0 + j] += w00 * v0 + w01 * v1 + w02 * v2 + w03 * v3;
+      c[c1 + j] += w10 * v0 + w11 * v1 + w12 * v2 + w13 * v3;
+      c[c2 + j] += w20 * v0 + w21 * v1 + w22 * v2 + w23 * v3;
+      c[c3 + j] += w30 * v0 + w31 * v1 + w32 * v2 + w33 * v3;
+      c[c4 + j] += w40 * v0 + w41 * v1 + w42 * v2 + w43 * v3;
+      c[c5 + j] += w50 * v0 + w51 * v1 + w52 * v2 + w53 * v3;
+      c[c6 + j] += w60 * v0 + w61 * v1 + w62 * v2 + w63 * v3;
+      c[c7 + j] += w70 * v0 + w71 * v1 + w72 * v2 + w73 * v3;
     }
   }
-  for (; r < nR; r++) {
-    // Last rows of a tile whose row count is not a multiple of 4.
-    const pr = r * prs;
-    const cr = cOff + r * d;
-    for (let k = 0; k < nK; k++) {
-      const w = p[pr + k * pks];
-      if (w === 0) continue;
-      const bk = bOff + k * d;
-      for (let t = 0; t < d; t++) c[cr + t] += w * b[bk + t];
-    }
+  if (kMain < nK) {
+    for (let i = 0; i < 8; i++) gemmAccTail(w, wOff + i * wrs, wks, kMain, nK, b, bOff, ldb, n, c, cOff + i * ldc);
   }
 }
 
-/** S[i, j] = a_i · bT[:, j] where bT is SEQ_MINOR ([d, ld], columns from bOff): outer products over d. */
-function dotCols(
-  a: Float32Array, aOff: number, nA: number,
-  bT: Float32Array, bOff: number, ld: number, nB: number,
-  d: number, s: Float64Array,
+/** gemmAcc for the one row of W and C starting at wOff and cOff. */
+function gemmAccRow(
+  w: Float64Array, wOff: number, wks: number, nK: number,
+  b: Float64Array, bOff: number, ldb: number, n: number,
+  c: Float64Array, cOff: number,
 ): void {
-  for (let i = 0; i < nA; i++) {
-    const ai = aOff + i * d;
-    const si = i * nB;
-    s.fill(0, si, si + nB);
-    for (let t = 0; t < d; t++) {
-      const x = a[ai + t];
-      const bt = bOff + t * ld;
-      for (let j = 0; j < nB; j++) s[si + j] += x * bT[bt + j];
-    }
+  const kMain = nK - (nK % 4);
+  for (let k = 0; k < kMain; k += 4) {
+    const k0 = wOff + k * wks;
+    const w0 = w[k0], w1 = w[k0 + wks], w2 = w[k0 + 2 * wks], w3 = w[k0 + 3 * wks];
+    const b0 = bOff + k * ldb, b1 = b0 + ldb, b2 = b1 + ldb, b3 = b2 + ldb;
+    for (let j = 0; j < n; j++) c[cOff + j] += w0 * b[b0 + j] + w1 * b[b1 + j] + w2 * b[b2 + j] + w3 * b[b3 + j];
   }
+  gemmAccTail(w, wOff, wks, kMain, nK, b, bOff, ldb, n, c, cOff);
 }
 
-/** C[i·d + t] += Σ_j P[i, j] · bT[t, j] where bT is SEQ_MINOR ([d, ld], columns from bOff). */
-function accumCols(
-  p: Float64Array, nA: number, nB: number,
-  bT: Float32Array, bOff: number, ld: number, d: number,
-  c: Float64Array,
+/** The k in [k0, nK) of one row, one at a time (head dims and tiles that are not a multiple of 4). */
+function gemmAccTail(
+  w: Float64Array, wOff: number, wks: number, k0: number, nK: number,
+  b: Float64Array, bOff: number, ldb: number, n: number,
+  c: Float64Array, cOff: number,
 ): void {
-  for (let i = 0; i < nA; i++) {
-    const pi = i * nB;
-    const ci = i * d;
-    for (let t = 0; t < d; t++) {
-      const bt = bOff + t * ld;
-      let acc = 0;
-      for (let j = 0; j < nB; j++) acc += p[pi + j] * bT[bt + j];
-      c[ci + t] += acc;
-    }
+  for (let k = k0; k < nK; k++) {
+    const wk = w[wOff + k * wks];
+    const bk = bOff + k * ldb;
+    for (let j = 0; j < n; j++) c[cOff + j] += wk * b[bk + j];
   }
 }
 
@@ -369,14 +290,9 @@ function* forwardSteps(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): 
   const ms: MaskSource = { info, segQ: args.segQ, segKv: args.segKv };
   const sinks = args.sinks ?? null;
 
-  const q = new Operand(values(args.q), bs.qLayout, batch * heads, sq, d, bq);
-  // k and v stay in their physical layout; SEQ_MINOR ones feed the column kernels directly.
-  const kSeqMinor = bs.kLayout === QKVLayout.SEQ_MINOR;
-  const vSeqMinor = bs.vLayout === QKVLayout.SEQ_MINOR;
-  const kRaw = values(args.k);
-  const vRaw = values(args.v);
-  const k = kSeqMinor ? toSeqMinor(kRaw, batch * kvHeads, skv, d) : kRaw;
-  const v = vSeqMinor ? toSeqMinor(vRaw, batch * kvHeads, skv, dv) : vRaw;
+  const q = rowMajor(args.q);
+  const kT = transposed(args.k, batch * kvHeads, skv, d);
+  const v = rowMajor(args.v);
 
   const out = new Float32Array(batch * heads * sq * dv);
   const lse = new Float32Array(batch * heads * sq);
@@ -398,13 +314,13 @@ function* forwardSteps(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): 
         for (let h = headBounds[hs]; h < headBounds[hs + 1]; h++) {
           const sched = scheduleOf(info, h);
           const kvSlab = b * kvHeads + Math.floor(h / group);
-          const kBase = kvSlab * skv * d;
+          const kTBase = kvSlab * d * skv;
           const vBase = kvSlab * skv * dv;
           for (let qb = qBounds[qs]; qb < qBounds[qs + 1]; qb++) {
             const q0 = qb * bq;
             const q1 = Math.min(q0 + bq, sq);
             const nq = q1 - q0;
-            const qOff = q.load(b * heads + h, q0, q1);
+            const qOff = ((b * heads + h) * sq + q0) * d;
             // A sink enters as a first key with logit s_h and no value: m = s_h, l = 1, acc = 0.
             const sink = sinks === null ? -Infinity : sinks[h];
             m.fill(sink);
@@ -418,12 +334,11 @@ function* forwardSteps(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): 
               for (let k0 = kb * bkv; k0 < kbEnd; k0 += bkc) {
                 const k1 = Math.min(k0 + bkc, kbEnd);
                 const nk = k1 - k0;
-                if (kSeqMinor) dotCols(q.arr, qOff, nq, k, kBase + k0, skv, nk, d, s);
-                else dotRows(q.arr, qOff, nq, k, kBase + k0 * d, nk, d, s);
+                s.fill(0, 0, nq * nk);
+                gemmAcc(q, qOff, d, 1, nq, d, kT, kTBase + k0, skv, nk, s, 0, nk); // s = q·kᵀ
                 const masked = tileMask(ms, sched, e, qb, kb, q0, q1, k0, k1, b * sq, b * skv, mt);
                 softmaxStep(s, nq, nk, cfg.scale, softCap, masked ? mt : null, maskValue, m, l, any, acc, dv);
-                if (vSeqMinor) accumCols(s, nq, nk, v, vBase + k0, skv, dv, acc);
-                else accum(s, nk, 1, nq, nk, v, vBase + k0 * dv, dv, acc, 0);
+                gemmAcc(s, 0, nk, 1, nq, nk, v, vBase + k0 * dv, dv, dv, acc, 0, dv); // acc += p·v
                 yield;
               }
             }
@@ -508,6 +423,19 @@ function rowDots(out: Float32Array, dout: Float32Array, rows: number, dv: number
   return di;
 }
 
+/** The backward's two nq × nk tiles for q rows at qOff (dout rows at doOff) and keys [k0, k0 + nk) of kv
+ *  slab kvSlab: s = q·kᵀ and dp = dout·vᵀ. */
+function scoreTiles(
+  q: Float64Array, qOff: number, dout: Float64Array, doOff: number, nq: number,
+  kT: Float64Array, vT: Float64Array, kvSlab: number, k0: number, nk: number, skv: number, d: number, dv: number,
+  s: Float64Array, dp: Float64Array,
+): void {
+  s.fill(0, 0, nq * nk);
+  gemmAcc(q, qOff, d, 1, nq, d, kT, kvSlab * d * skv + k0, skv, nk, s, 0, nk);
+  dp.fill(0, 0, nq * nk);
+  gemmAcc(dout, doOff, dv, 1, nq, dv, vT, kvSlab * dv * skv + k0, skv, nk, dp, 0, nk);
+}
+
 function toF32(x: Float64Array): Float32Array {
   return Float32Array.from(x);
 }
@@ -523,28 +451,26 @@ function* backwardSteps(cfg: KernelConfig, shape: CallShape, args: BackwardArgs)
   const dkvInfo = cfg.dkvMaskInfo;
   const dqInfo = cfg.dqMaskInfo;
 
-  const qData = values(args.q);
-  const kData = values(args.k);
-  const vData = values(args.v);
-  const dout = values(args.dout);
   const lse = values(args.logsumexp);
-  const di = rowDots(values(args.out), dout, batch * heads * sq, dv);
+  const di = rowDots(values(args.out), values(args.dout), batch * heads * sq, dv);
+  // s = q·kᵀ and dp = dout·vᵀ read k and v transposed; dq += ds·k reads k as stored; v is not needed so.
+  const q = rowMajor(args.q);
+  const k = rowMajor(args.k);
+  const kT = transposed(args.k, batch * kvHeads, skv, d);
+  const vT = transposed(args.v, batch * kvHeads, skv, dv);
+  const dout = rowMajor(args.dout);
 
-  // Tiles are gathered row-major from SEQ_MINOR operands, so one set of kernels serves every layout.
   const maxQ = Math.max(dkvInfo.blockQ, dqInfo?.blockQ ?? 0);
   const maxKv = Math.max(bs.blockKvDkvCompute, dqInfo?.blockKv ?? 0);
-  const q = new Operand(qData, bs.qLayout, batch * heads, sq, d, maxQ);
-  const k = new Operand(kData, bs.kLayout, batch * kvHeads, skv, d, maxKv);
-  const v = new Operand(vData, bs.vLayout, batch * kvHeads, skv, dv, maxKv);
 
   const s = new Float64Array(maxQ * maxKv);
   const dp = new Float64Array(maxQ * maxKv);
   const mt = new Uint8Array(maxQ * maxKv);
   // The fused pass accumulates dq for every row across kv blocks; the split dq pass needs one block of it.
-  const dq = new Float64Array(fused ? qData.length : maxQ * d);
-  const dqOut = new Float32Array(qData.length);
-  const dkOut = new Float32Array(kData.length);
-  const dvOut = new Float32Array(vData.length);
+  const dq = new Float64Array(fused ? q.length : maxQ * d);
+  const dqOut = new Float32Array(q.length);
+  const dkOut = new Float32Array(k.length);
+  const dvOut = new Float32Array(vT.length);
 
   // ---- dq pass (split backward): rows are q-blocks, like the forward ----
   if (dqInfo !== null) {
@@ -564,7 +490,7 @@ function* backwardSteps(cfg: KernelConfig, shape: CallShape, args: BackwardArgs)
               const q1 = Math.min(q0 + bq, sq);
               const nq = q1 - q0;
               const rowOff = (b * heads + h) * sq + q0;
-              const qOff = q.load(b * heads + h, q0, q1);
+              const qOff = rowOff * d;
               dq.fill(0, 0, nq * d);
               const row = sched * dqInfo.rowsPerSchedule + qb;
               for (let e = dqInfo.rowPtr[row]; e < dqInfo.rowPtr[row + 1]; e++) {
@@ -572,13 +498,10 @@ function* backwardSteps(cfg: KernelConfig, shape: CallShape, args: BackwardArgs)
                 const k0 = kb * bkv;
                 const k1 = Math.min(k0 + bkv, skv);
                 const nk = k1 - k0;
-                const kOff = k.load(kvSlab, k0, k1);
-                const vOff = v.load(kvSlab, k0, k1);
-                dotRows(q.arr, qOff, nq, k.arr, kOff, nk, d, s);
-                dotRows(dout, rowOff * dv, nq, v.arr, vOff, nk, dv, dp);
+                scoreTiles(q, qOff, dout, rowOff * dv, nq, kT, vT, kvSlab, k0, nk, skv, d, dv, s, dp);
                 const masked = tileMask(ms, sched, e, qb, kb, q0, q1, k0, k1, b * sq, b * skv, mt);
                 gradTile(s, dp, nq, nk, cfg.scale, softCap, masked ? mt : null, maskValue, lse, di, rowOff);
-                accum(dp, nk, 1, nq, nk, k.arr, kOff, d, dq, 0); // dq += ds·k
+                gemmAcc(dp, 0, nk, 1, nq, nk, k, (kvSlab * skv + k0) * d, d, d, dq, 0, d); // dq += ds·k
                 yield;
               }
               const o = rowOff * d;
@@ -608,8 +531,7 @@ function* backwardSteps(cfg: KernelConfig, shape: CallShape, args: BackwardArgs)
           for (let k0 = kb * bkv; k0 < kbEnd; k0 += bkc) {
             const k1 = Math.min(k0 + bkc, kbEnd);
             const nk = k1 - k0;
-            const kOff = k.load(kvSlab, k0, k1);
-            const vOff = v.load(kvSlab, k0, k1);
+            const kOff = (kvSlab * skv + k0) * d;
             dkAcc.fill(0);
             dvAcc.fill(0);
             for (let h = kvh * group; h < (kvh + 1) * group; h++) {
@@ -621,14 +543,13 @@ function* backwardSteps(cfg: KernelConfig, shape: CallShape, args: BackwardArgs)
                 const q1 = Math.min(q0 + bq, sq);
                 const nq = q1 - q0;
                 const rowOff = (b * heads + h) * sq + q0;
-                const qOff = q.load(b * heads + h, q0, q1);
-                dotRows(q.arr, qOff, nq, k.arr, kOff, nk, d, s);
-                dotRows(dout, rowOff * dv, nq, v.arr, vOff, nk, dv, dp);
+                const qOff = rowOff * d;
+                scoreTiles(q, qOff, dout, rowOff * dv, nq, kT, vT, kvSlab, k0, nk, skv, d, dv, s, dp);
                 const masked = tileMask(ms, sched, e, qb, kb, q0, q1, k0, k1, b * sq, b * skv, mt);
                 gradTile(s, dp, nq, nk, cfg.scale, softCap, masked ? mt : null, maskValue, lse, di, rowOff);
-                accum(s, 1, nk, nk, nq, dout, rowOff * dv, dv, dvAcc, 0); // dv += pᵀ·dout
-                accum(dp, 1, nk, nk, nq, q.arr, qOff, d, dkAcc, 0); // dk += dsᵀ·q
-                if (fused) accum(dp, nk, 1, nq, nk, k.arr, kOff, d, dq, rowOff * d); // dq += ds·k
+                gemmAcc(s, 0, 1, nk, nk, nq, dout, rowOff * dv, dv, dv, dvAcc, 0, dv); // dv += pᵀ·dout
+                gemmAcc(dp, 0, 1, nk, nk, nq, q, qOff, d, d, dkAcc, 0, d); // dk += dsᵀ·q
+                if (fused) gemmAcc(dp, 0, nk, 1, nq, nk, k, kOff, d, d, dq, qOff, d); // dq += ds·k
                 yield;
               }
             }
