@@ -114,10 +114,10 @@ async function main(): Promise<void> {
     heads: numArg('heads'), seq: numArg('seq'), dim: numArg('dim'), repeats: numArg('repeats'), passes, async: isAsync,
   });
   console.log(`JS backend, float32, ${isAsync ? 'async' : 'sync'} calls, median of runs after one warm-up`);
-  console.log('mask    | pass | H | S    | D   | ms       | GFLOP/s');
+  console.log('mask    | H | S    | D   | pass | ms       | GFLOP/s');
   for (const r of rows) {
     console.log(
-      `${r.mask.padEnd(7)} | ${r.pass.padEnd(4)} | ${r.heads} | ${String(r.seq).padEnd(4)} | ${String(r.dim).padEnd(3)} | ` +
+      `${r.mask.padEnd(7)} | ${r.heads} | ${String(r.seq).padEnd(4)} | ${String(r.dim).padEnd(3)} | ${r.pass.padEnd(4)} | ` +
         `${r.ms.toFixed(1).padStart(8)} | ${r.gflops.toFixed(2)}`,
     );
   }
