@@ -1,16 +1,32 @@
-// JS backend forward throughput: `npx tsx bench/js.ts [--heads 8] [--seq 2048] [--dim 128] [--repeats 3]`.
-// Counts only unmasked work: 4·D flops per allowed (q, kv) pair per head (q·kᵀ and p·v).
+// JS backend throughput: `npx tsx bench/js.ts [--heads 8] [--seq 2048] [--dim 128] [--repeats 3]
+// [--passes fwd,bwd] [--async]`. Counts only unmasked work per allowed (q, kv) pair per head: 4·D flops
+// forward (q·kᵀ and p·v), 10·D backward (q·kᵀ, dout·vᵀ, pᵀ·dout, dsᵀ·q, ds·k), as FlashAttention counts.
+// --async times the promise-returning calls instead of the *Sync ones.
 
-import { CausalMask, FullMask, fromFloat32, makeSplashMHA, type Mask } from '../lib/index';
+import { CausalMask, FullMask, fromFloat32, makeSplashMHA, type Mask, type Tensor } from '../lib/index';
 import { randomNormal } from '../lib/random';
+
+export type JsBenchPass = 'fwd' | 'bwd';
 
 export interface JsBenchRow {
   mask: string;
+  pass: JsBenchPass;
   heads: number;
   seq: number;
   dim: number;
   ms: number;
   gflops: number;
+}
+
+export interface JsBenchOptions {
+  heads?: number;
+  seq?: number;
+  dim?: number;
+  repeats?: number;
+  /** Default ['fwd']. */
+  passes?: readonly JsBenchPass[];
+  /** Time forward()/backward() rather than forwardSync()/backwardSync(). */
+  async?: boolean;
 }
 
 function median(xs: number[]): number {
@@ -30,49 +46,86 @@ function allowedPairs(mask: Mask): number {
   return n;
 }
 
-export function benchJs(opts: { heads?: number; seq?: number; dim?: number; repeats?: number } = {}): JsBenchRow[] {
+const FLOPS_PER_PAIR_DIM: Record<JsBenchPass, number> = { fwd: 4, bwd: 10 };
+
+/** Median time of `repeats` calls after one warm-up that lets V8 optimise the kernels. */
+async function timeCalls(call: () => unknown, repeats: number): Promise<number> {
+  await call();
+  const times: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const t0 = performance.now();
+    await call();
+    times.push(performance.now() - t0);
+  }
+  return median(times);
+}
+
+export async function benchJs(opts: JsBenchOptions = {}): Promise<JsBenchRow[]> {
   const heads = opts.heads ?? 8;
   const seq = opts.seq ?? 2048;
   const dim = opts.dim ?? 128;
   const repeats = Math.max(1, opts.repeats ?? 3);
+  const passes = opts.passes ?? ['fwd'];
   const shape = [heads, seq, dim];
   const q = fromFloat32(randomNormal(heads * seq * dim, 1, 1 / Math.sqrt(dim)), shape, 'float32');
   const k = fromFloat32(randomNormal(heads * seq * dim, 2), shape, 'float32');
   const v = fromFloat32(randomNormal(heads * seq * dim, 3), shape, 'float32');
+  const dout = fromFloat32(randomNormal(heads * seq * dim, 4), shape, 'float32');
   const masks: [string, Mask][] = [
     ['full', new FullMask([seq, seq])],
     ['causal', new CausalMask([seq, seq])],
   ];
   const rows: JsBenchRow[] = [];
   for (const [name, mask] of masks) {
-    const kernel = makeSplashMHA(mask, { backend: 'js' });
-    const flops = 4 * dim * heads * allowedPairs(mask);
-    kernel.forwardSync(q, k, v); // warm-up: lets V8 optimise the kernels before timing
-    const times: number[] = [];
-    for (let r = 0; r < repeats; r++) {
-      const t0 = performance.now();
-      kernel.forwardSync(q, k, v);
-      times.push(performance.now() - t0);
+    const kernel = makeSplashMHA(mask, { backend: 'js', saveResiduals: true });
+    const pairs = allowedPairs(mask);
+    for (const pass of passes) {
+      let call: () => unknown;
+      if (pass === 'fwd') {
+        call = opts.async ? () => kernel.forward(q, k, v) : () => kernel.forwardSync(q, k, v);
+      } else {
+        const { out, logsumexp } = kernel.forwardSync(q, k, v) as { out: Tensor; logsumexp: Tensor };
+        const args = { q, k, v, out, logsumexp, dout };
+        call = opts.async ? () => kernel.backward(args) : () => kernel.backwardSync(args);
+      }
+      const ms = await timeCalls(call, repeats);
+      const flops = FLOPS_PER_PAIR_DIM[pass] * dim * heads * pairs;
+      rows.push({ mask: name, pass, heads, seq, dim, ms, gflops: flops / ms / 1e6 });
     }
-    const ms = median(times);
-    rows.push({ mask: name, heads, seq, dim, ms, gflops: flops / ms / 1e6 });
   }
   return rows;
 }
 
-function arg(name: string): number | undefined {
+function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : undefined;
+  return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
-if (require.main === module) {
-  const rows = benchJs({ heads: arg('heads'), seq: arg('seq'), dim: arg('dim'), repeats: arg('repeats') });
-  console.log('JS backend forward, float32, median of runs after one warm-up');
-  console.log('mask    | H | S    | D   | ms       | GFLOP/s');
+function numArg(name: string): number | undefined {
+  const a = arg(name);
+  return a === undefined ? undefined : Number(a);
+}
+
+async function main(): Promise<void> {
+  const passes = (arg('passes') ?? 'fwd').split(',') as JsBenchPass[];
+  for (const p of passes) if (!(p in FLOPS_PER_PAIR_DIM)) throw new Error(`--passes: unknown pass '${p}'`);
+  const isAsync = process.argv.includes('--async');
+  const rows = await benchJs({
+    heads: numArg('heads'), seq: numArg('seq'), dim: numArg('dim'), repeats: numArg('repeats'), passes, async: isAsync,
+  });
+  console.log(`JS backend, float32, ${isAsync ? 'async' : 'sync'} calls, median of runs after one warm-up`);
+  console.log('mask    | H | S    | D   | pass | ms       | GFLOP/s');
   for (const r of rows) {
     console.log(
-      `${r.mask.padEnd(7)} | ${r.heads} | ${String(r.seq).padEnd(4)} | ${String(r.dim).padEnd(3)} | ` +
+      `${r.mask.padEnd(7)} | ${r.heads} | ${String(r.seq).padEnd(4)} | ${String(r.dim).padEnd(3)} | ${r.pass.padEnd(4)} | ` +
         `${r.ms.toFixed(1).padStart(8)} | ${r.gflops.toFixed(2)}`,
     );
   }
+}
+
+if (require.main === module) {
+  main().catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });
 }

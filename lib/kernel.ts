@@ -195,7 +195,8 @@ export class SplashAttentionKernel {
 
   /**
    * The forward pass, off the calling thread: native backends queue it on the addon's own workers, 'js'
-   * computes in short slices between which the event loop runs, 'reference' computes in one go.
+   * computes on its worker threads (small calls in short slices between which the event loop runs),
+   * 'reference' computes in one go.
    * Inputs are never modified; outputs are fresh.
    *
    * @param q - queries `[H, Sq, D]` or `[B, H, Sq, D]`.

@@ -11,8 +11,9 @@ import { isDType, shapeSize, type DType, type Tensor } from './tensor';
 /**
  * How the kernel keeps q, k or v in memory while it computes (BlockSizes.qLayout and friends). The
  * tensors you pass and get back are always row-major with the head dim last; only the working copy
- * changes. The cpu and js backends honour it; the GPU and reference backends ignore it. Any other
- * value is a TypeError naming the field.
+ * changes. The cpu backend honours it; the js backend keeps the working copies its kernels read fastest
+ * whatever it says, and the GPU and reference backends ignore it. Any other value is a TypeError naming
+ * the field.
  */
 export enum QKVLayout {
   /** The head dim is contiguous: `[seq, dim]`, as the API's tensors. The default. */

@@ -2,6 +2,8 @@
 // that covers every value of every axis), plus shards, block sizes, layouts, fully masked rows and memory.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import {
   CausalMask,
   ChunkedCausalMask,
@@ -14,9 +16,11 @@ import {
   type BlockSizes,
   type Mask,
   type SegmentIds,
+  type Tensor,
 } from '../lib/index';
 import { seededRandom } from '../lib/random';
 import { benchJs } from '../bench/js';
+import { configureJsWorkers } from '../lib/backends/js-pool';
 import { assertBitwise, assertClose, kernelFor, relErr, run, type Problem } from './support/compare';
 import { assertEmptyRows, emptyRowsProblem, oneBlockCausalProblem } from './support/edge-cases';
 import { BATCHES, BLOCKS, DIMS, HEADS, SEQS, SOFT_CAPS, cycler, randTensor, randomMask } from './support/grid';
@@ -294,6 +298,40 @@ describe('js backend', function () {
       assertBitwise(ga.dv, gb.dv, 'dv');
     });
 
+    it('async calls give the sync results bitwise on 1, 2 or 3 worker threads and in slices', async () => {
+      for (const fused of [false, true]) {
+        const blockSizes: BlockSizes = { blockQ: 64, blockKv: 128, blockKvCompute: 64, blockQDkv: 128, blockKvDkv: 64, useFusedBwdKernel: fused };
+        const kernel = kernelFor(p, { backend: 'js', blockSizes, saveResiduals: true });
+        const want = kernel.forwardSync(p.q, p.k, p.v, p.seg) as { out: Tensor; logsumexp: Tensor };
+        const wantGrads = kernel.backwardSync({ q: p.q, k: p.k, v: p.v, segmentIds: p.seg, ...want, dout: p.dout });
+        for (const workers of [1, 2, 3, 0]) {
+          // minWork 0: even this small problem goes to the workers.
+          const previous = configureJsWorkers({ workers, minWork: 0 });
+          try {
+            const got = (await kernel.forward(p.q, p.k, p.v, p.seg)) as { out: Tensor; logsumexp: Tensor };
+            const grads = await kernel.backward({ q: p.q, k: p.k, v: p.v, segmentIds: p.seg, ...want, dout: p.dout });
+            // A pool that could not start sets workers to 0 and the calls run in slices: that must not pass here.
+            assert.equal(configureJsWorkers({}).workers, workers, 'the worker threads started');
+            const tag = `${workers} workers, ${fused ? 'fused' : 'split'}`;
+            assertBitwise(got.out, want.out, `out ${tag}`);
+            assertBitwise(got.logsumexp, want.logsumexp, `logsumexp ${tag}`);
+            assertBitwise(grads.dq, wantGrads.dq, `dq ${tag}`);
+            assertBitwise(grads.dk, wantGrads.dk, `dk ${tag}`);
+            assertBitwise(grads.dv, wantGrads.dv, `dv ${tag}`);
+          } finally {
+            configureJsWorkers(previous);
+          }
+        }
+      }
+    });
+
+    it('worker threads do not keep a process alive once its calls are done', () => {
+      const script = path.join(__dirname, 'support', 'js-workers-exit.ts');
+      const r = spawnSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, 0, `exit status ${r.status} (signal ${r.signal}): ${r.stderr}`);
+      assert.match(r.stdout, /^done on 2 workers\n$/);
+    });
+
     it('SEQ_MINOR layouts match HEAD_DIM_MINOR', () => {
       const { HEAD_DIM_MINOR: H, SEQ_MINOR: S } = QKVLayout;
       const base = run(p, { backend: 'js', blockSizes: { blockQ: 128, blockKv: 128, blockKvCompute: 64 } });
@@ -389,9 +427,9 @@ describe('js backend', function () {
     });
   });
 
-  it('bench/js.ts still runs (tiny size)', () => {
-    const rows = benchJs({ heads: 1, seq: 128, dim: 32, repeats: 1 });
-    assert.deepEqual(rows.map((r) => r.mask), ['full', 'causal']);
+  it('bench/js.ts still runs (tiny size)', async () => {
+    const rows = await benchJs({ heads: 1, seq: 128, dim: 32, repeats: 1, passes: ['fwd', 'bwd'] });
+    assert.deepEqual(rows.map((r) => `${r.mask} ${r.pass}`), ['full fwd', 'full bwd', 'causal fwd', 'causal bwd']);
     for (const r of rows) assert.ok(r.gflops > 0 && Number.isFinite(r.gflops), `${r.mask}: ${r.gflops} GFLOP/s`);
   });
 });

@@ -57,7 +57,7 @@ export interface BackwardResult {
 /** Per-call controls of an async call. */
 export interface CallControl {
   /** Stops the call: a queued one never starts, a running one stops between blocks (native: between block
-   *  rows, or before its kernels launch on a GPU; js: between slices). The kernel object turns the stop
+   *  rows, or before its kernels launch on a GPU; js: at its next compute tile). The kernel object turns the stop
    *  into an AbortError. */
   signal?: AbortSignal;
 }
@@ -72,8 +72,8 @@ export interface Backend {
   defaultBlockSize(seqLen: number): number;
   forwardSync(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): ForwardResult;
   backwardSync(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): BackwardResult;
-  /** Variants that leave the event loop free: native work on the addon's dispatcher, JS work in slices
-   *  (the reference backend alone computes in one go). */
+  /** Variants that leave the event loop free: native work on the addon's dispatcher, JS work on worker
+   *  threads or in slices (the reference backend alone computes in one go). */
   forward(cfg: KernelConfig, shape: CallShape, args: ForwardArgs, control?: CallControl): Promise<ForwardResult>;
   backward(cfg: KernelConfig, shape: CallShape, args: BackwardArgs, control?: CallControl): Promise<BackwardResult>;
 }

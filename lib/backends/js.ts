@@ -7,16 +7,23 @@
 //
 // Array conventions (they keep every kernel monomorphic for V8):
 //   Float32Array = tensor data (inputs decoded once, outputs before encoding),
-//   Float64Array = score tiles and accumulators. JS arithmetic is double anyway, so accumulating in
-//   float64 costs nothing (it measured faster than float32 scratch) and is at least as exact as
-//   splash's fp32 accumulators; results are rounded once, when written out.
+//   Float64Array = everything the kernels read and write: working copies of q, k, v and dout, score tiles
+//   and accumulators. JS arithmetic is double anyway, so accumulating in float64 costs nothing (it
+//   measured faster than float32 scratch) and is at least as exact as splash's fp32 accumulators;
+//   results are rounded once, when written out.
+//
+// A call is a plan (plain data: sizes, options, schedule, working copies and outputs) cut into units,
+// each of which computes its own output rows, the same way wherever it runs: a (batch, head, q-block)
+// row of the forward or of the dq pass, a kv tile of the dk/dv pass. Sync calls run the units in order
+// on the calling thread. Async calls run them on worker threads (js-pool.ts) when there is enough work
+// and workers can start, else in time slices on the calling thread; the results are bitwise the same.
 
 import type { MaskInfo } from '../mask-info';
 import { fillBlockFromProgram } from '../mask-program';
 import { fromFloat32, tensor, toFloat32, type DType, type Tensor } from '../tensor';
-import { QKVLayout, forwardResultShapes, type CallShape } from '../validate';
-import type { Backend, BackwardArgs, BackwardResult, ForwardArgs, ForwardResult, KernelConfig } from './backend';
-import { toSeqMinor } from './marshal';
+import { forwardResultShapes, type CallShape } from '../validate';
+import type { Backend, BackwardArgs, BackwardResult, CallControl, ForwardArgs, ForwardResult, KernelConfig } from './backend';
+import { jsPoolFor } from './js-pool';
 import { runInSlices, runToEnd } from './time-slices';
 
 // ---- data in and out --------------------------------------------------------
@@ -30,42 +37,77 @@ function encode(vals: Float32Array, shape: readonly number[], dtype: DType): Ten
   return dtype === 'float32' ? tensor(vals, shape.slice(), 'float32') : fromFloat32(vals, shape, dtype);
 }
 
-/**
- * One of q/k/v held in its physical layout. `arr` is what the row-major kernels read: the data itself
- * for HEAD_DIM_MINOR, or a tile that `load` gathers rows into for SEQ_MINOR.
- */
-class Operand {
-  readonly src: Float32Array;
-  readonly arr: Float32Array;
-  private readonly seqMinor: boolean;
+/** Where a plan's arrays live: the heap for the calling thread alone, SharedArrayBuffers for workers. */
+interface Alloc {
+  f64(n: number): Float64Array;
+  f32(n: number): Float32Array;
+  i32(n: number): Int32Array;
+}
 
-  constructor(
-    data: Float32Array,
-    layout: QKVLayout,
-    slabs: number,
-    private readonly seq: number,
-    private readonly dim: number,
-    tileRows: number,
-  ) {
-    this.seqMinor = layout === QKVLayout.SEQ_MINOR;
-    this.src = this.seqMinor ? toSeqMinor(data, slabs, seq, dim) : data;
-    this.arr = this.seqMinor ? new Float32Array(tileRows * dim) : this.src;
-  }
+const heapAlloc: Alloc = {
+  f64: (n) => new Float64Array(n),
+  f32: (n) => new Float32Array(n),
+  i32: (n) => new Int32Array(n),
+};
 
-  /** Makes rows [r0, r1) of slab `slab` readable row-major in `arr`; returns the offset of row r0. */
-  load(slab: number, r0: number, r1: number): number {
-    const { seq, dim } = this;
-    const base = slab * seq * dim;
-    if (!this.seqMinor) return base + r0 * dim;
-    const src = this.src;
-    const dst = this.arr;
-    const n = r1 - r0;
-    for (let c = 0; c < dim; c++) {
-      const s = base + c * seq + r0;
-      for (let r = 0; r < n; r++) dst[r * dim + c] = src[s + r];
+const sharedAlloc: Alloc = {
+  f64: (n) => new Float64Array(new SharedArrayBuffer(n * 8)),
+  f32: (n) => new Float32Array(new SharedArrayBuffer(n * 4)),
+  i32: (n) => new Int32Array(new SharedArrayBuffer(n * 4)),
+};
+
+/** An output the caller owns: one on shared memory is copied to the heap (O(S·D)). */
+function owned(x: Float32Array): Float32Array {
+  return x.buffer instanceof ArrayBuffer ? x : x.slice();
+}
+
+// Working copies: the kernels read q, k, v and dout as float64, so every array they touch has one type and
+// no conversion happens in an inner loop, and each operand in the layout that puts the dimension the
+// kernel streams along at unit stride (k and v transposed where they are the right-hand side of q·kᵀ or
+// dout·vᵀ). They cost O(S·D) once per call; qLayout/kLayout/vLayout do not change them.
+
+/** float64 copy of a tensor's values, row-major as given. */
+function rowMajor(t: Tensor, alloc: Alloc): Float64Array {
+  const x = values(t);
+  const y = alloc.f64(x.length);
+  y.set(x);
+  return y;
+}
+
+/** float64 copy with every [seq, dim] slab transposed to [dim, seq]: row c holds feature c of every position. */
+function transposed(t: Tensor, slabs: number, seq: number, dim: number, alloc: Alloc): Float64Array {
+  const x = values(t);
+  const y = alloc.f64(x.length);
+  const TILE = 32; // square tiles keep both the reads and the strided writes in cache
+  for (let sl = 0; sl < slabs; sl++) {
+    const base = sl * seq * dim;
+    for (let r0 = 0; r0 < seq; r0 += TILE) {
+      const r1 = Math.min(r0 + TILE, seq);
+      for (let c0 = 0; c0 < dim; c0 += TILE) {
+        const c1 = Math.min(c0 + TILE, dim);
+        for (let r = r0; r < r1; r++) {
+          const src = base + r * dim;
+          for (let c = c0; c < c1; c++) y[base + c * seq + r] = x[src + c];
+        }
+      }
     }
-    return 0;
   }
+  return y;
+}
+
+/** Segment ids, sinks or logsumexp where the plan's other arrays live (read as they are on the heap). */
+function f32Where(x: Float32Array, alloc: Alloc): Float32Array {
+  if (alloc === heapAlloc) return x;
+  const y = alloc.f32(x.length);
+  y.set(x);
+  return y;
+}
+
+function i32Where(x: Int32Array | null, alloc: Alloc): Int32Array | null {
+  if (x === null || alloc === heapAlloc) return x;
+  const y = alloc.i32(x.length);
+  y.set(x);
+  return y;
 }
 
 /** Contiguous split of [0, n) into `parts` ranges: [parts + 1] boundaries. */
@@ -145,164 +187,92 @@ function tileMask(
   return true;
 }
 
-// ---- micro-kernels -----------------------------------------------------------------
+// ---- micro-kernel ------------------------------------------------------------------
 
-// Register blocking (2 × 4 for dot products, 4 × 4 for accumulations) reuses every loaded value
-// several times; V8 does not vectorise, so this is where most of the speed comes from.
-
-/** S[i, j] = a_i · b_j for row-major rows a (nA × d at aOff) and b (nB × d at bOff). */
-function dotRows(
-  a: Float32Array, aOff: number, nA: number,
-  b: Float32Array, bOff: number, nB: number,
-  d: number, s: Float64Array,
-): void {
-  let i = 0;
-  for (; i + 2 <= nA; i += 2) {
-    const a0 = aOff + i * d;
-    const a1 = a0 + d;
-    const r0 = i * nB;
-    const r1 = r0 + nB;
-    let j = 0;
-    for (; j + 4 <= nB; j += 4) {
-      const b0 = bOff + j * d;
-      const b1 = b0 + d;
-      const b2 = b1 + d;
-      const b3 = b2 + d;
-      let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
-      for (let t = 0; t < d; t++) {
-        const x = a[a0 + t];
-        const y = a[a1 + t];
-        const c0 = b[b0 + t], c1 = b[b1 + t], c2 = b[b2 + t], c3 = b[b3 + t];
-        s00 += x * c0; s01 += x * c1; s02 += x * c2; s03 += x * c3;
-        s10 += y * c0; s11 += y * c1; s12 += y * c2; s13 += y * c3;
-      }
-      s[r0 + j] = s00; s[r0 + j + 1] = s01; s[r0 + j + 2] = s02; s[r0 + j + 3] = s03;
-      s[r1 + j] = s10; s[r1 + j + 1] = s11; s[r1 + j + 2] = s12; s[r1 + j + 3] = s13;
-    }
-    for (; j < nB; j++) {
-      const bj = bOff + j * d;
-      let x = 0, y = 0;
-      for (let t = 0; t < d; t++) {
-        const c = b[bj + t];
-        x += a[a0 + t] * c;
-        y += a[a1 + t] * c;
-      }
-      s[r0 + j] = x;
-      s[r1 + j] = y;
-    }
-  }
-  if (i < nA) {
-    // An odd last row (ragged blocks only).
-    const ai = aOff + i * d;
-    for (let j = 0; j < nB; j++) {
-      const bj = bOff + j * d;
-      let x = 0;
-      for (let t = 0; t < d; t++) x += a[ai + t] * b[bj + t];
-      s[i * nB + j] = x;
-    }
-  }
-}
+// Every product of the forward and backward is C += W·B with B's rows at unit stride. V8 does not
+// vectorise, and each typed-array access costs an index computation and a bounds check, so the speed comes
+// from doing many flops per access: an 8 × 4 block of W is held in locals while one pass over j reads
+// 4 rows of B and updates 8 rows of C (12 loads and 8 stores for 64 flops; a 2 × 4 block of dot products
+// needs 6 loads for 16). Every element of C sees the same arithmetic whichever row block it falls in:
+// c += w₀b₀ + w₁b₁ + w₂b₂ + w₃b₃ per group of four k, then c += w·b for each k left over.
 
 /**
- * C[cOff + r·d + :] += Σ_k P[r·prs + k·pks] · b[bOff + k·d + :] for r < nR, k < nK. With (prs, pks) =
- * (nB, 1) this is P·B; with (1, nB) it is Pᵀ·B, so one kernel serves p·v, ds·k, pᵀ·dout and dsᵀ·q.
+ * C[cOff + r·ldc + j] += Σ_k W[wOff + r·wrs + k·wks] · B[bOff + k·ldb + j] for r < nR, k < nK, j < n.
+ * (wrs, wks) = (row length, 1) reads W as stored; (1, row length) reads its transpose.
  */
-function accum(
-  p: Float64Array, prs: number, pks: number, nR: number, nK: number,
-  b: Float32Array, bOff: number, d: number,
-  c: Float64Array, cOff: number,
+function gemmAcc(
+  w: Float64Array, wOff: number, wrs: number, wks: number, nR: number, nK: number,
+  b: Float64Array, bOff: number, ldb: number, n: number,
+  c: Float64Array, cOff: number, ldc: number,
 ): void {
   let r = 0;
-  for (; r + 4 <= nR; r += 4) {
-    const p0 = r * prs;
-    const p1 = p0 + prs;
-    const p2 = p1 + prs;
-    const p3 = p2 + prs;
-    const c0 = cOff + r * d;
-    const c1 = c0 + d;
-    const c2 = c1 + d;
-    const c3 = c2 + d;
-    let k = 0;
-    for (; k + 4 <= nK; k += 4) {
-      const k0 = k * pks;
-      const k1 = k0 + pks;
-      const k2 = k1 + pks;
-      const k3 = k2 + pks;
-      const w00 = p[p0 + k0], w01 = p[p0 + k1], w02 = p[p0 + k2], w03 = p[p0 + k3];
-      const w10 = p[p1 + k0], w11 = p[p1 + k1], w12 = p[p1 + k2], w13 = p[p1 + k3];
-      const w20 = p[p2 + k0], w21 = p[p2 + k1], w22 = p[p2 + k2], w23 = p[p2 + k3];
-      const w30 = p[p3 + k0], w31 = p[p3 + k1], w32 = p[p3 + k2], w33 = p[p3 + k3];
-      const b0 = bOff + k * d;
-      const b1 = b0 + d;
-      const b2 = b1 + d;
-      const b3 = b2 + d;
-      for (let t = 0; t < d; t++) {
-        const v0 = b[b0 + t], v1 = b[b1 + t], v2 = b[b2 + t], v3 = b[b3 + t];
-        c[c0 + t] += w00 * v0 + w01 * v1 + w02 * v2 + w03 * v3;
-        c[c1 + t] += w10 * v0 + w11 * v1 + w12 * v2 + w13 * v3;
-        c[c2 + t] += w20 * v0 + w21 * v1 + w22 * v2 + w23 * v3;
-        c[c3 + t] += w30 * v0 + w31 * v1 + w32 * v2 + w33 * v3;
-      }
-    }
-    for (; k < nK; k++) {
-      const kk = k * pks;
-      const w0 = p[p0 + kk], w1 = p[p1 + kk], w2 = p[p2 + kk], w3 = p[p3 + kk];
-      const bk = bOff + k * d;
-      for (let t = 0; t < d; t++) {
-        const v = b[bk + t];
-        c[c0 + t] += w0 * v;
-        c[c1 + t] += w1 * v;
-        c[c2 + t] += w2 * v;
-        c[c3 + t] += w3 * v;
-      }
+  for (; r + 8 <= nR; r += 8) gemmAcc8Rows(w, wOff + r * wrs, wrs, wks, nK, b, bOff, ldb, n, c, cOff + r * ldc, ldc);
+  for (; r < nR; r++) gemmAccRow(w, wOff + r * wrs, wks, nK, b, bOff, ldb, n, c, cOff + r * ldc);
+}
+
+/** gemmAcc for 8 rows of W and C starting at wOff and cOff. */
+function gemmAcc8Rows(
+  w: Float64Array, wOff: number, wrs: number, wks: number, nK: number,
+  b: Float64Array, bOff: number, ldb: number, n: number,
+  c: Float64Array, cOff: number, ldc: number,
+): void {
+  const p0 = wOff, p1 = p0 + wrs, p2 = p1 + wrs, p3 = p2 + wrs, p4 = p3 + wrs, p5 = p4 + wrs, p6 = p5 + wrs, p7 = p6 + wrs;
+  const c0 = cOff, c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc, c4 = c3 + ldc, c5 = c4 + ldc, c6 = c5 + ldc, c7 = c6 + ldc;
+  const kMain = nK - (nK % 4);
+  for (let k = 0; k < kMain; k += 4) {
+    const k0 = k * wks, k1 = k0 + wks, k2 = k1 + wks, k3 = k2 + wks;
+    const w00 = w[p0 + k0], w01 = w[p0 + k1], w02 = w[p0 + k2], w03 = w[p0 + k3];
+    const w10 = w[p1 + k0], w11 = w[p1 + k1], w12 = w[p1 + k2], w13 = w[p1 + k3];
+    const w20 = w[p2 + k0], w21 = w[p2 + k1], w22 = w[p2 + k2], w23 = w[p2 + k3];
+    const w30 = w[p3 + k0], w31 = w[p3 + k1], w32 = w[p3 + k2], w33 = w[p3 + k3];
+    const w40 = w[p4 + k0], w41 = w[p4 + k1], w42 = w[p4 + k2], w43 = w[p4 + k3];
+    const w50 = w[p5 + k0], w51 = w[p5 + k1], w52 = w[p5 + k2], w53 = w[p5 + k3];
+    const w60 = w[p6 + k0], w61 = w[p6 + k1], w62 = w[p6 + k2], w63 = w[p6 + k3];
+    const w70 = w[p7 + k0], w71 = w[p7 + k1], w72 = w[p7 + k2], w73 = w[p7 + k3];
+    const b0 = bOff + k * ldb, b1 = b0 + ldb, b2 = b1 + ldb, b3 = b2 + ldb;
+    for (let j = 0; j < n; j++) {
+      const v0 = b[b0 + j], v1 = b[b1 + j], v2 = b[b2 + j], v3 = b[b3 + j];
+      c[c0 + j] += w00 * v0 + w01 * v1 + w02 * v2 + w03 * v3;
+      c[c1 + j] += w10 * v0 + w11 * v1 + w12 * v2 + w13 * v3;
+      c[c2 + j] += w20 * v0 + w21 * v1 + w22 * v2 + w23 * v3;
+      c[c3 + j] += w30 * v0 + w31 * v1 + w32 * v2 + w33 * v3;
+      c[c4 + j] += w40 * v0 + w41 * v1 + w42 * v2 + w43 * v3;
+      c[c5 + j] += w50 * v0 + w51 * v1 + w52 * v2 + w53 * v3;
+      c[c6 + j] += w60 * v0 + w61 * v1 + w62 * v2 + w63 * v3;
+      c[c7 + j] += w70 * v0 + w71 * v1 + w72 * v2 + w73 * v3;
     }
   }
-  for (; r < nR; r++) {
-    // Last rows of a tile whose row count is not a multiple of 4.
-    const pr = r * prs;
-    const cr = cOff + r * d;
-    for (let k = 0; k < nK; k++) {
-      const w = p[pr + k * pks];
-      if (w === 0) continue;
-      const bk = bOff + k * d;
-      for (let t = 0; t < d; t++) c[cr + t] += w * b[bk + t];
-    }
+  if (kMain < nK) {
+    for (let i = 0; i < 8; i++) gemmAccTail(w, wOff + i * wrs, wks, kMain, nK, b, bOff, ldb, n, c, cOff + i * ldc);
   }
 }
 
-/** S[i, j] = a_i · bT[:, j] where bT is SEQ_MINOR ([d, ld], columns from bOff): outer products over d. */
-function dotCols(
-  a: Float32Array, aOff: number, nA: number,
-  bT: Float32Array, bOff: number, ld: number, nB: number,
-  d: number, s: Float64Array,
+/** gemmAcc for the one row of W and C starting at wOff and cOff. */
+function gemmAccRow(
+  w: Float64Array, wOff: number, wks: number, nK: number,
+  b: Float64Array, bOff: number, ldb: number, n: number,
+  c: Float64Array, cOff: number,
 ): void {
-  for (let i = 0; i < nA; i++) {
-    const ai = aOff + i * d;
-    const si = i * nB;
-    s.fill(0, si, si + nB);
-    for (let t = 0; t < d; t++) {
-      const x = a[ai + t];
-      const bt = bOff + t * ld;
-      for (let j = 0; j < nB; j++) s[si + j] += x * bT[bt + j];
-    }
+  const kMain = nK - (nK % 4);
+  for (let k = 0; k < kMain; k += 4) {
+    const k0 = wOff + k * wks;
+    const w0 = w[k0], w1 = w[k0 + wks], w2 = w[k0 + 2 * wks], w3 = w[k0 + 3 * wks];
+    const b0 = bOff + k * ldb, b1 = b0 + ldb, b2 = b1 + ldb, b3 = b2 + ldb;
+    for (let j = 0; j < n; j++) c[cOff + j] += w0 * b[b0 + j] + w1 * b[b1 + j] + w2 * b[b2 + j] + w3 * b[b3 + j];
   }
+  gemmAccTail(w, wOff, wks, kMain, nK, b, bOff, ldb, n, c, cOff);
 }
 
-/** C[i·d + t] += Σ_j P[i, j] · bT[t, j] where bT is SEQ_MINOR ([d, ld], columns from bOff). */
-function accumCols(
-  p: Float64Array, nA: number, nB: number,
-  bT: Float32Array, bOff: number, ld: number, d: number,
-  c: Float64Array,
+/** The k in [k0, nK) of one row, one at a time (head dims and tiles that are not a multiple of 4). */
+function gemmAccTail(
+  w: Float64Array, wOff: number, wks: number, k0: number, nK: number,
+  b: Float64Array, bOff: number, ldb: number, n: number,
+  c: Float64Array, cOff: number,
 ): void {
-  for (let i = 0; i < nA; i++) {
-    const pi = i * nB;
-    const ci = i * d;
-    for (let t = 0; t < d; t++) {
-      const bt = bOff + t * ld;
-      let acc = 0;
-      for (let j = 0; j < nB; j++) acc += p[pi + j] * bT[bt + j];
-      c[ci + t] += acc;
-    }
+  for (let k = k0; k < nK; k++) {
+    const wk = w[wOff + k * wks];
+    const bk = bOff + k * ldb;
+    for (let j = 0; j < n; j++) c[cOff + j] += wk * b[bk + j];
   }
 }
 
@@ -355,100 +325,101 @@ function softmaxStep(
   }
 }
 
-/** The forward as steps: it yields after every compute tile, so an async caller can stop between tiles. */
-function* forwardSteps(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): Generator<void, ForwardResult, void> {
+/** Everything a forward reads and writes: plain data, so a worker can run units of it. */
+export interface ForwardPlan {
+  kind: 'forward';
+  batch: number; heads: number; kvHeads: number; sq: number; skv: number; d: number; dv: number;
+  bkc: number; scale: number; softCap: number; maskValue: number;
+  info: MaskInfo;
+  segQ: Int32Array | null; segKv: Int32Array | null; sinks: Float32Array | null;
+  q: Float64Array; kT: Float64Array; v: Float64Array;
+  out: Float32Array; lse: Float32Array;
+}
+
+function forwardPlan(cfg: KernelConfig, shape: CallShape, args: ForwardArgs, alloc: Alloc): ForwardPlan {
   const { batch, heads, kvHeads, qSeqLen: sq, kvSeqLen: skv, headDim: d, headDimV: dv } = shape;
-  const bs = cfg.blockSizes;
-  const info = cfg.fwdMaskInfo;
+  return {
+    kind: 'forward', batch, heads, kvHeads, sq, skv, d, dv,
+    bkc: cfg.blockSizes.blockKvCompute, scale: cfg.scale, softCap: cfg.attnLogitsSoftCap ?? 0,
+    maskValue: cfg.maskValue, info: cfg.fwdMaskInfo,
+    segQ: i32Where(args.segQ, alloc), segKv: i32Where(args.segKv, alloc),
+    sinks: args.sinks ? f32Where(args.sinks, alloc) : null,
+    q: rowMajor(args.q, alloc),
+    kT: transposed(args.k, batch * kvHeads, skv, d, alloc),
+    v: rowMajor(args.v, alloc),
+    out: alloc.f32(batch * heads * sq * dv),
+    lse: alloc.f32(batch * heads * sq),
+  };
+}
+
+/** Per-block scratch of a forward: the only memory that grows with block size. */
+interface ForwardScratch {
+  s: Float64Array; mt: Uint8Array; acc: Float64Array; m: Float64Array; l: Float64Array; any: Uint8Array;
+}
+
+function forwardScratch(p: ForwardPlan): ForwardScratch {
+  const bq = p.info.blockQ;
+  return {
+    s: new Float64Array(bq * p.bkc), mt: new Uint8Array(bq * p.bkc), acc: new Float64Array(bq * p.dv),
+    m: new Float64Array(bq), l: new Float64Array(bq), any: new Uint8Array(bq),
+  };
+}
+
+/** out and logsumexp of q-block qb of head h in batch b, as steps: one per compute tile. */
+function* forwardRow(p: ForwardPlan, t: ForwardScratch, b: number, h: number, qb: number): Generator<void, void, void> {
+  const { info, sq, skv, d, dv, bkc } = p;
+  const { s, mt, acc, m, l, any } = t;
+  const ms: MaskSource = { info, segQ: p.segQ, segKv: p.segKv };
   const bq = info.blockQ;
   const bkv = info.blockKv;
-  const bkc = bs.blockKvCompute;
-  const group = heads / kvHeads;
-  const softCap = cfg.attnLogitsSoftCap ?? 0;
-  const maskValue = cfg.maskValue;
-  const ms: MaskSource = { info, segQ: args.segQ, segKv: args.segKv };
-  const sinks = args.sinks ?? null;
-
-  const q = new Operand(values(args.q), bs.qLayout, batch * heads, sq, d, bq);
-  // k and v stay in their physical layout; SEQ_MINOR ones feed the column kernels directly.
-  const kSeqMinor = bs.kLayout === QKVLayout.SEQ_MINOR;
-  const vSeqMinor = bs.vLayout === QKVLayout.SEQ_MINOR;
-  const kRaw = values(args.k);
-  const vRaw = values(args.v);
-  const k = kSeqMinor ? toSeqMinor(kRaw, batch * kvHeads, skv, d) : kRaw;
-  const v = vSeqMinor ? toSeqMinor(vRaw, batch * kvHeads, skv, dv) : vRaw;
-
-  const out = new Float32Array(batch * heads * sq * dv);
-  const lse = new Float32Array(batch * heads * sq);
-
-  // Per-block scratch: the only memory that grows with block size.
-  const s = new Float64Array(bq * bkc);
-  const mt = new Uint8Array(bq * bkc);
-  const acc = new Float64Array(bq * dv);
-  const m = new Float64Array(bq);
-  const l = new Float64Array(bq);
-  const any = new Uint8Array(bq);
-
-  // Shards only order the work; every (head, q-block) is computed the same way.
-  const headBounds = splitRange(heads, cfg.headShards);
-  const qBounds = info.qShardBounds;
-  for (let b = 0; b < batch; b++) {
-    for (let hs = 0; hs + 1 < headBounds.length; hs++) {
-      for (let qs = 0; qs + 1 < qBounds.length; qs++) {
-        for (let h = headBounds[hs]; h < headBounds[hs + 1]; h++) {
-          const sched = scheduleOf(info, h);
-          const kvSlab = b * kvHeads + Math.floor(h / group);
-          const kBase = kvSlab * skv * d;
-          const vBase = kvSlab * skv * dv;
-          for (let qb = qBounds[qs]; qb < qBounds[qs + 1]; qb++) {
-            const q0 = qb * bq;
-            const q1 = Math.min(q0 + bq, sq);
-            const nq = q1 - q0;
-            const qOff = q.load(b * heads + h, q0, q1);
-            // A sink enters as a first key with logit s_h and no value: m = s_h, l = 1, acc = 0.
-            const sink = sinks === null ? -Infinity : sinks[h];
-            m.fill(sink);
-            l.fill(sinks === null ? 0 : 1);
-            any.fill(0);
-            acc.fill(0);
-            const row = sched * info.rowsPerSchedule + qb;
-            for (let e = info.rowPtr[row]; e < info.rowPtr[row + 1]; e++) {
-              const kb = info.colIdx[e];
-              const kbEnd = Math.min((kb + 1) * bkv, skv);
-              for (let k0 = kb * bkv; k0 < kbEnd; k0 += bkc) {
-                const k1 = Math.min(k0 + bkc, kbEnd);
-                const nk = k1 - k0;
-                if (kSeqMinor) dotCols(q.arr, qOff, nq, k, kBase + k0, skv, nk, d, s);
-                else dotRows(q.arr, qOff, nq, k, kBase + k0 * d, nk, d, s);
-                const masked = tileMask(ms, sched, e, qb, kb, q0, q1, k0, k1, b * sq, b * skv, mt);
-                softmaxStep(s, nq, nk, cfg.scale, softCap, masked ? mt : null, maskValue, m, l, any, acc, dv);
-                if (vSeqMinor) accumCols(s, nq, nk, v, vBase + k0, skv, dv, acc);
-                else accum(s, nk, 1, nq, nk, v, vBase + k0 * dv, dv, acc, 0);
-                yield;
-              }
-            }
-            // Normalise; a row with no allowed key gives out = 0 and logsumexp = its sink (-Infinity without).
-            const rowBase = (b * heads + h) * sq + q0;
-            for (let i = 0; i < nq; i++) {
-              const o = (rowBase + i) * dv;
-              if (any[i] === 0) {
-                lse[rowBase + i] = sink;
-                continue; // out is already 0
-              }
-              const inv = 1 / l[i];
-              for (let t = 0; t < dv; t++) out[o + t] = acc[i * dv + t] * inv;
-              lse[rowBase + i] = m[i] + Math.log(l[i]);
-            }
-          }
-        }
-      }
+  const sched = scheduleOf(info, h);
+  const kvSlab = b * p.kvHeads + Math.floor(h / (p.heads / p.kvHeads));
+  const kTBase = kvSlab * d * skv;
+  const vBase = kvSlab * skv * dv;
+  const q0 = qb * bq;
+  const q1 = Math.min(q0 + bq, sq);
+  const nq = q1 - q0;
+  const qOff = ((b * p.heads + h) * sq + q0) * d;
+  // A sink enters as a first key with logit s_h and no value: m = s_h, l = 1, acc = 0.
+  const sink = p.sinks === null ? -Infinity : p.sinks[h];
+  m.fill(sink);
+  l.fill(p.sinks === null ? 0 : 1);
+  any.fill(0);
+  acc.fill(0);
+  const row = sched * info.rowsPerSchedule + qb;
+  for (let e = info.rowPtr[row]; e < info.rowPtr[row + 1]; e++) {
+    const kb = info.colIdx[e];
+    const kbEnd = Math.min((kb + 1) * bkv, skv);
+    for (let k0 = kb * bkv; k0 < kbEnd; k0 += bkc) {
+      const k1 = Math.min(k0 + bkc, kbEnd);
+      const nk = k1 - k0;
+      s.fill(0, 0, nq * nk);
+      gemmAcc(p.q, qOff, d, 1, nq, d, p.kT, kTBase + k0, skv, nk, s, 0, nk); // s = q·kᵀ
+      const masked = tileMask(ms, sched, e, qb, kb, q0, q1, k0, k1, b * sq, b * skv, mt);
+      softmaxStep(s, nq, nk, p.scale, p.softCap, masked ? mt : null, p.maskValue, m, l, any, acc, dv);
+      gemmAcc(s, 0, nk, 1, nq, nk, p.v, vBase + k0 * dv, dv, dv, acc, 0, dv); // acc += p·v
+      yield;
     }
   }
+  // Normalise; a row with no allowed key gives out = 0 and logsumexp = its sink (-Infinity without).
+  const rowBase = (b * p.heads + h) * sq + q0;
+  for (let i = 0; i < nq; i++) {
+    const o = (rowBase + i) * dv;
+    if (any[i] === 0) {
+      p.lse[rowBase + i] = sink;
+      continue; // out is already 0
+    }
+    const inv = 1 / l[i];
+    for (let c = 0; c < dv; c++) p.out[o + c] = acc[i * dv + c] * inv;
+    p.lse[rowBase + i] = m[i] + Math.log(l[i]);
+  }
+}
 
+function forwardResult(p: ForwardPlan, shape: CallShape, args: ForwardArgs): ForwardResult {
   const shapes = forwardResultShapes(shape);
   return {
-    out: encode(out, shapes.out, args.q.dtype),
-    logsumexp: tensor(lse, shapes.logsumexp, 'float32'),
+    out: encode(owned(p.out), shapes.out, args.q.dtype),
+    logsumexp: tensor(owned(p.lse), shapes.logsumexp, 'float32'),
   };
 }
 
@@ -508,145 +479,255 @@ function rowDots(out: Float32Array, dout: Float32Array, rows: number, dv: number
   return di;
 }
 
-function toF32(x: Float64Array): Float32Array {
-  return Float32Array.from(x);
+/** Everything a backward reads and writes: plain data, so a worker can run units of it. */
+export interface BackwardPlan {
+  kind: 'backward';
+  batch: number; heads: number; kvHeads: number; sq: number; skv: number; d: number; dv: number;
+  bkcDkv: number; scale: number; softCap: number; maskValue: number;
+  /** null when the fused backward computes dq in the dk/dv pass. */
+  dqInfo: MaskInfo | null;
+  dkvInfo: MaskInfo;
+  segQ: Int32Array | null; segKv: Int32Array | null;
+  // s = q·kᵀ and dp = dout·vᵀ read k and v transposed; dq += ds·k reads k as stored.
+  q: Float64Array; k: Float64Array; kT: Float64Array; vT: Float64Array; dout: Float64Array;
+  lse: Float32Array; di: Float64Array;
+  /** The fused backward's dq accumulator (every row, across kv blocks); null for the split backward. */
+  dq: Float64Array | null;
+  dqOut: Float32Array; dkOut: Float32Array; dvOut: Float32Array;
 }
 
-/** The backward as steps: it yields after every tile pair (see forwardSteps). */
-function* backwardSteps(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): Generator<void, BackwardResult, void> {
+function backwardPlan(cfg: KernelConfig, shape: CallShape, args: BackwardArgs, alloc: Alloc): BackwardPlan {
   const { batch, heads, kvHeads, qSeqLen: sq, kvSeqLen: skv, headDim: d, headDimV: dv } = shape;
-  const bs = cfg.blockSizes;
-  const group = heads / kvHeads;
-  const softCap = cfg.attnLogitsSoftCap ?? 0;
-  const maskValue = cfg.maskValue;
+  const rows = batch * heads * sq;
+  const di = alloc.f64(rows);
+  di.set(rowDots(values(args.out), values(args.dout), rows, dv));
   const fused = cfg.dqMaskInfo === null;
-  const dkvInfo = cfg.dkvMaskInfo;
-  const dqInfo = cfg.dqMaskInfo;
-
-  const qData = values(args.q);
-  const kData = values(args.k);
-  const vData = values(args.v);
-  const dout = values(args.dout);
-  const lse = values(args.logsumexp);
-  const di = rowDots(values(args.out), dout, batch * heads * sq, dv);
-
-  // Tiles are gathered row-major from SEQ_MINOR operands, so one set of kernels serves every layout.
-  const maxQ = Math.max(dkvInfo.blockQ, dqInfo?.blockQ ?? 0);
-  const maxKv = Math.max(bs.blockKvDkvCompute, dqInfo?.blockKv ?? 0);
-  const q = new Operand(qData, bs.qLayout, batch * heads, sq, d, maxQ);
-  const k = new Operand(kData, bs.kLayout, batch * kvHeads, skv, d, maxKv);
-  const v = new Operand(vData, bs.vLayout, batch * kvHeads, skv, dv, maxKv);
-
-  const s = new Float64Array(maxQ * maxKv);
-  const dp = new Float64Array(maxQ * maxKv);
-  const mt = new Uint8Array(maxQ * maxKv);
-  // The fused pass accumulates dq for every row across kv blocks; the split dq pass needs one block of it.
-  const dq = new Float64Array(fused ? qData.length : maxQ * d);
-  const dqOut = new Float32Array(qData.length);
-  const dkOut = new Float32Array(kData.length);
-  const dvOut = new Float32Array(vData.length);
-
-  // ---- dq pass (split backward): rows are q-blocks, like the forward ----
-  if (dqInfo !== null) {
-    const bq = dqInfo.blockQ;
-    const bkv = dqInfo.blockKv;
-    const ms: MaskSource = { info: dqInfo, segQ: args.segQ, segKv: args.segKv };
-    const headBounds = splitRange(heads, cfg.headShards);
-    const qBounds = dqInfo.qShardBounds;
-    for (let b = 0; b < batch; b++) {
-      for (let hs = 0; hs + 1 < headBounds.length; hs++) {
-        for (let qs = 0; qs + 1 < qBounds.length; qs++) {
-          for (let h = headBounds[hs]; h < headBounds[hs + 1]; h++) {
-            const sched = scheduleOf(dqInfo, h);
-            const kvSlab = b * kvHeads + Math.floor(h / group);
-            for (let qb = qBounds[qs]; qb < qBounds[qs + 1]; qb++) {
-              const q0 = qb * bq;
-              const q1 = Math.min(q0 + bq, sq);
-              const nq = q1 - q0;
-              const rowOff = (b * heads + h) * sq + q0;
-              const qOff = q.load(b * heads + h, q0, q1);
-              dq.fill(0, 0, nq * d);
-              const row = sched * dqInfo.rowsPerSchedule + qb;
-              for (let e = dqInfo.rowPtr[row]; e < dqInfo.rowPtr[row + 1]; e++) {
-                const kb = dqInfo.colIdx[e];
-                const k0 = kb * bkv;
-                const k1 = Math.min(k0 + bkv, skv);
-                const nk = k1 - k0;
-                const kOff = k.load(kvSlab, k0, k1);
-                const vOff = v.load(kvSlab, k0, k1);
-                dotRows(q.arr, qOff, nq, k.arr, kOff, nk, d, s);
-                dotRows(dout, rowOff * dv, nq, v.arr, vOff, nk, dv, dp);
-                const masked = tileMask(ms, sched, e, qb, kb, q0, q1, k0, k1, b * sq, b * skv, mt);
-                gradTile(s, dp, nq, nk, cfg.scale, softCap, masked ? mt : null, maskValue, lse, di, rowOff);
-                accum(dp, nk, 1, nq, nk, k.arr, kOff, d, dq, 0); // dq += ds·k
-                yield;
-              }
-              const o = rowOff * d;
-              for (let x = 0; x < nq * d; x++) dqOut[o + x] = dq[x];
-            }
-          }
-        }
-      }
-    }
-  }
-
-  // ---- dk/dv pass (and dq when fused): rows are kv-blocks, entries q-blocks ----
-  // dk/dv of a kv tile are summed over the group's query heads and the q-blocks in one fixed order,
-  // so shards cannot change them.
-  {
-    const bq = dkvInfo.blockQ;
-    const bkv = dkvInfo.blockKv;
-    const bkc = bs.blockKvDkvCompute;
-    const ms: MaskSource = { info: dkvInfo, segQ: args.segQ, segKv: args.segKv };
-    const dkAcc = new Float64Array(bkc * d);
-    const dvAcc = new Float64Array(bkc * dv);
-    for (let b = 0; b < batch; b++) {
-      for (let kvh = 0; kvh < kvHeads; kvh++) {
-        const kvSlab = b * kvHeads + kvh;
-        for (let kb = 0; kb < dkvInfo.rowsPerSchedule; kb++) {
-          const kbEnd = Math.min((kb + 1) * bkv, skv);
-          for (let k0 = kb * bkv; k0 < kbEnd; k0 += bkc) {
-            const k1 = Math.min(k0 + bkc, kbEnd);
-            const nk = k1 - k0;
-            const kOff = k.load(kvSlab, k0, k1);
-            const vOff = v.load(kvSlab, k0, k1);
-            dkAcc.fill(0);
-            dvAcc.fill(0);
-            for (let h = kvh * group; h < (kvh + 1) * group; h++) {
-              const sched = scheduleOf(dkvInfo, h);
-              const row = sched * dkvInfo.rowsPerSchedule + kb;
-              for (let e = dkvInfo.rowPtr[row]; e < dkvInfo.rowPtr[row + 1]; e++) {
-                const qb = dkvInfo.colIdx[e];
-                const q0 = qb * bq;
-                const q1 = Math.min(q0 + bq, sq);
-                const nq = q1 - q0;
-                const rowOff = (b * heads + h) * sq + q0;
-                const qOff = q.load(b * heads + h, q0, q1);
-                dotRows(q.arr, qOff, nq, k.arr, kOff, nk, d, s);
-                dotRows(dout, rowOff * dv, nq, v.arr, vOff, nk, dv, dp);
-                const masked = tileMask(ms, sched, e, qb, kb, q0, q1, k0, k1, b * sq, b * skv, mt);
-                gradTile(s, dp, nq, nk, cfg.scale, softCap, masked ? mt : null, maskValue, lse, di, rowOff);
-                accum(s, 1, nk, nk, nq, dout, rowOff * dv, dv, dvAcc, 0); // dv += pᵀ·dout
-                accum(dp, 1, nk, nk, nq, q.arr, qOff, d, dkAcc, 0); // dk += dsᵀ·q
-                if (fused) accum(dp, nk, 1, nq, nk, k.arr, kOff, d, dq, rowOff * d); // dq += ds·k
-                yield;
-              }
-            }
-            const ko = (kvSlab * skv + k0) * d;
-            for (let x = 0; x < nk * d; x++) dkOut[ko + x] = dkAcc[x];
-            const vo = (kvSlab * skv + k0) * dv;
-            for (let x = 0; x < nk * dv; x++) dvOut[vo + x] = dvAcc[x];
-          }
-        }
-      }
-    }
-  }
-
   return {
-    dq: encode(fused ? toF32(dq) : dqOut, args.q.shape, args.q.dtype),
-    dk: encode(dkOut, args.k.shape, args.k.dtype),
-    dv: encode(dvOut, args.v.shape, args.v.dtype),
+    kind: 'backward', batch, heads, kvHeads, sq, skv, d, dv,
+    bkcDkv: cfg.blockSizes.blockKvDkvCompute, scale: cfg.scale, softCap: cfg.attnLogitsSoftCap ?? 0,
+    maskValue: cfg.maskValue, dqInfo: cfg.dqMaskInfo, dkvInfo: cfg.dkvMaskInfo,
+    segQ: i32Where(args.segQ, alloc), segKv: i32Where(args.segKv, alloc),
+    q: rowMajor(args.q, alloc),
+    k: rowMajor(args.k, alloc),
+    kT: transposed(args.k, batch * kvHeads, skv, d, alloc),
+    vT: transposed(args.v, batch * kvHeads, skv, dv, alloc),
+    dout: rowMajor(args.dout, alloc),
+    lse: f32Where(values(args.logsumexp), alloc),
+    di,
+    dq: fused ? alloc.f64(rows * d) : null,
+    dqOut: alloc.f32(fused ? 0 : rows * d),
+    dkOut: alloc.f32(batch * kvHeads * skv * d),
+    dvOut: alloc.f32(batch * kvHeads * skv * dv),
   };
+}
+
+/** Per-tile scratch of a backward. */
+interface BackwardScratch {
+  s: Float64Array; dp: Float64Array; mt: Uint8Array; dqAcc: Float64Array; dkAcc: Float64Array; dvAcc: Float64Array;
+}
+
+function backwardScratch(p: BackwardPlan): BackwardScratch {
+  const maxQ = Math.max(p.dkvInfo.blockQ, p.dqInfo?.blockQ ?? 0);
+  const maxKv = Math.max(p.bkcDkv, p.dqInfo?.blockKv ?? 0);
+  return {
+    s: new Float64Array(maxQ * maxKv), dp: new Float64Array(maxQ * maxKv), mt: new Uint8Array(maxQ * maxKv),
+    dqAcc: new Float64Array(maxQ * p.d), dkAcc: new Float64Array(p.bkcDkv * p.d), dvAcc: new Float64Array(p.bkcDkv * p.dv),
+  };
+}
+
+/** The backward's two nq × nk tiles for rows [row0, row0 + nq) of the (batch, head) rows and keys
+ *  [k0, k0 + nk) of kv slab kvSlab: s = q·kᵀ and dp = dout·vᵀ. */
+function scoreTiles(p: BackwardPlan, t: BackwardScratch, row0: number, nq: number, kvSlab: number, k0: number, nk: number): void {
+  const { d, dv, skv } = p;
+  t.s.fill(0, 0, nq * nk);
+  gemmAcc(p.q, row0 * d, d, 1, nq, d, p.kT, kvSlab * d * skv + k0, skv, nk, t.s, 0, nk);
+  t.dp.fill(0, 0, nq * nk);
+  gemmAcc(p.dout, row0 * dv, dv, 1, nq, dv, p.vT, kvSlab * dv * skv + k0, skv, nk, t.dp, 0, nk);
+}
+
+/** dq of q-block qb of head h in batch b (split backward), as steps: one per kv block. */
+function* dqRow(p: BackwardPlan, t: BackwardScratch, b: number, h: number, qb: number): Generator<void, void, void> {
+  const info = p.dqInfo as MaskInfo;
+  const { sq, skv, d } = p;
+  const { s, dp, mt, dqAcc } = t;
+  const ms: MaskSource = { info, segQ: p.segQ, segKv: p.segKv };
+  const bq = info.blockQ;
+  const bkv = info.blockKv;
+  const sched = scheduleOf(info, h);
+  const kvSlab = b * p.kvHeads + Math.floor(h / (p.heads / p.kvHeads));
+  const q0 = qb * bq;
+  const q1 = Math.min(q0 + bq, sq);
+  const nq = q1 - q0;
+  const rowOff = (b * p.heads + h) * sq + q0;
+  dqAcc.fill(0, 0, nq * d);
+  const row = sched * info.rowsPerSchedule + qb;
+  for (let e = info.rowPtr[row]; e < info.rowPtr[row + 1]; e++) {
+    const kb = info.colIdx[e];
+    const k0 = kb * bkv;
+    const k1 = Math.min(k0 + bkv, skv);
+    const nk = k1 - k0;
+    scoreTiles(p, t, rowOff, nq, kvSlab, k0, nk);
+    const masked = tileMask(ms, sched, e, qb, kb, q0, q1, k0, k1, b * sq, b * skv, mt);
+    gradTile(s, dp, nq, nk, p.scale, p.softCap, masked ? mt : null, p.maskValue, p.lse, p.di, rowOff);
+    gemmAcc(dp, 0, nk, 1, nq, nk, p.k, (kvSlab * skv + k0) * d, d, d, dqAcc, 0, d); // dq += ds·k
+    yield;
+  }
+  const o = rowOff * d;
+  for (let x = 0; x < nq * d; x++) p.dqOut[o + x] = dqAcc[x];
+}
+
+/**
+ * dk and dv of the compute tile of keys from k0 in kv-block kb of kv head kvh in batch b, summed over the
+ * group's query heads and their q-blocks in one fixed order (so shards cannot change them), as steps: one
+ * per q block. The fused backward also adds the tile's share to dq.
+ */
+function* dkvTile(p: BackwardPlan, t: BackwardScratch, b: number, kvh: number, kb: number, k0: number): Generator<void, void, void> {
+  const info = p.dkvInfo;
+  const { sq, skv, d, dv } = p;
+  const { s, dp, mt, dkAcc, dvAcc } = t;
+  const ms: MaskSource = { info, segQ: p.segQ, segKv: p.segKv };
+  const bq = info.blockQ;
+  const group = p.heads / p.kvHeads;
+  const kvSlab = b * p.kvHeads + kvh;
+  const k1 = Math.min(k0 + p.bkcDkv, (kb + 1) * info.blockKv, skv);
+  const nk = k1 - k0;
+  const kOff = (kvSlab * skv + k0) * d;
+  dkAcc.fill(0);
+  dvAcc.fill(0);
+  for (let h = kvh * group; h < (kvh + 1) * group; h++) {
+    const sched = scheduleOf(info, h);
+    const row = sched * info.rowsPerSchedule + kb;
+    for (let e = info.rowPtr[row]; e < info.rowPtr[row + 1]; e++) {
+      const qb = info.colIdx[e];
+      const q0 = qb * bq;
+      const q1 = Math.min(q0 + bq, sq);
+      const nq = q1 - q0;
+      const rowOff = (b * p.heads + h) * sq + q0;
+      scoreTiles(p, t, rowOff, nq, kvSlab, k0, nk);
+      const masked = tileMask(ms, sched, e, qb, kb, q0, q1, k0, k1, b * sq, b * skv, mt);
+      gradTile(s, dp, nq, nk, p.scale, p.softCap, masked ? mt : null, p.maskValue, p.lse, p.di, rowOff);
+      gemmAcc(s, 0, 1, nk, nk, nq, p.dout, rowOff * dv, dv, dv, dvAcc, 0, dv); // dv += pᵀ·dout
+      gemmAcc(dp, 0, 1, nk, nk, nq, p.q, rowOff * d, d, d, dkAcc, 0, d); // dk += dsᵀ·q
+      if (p.dq !== null) gemmAcc(dp, 0, nk, 1, nq, nk, p.k, kOff, d, d, p.dq, rowOff * d, d); // dq += ds·k
+      yield;
+    }
+  }
+  for (let x = 0; x < nk * d; x++) p.dkOut[kOff + x] = dkAcc[x];
+  const vo = (kvSlab * skv + k0) * dv;
+  for (let x = 0; x < nk * dv; x++) p.dvOut[vo + x] = dvAcc[x];
+}
+
+/** Every dk/dv tile of kv head kvh in batch b, in order: the fused backward's unit, because each of its
+ *  dq rows collects a share from every kv tile and must add them in the same order wherever it runs. */
+function* dkvSlab(p: BackwardPlan, t: BackwardScratch, b: number, kvh: number): Generator<void, void, void> {
+  const info = p.dkvInfo;
+  for (let kb = 0; kb < info.rowsPerSchedule; kb++) {
+    const kbEnd = Math.min((kb + 1) * info.blockKv, p.skv);
+    for (let k0 = kb * info.blockKv; k0 < kbEnd; k0 += p.bkcDkv) yield* dkvTile(p, t, b, kvh, kb, k0);
+  }
+}
+
+function backwardResult(p: BackwardPlan, args: BackwardArgs): BackwardResult {
+  return {
+    dq: encode(p.dq !== null ? Float32Array.from(p.dq) : owned(p.dqOut), args.q.shape, args.q.dtype),
+    dk: encode(owned(p.dkOut), args.k.shape, args.k.dtype),
+    dv: encode(owned(p.dvOut), args.v.shape, args.v.dtype),
+  };
+}
+
+// ---- units: the pieces a call is cut into --------------------------------------------
+
+export type Plan = ForwardPlan | BackwardPlan;
+export type Scratch = ForwardScratch | BackwardScratch;
+
+/** Ints per unit in a unit list: [kind, batch, head or kv head, q-block or first key]. */
+export const UNIT_INTS = 4;
+const FWD_ROW = 0; // forwardRow(batch, head, q-block)
+const DQ_ROW = 1; // dqRow(batch, head, q-block)
+const DKV_TILE = 2; // dkvTile(batch, kv head, first key of the compute tile)
+const DKV_SLAB = 3; // dkvSlab(batch, kv head)
+
+/** (batch, head, q-block) units in shard order; shards only order the work. */
+function rowUnits(kind: number, info: MaskInfo, batch: number, heads: number, headShards: number, out: number[]): void {
+  const headBounds = splitRange(heads, headShards);
+  const qBounds = info.qShardBounds;
+  for (let b = 0; b < batch; b++) {
+    for (let hs = 0; hs + 1 < headBounds.length; hs++) {
+      for (let qs = 0; qs + 1 < qBounds.length; qs++) {
+        for (let h = headBounds[hs]; h < headBounds[hs + 1]; h++) {
+          for (let qb = qBounds[qs]; qb < qBounds[qs + 1]; qb++) out.push(kind, b, h, qb);
+        }
+      }
+    }
+  }
+}
+
+/** The units of a plan, in the order a sync call runs them. */
+export function planUnits(p: Plan, headShards: number): Int32Array {
+  const u: number[] = [];
+  if (p.kind === 'forward') {
+    rowUnits(FWD_ROW, p.info, p.batch, p.heads, headShards, u);
+  } else {
+    if (p.dqInfo !== null) rowUnits(DQ_ROW, p.dqInfo, p.batch, p.heads, headShards, u);
+    const info = p.dkvInfo;
+    for (let b = 0; b < p.batch; b++) {
+      for (let kvh = 0; kvh < p.kvHeads; kvh++) {
+        if (p.dq !== null) {
+          u.push(DKV_SLAB, b, kvh, 0);
+          continue;
+        }
+        for (let kb = 0; kb < info.rowsPerSchedule; kb++) {
+          const kbEnd = Math.min((kb + 1) * info.blockKv, p.skv);
+          for (let k0 = kb * info.blockKv; k0 < kbEnd; k0 += p.bkcDkv) u.push(DKV_TILE, b, kvh, k0);
+        }
+      }
+    }
+  }
+  return Int32Array.from(u);
+}
+
+export function makeScratch(p: Plan): Scratch {
+  return p.kind === 'forward' ? forwardScratch(p) : backwardScratch(p);
+}
+
+/** Unit i of a unit list, as steps. */
+export function runUnit(p: Plan, t: Scratch, units: Int32Array, i: number): Generator<void, void, void> {
+  const o = i * UNIT_INTS;
+  const kind = units[o];
+  const b = units[o + 1];
+  const x = units[o + 2];
+  const y = units[o + 3];
+  if (p.kind === 'forward') return forwardRow(p, t as ForwardScratch, b, x, y);
+  const bt = t as BackwardScratch;
+  if (kind === DQ_ROW) return dqRow(p, bt, b, x, y);
+  if (kind === DKV_TILE) return dkvTile(p, bt, b, x, Math.floor(y / p.dkvInfo.blockKv), y);
+  return dkvSlab(p, bt, b, x);
+}
+
+/** Every unit of a plan in order, as steps. */
+function* allUnits(p: Plan, headShards: number): Generator<void, void, void> {
+  const units = planUnits(p, headShards);
+  const t = makeScratch(p);
+  for (let i = 0; i < units.length / UNIT_INTS; i++) yield* runUnit(p, t, units, i);
+}
+
+/** Roughly the flops of a call's visited blocks: what decides whether workers are worth their start. */
+function callWork(shape: CallShape, info: MaskInfo, products: number): number {
+  const { batch, heads, qSeqLen, kvSeqLen, headDim, headDimV } = shape;
+  return products * batch * heads * qSeqLen * kvSeqLen * (headDim + headDimV) * info.stats.density;
+}
+
+/** Runs a call: on worker threads when it is large enough and they can start, else in time slices. */
+async function runAsync(work: number, makePlan: (alloc: Alloc) => Plan, headShards: number, signal?: AbortSignal): Promise<Plan> {
+  const pool = await jsPoolFor(work);
+  const p = makePlan(pool === null ? heapAlloc : sharedAlloc);
+  if (pool === null) {
+    await runInSlices(allUnits(p, headShards), signal);
+  } else {
+    const units = planUnits(p, headShards);
+    await pool.run(p, units, units.length / UNIT_INTS, signal);
+  }
+  return p;
 }
 
 export const jsBackend: Backend = {
@@ -654,10 +735,24 @@ export const jsBackend: Backend = {
   sinks: 'forward',
   // 128 × 128 tiles keep q, k, v and score tiles in L2; 64 and 256 measured within ±10% on bench/js.ts.
   defaultBlockSize: () => 128,
-  forwardSync: (cfg, shape, args) => runToEnd(forwardSteps(cfg, shape, args)),
-  backwardSync: (cfg, shape, args) => runToEnd(backwardSteps(cfg, shape, args)),
-  // Async calls run in slices of a few milliseconds between which the event loop runs and an aborted
-  // signal stops the call.
-  forward: (cfg, shape, args, control) => runInSlices(forwardSteps(cfg, shape, args), control?.signal),
-  backward: (cfg, shape, args, control) => runInSlices(backwardSteps(cfg, shape, args), control?.signal),
+  forwardSync: (cfg, shape, args) => {
+    const p = forwardPlan(cfg, shape, args, heapAlloc);
+    runToEnd(allUnits(p, cfg.headShards));
+    return forwardResult(p, shape, args);
+  },
+  backwardSync: (cfg, shape, args) => {
+    const p = backwardPlan(cfg, shape, args, heapAlloc);
+    runToEnd(allUnits(p, cfg.headShards));
+    return backwardResult(p, args);
+  },
+  forward: async (cfg, shape, args, control?: CallControl) => {
+    const work = callWork(shape, cfg.fwdMaskInfo, 2);
+    const p = await runAsync(work, (alloc) => forwardPlan(cfg, shape, args, alloc), cfg.headShards, control?.signal);
+    return forwardResult(p as ForwardPlan, shape, args);
+  },
+  backward: async (cfg, shape, args, control?: CallControl) => {
+    const work = callWork(shape, cfg.dkvMaskInfo, 5);
+    const p = await runAsync(work, (alloc) => backwardPlan(cfg, shape, args, alloc), cfg.headShards, control?.signal);
+    return backwardResult(p as BackwardPlan, args);
+  },
 };
