@@ -31,19 +31,6 @@ std::vector<QBlockTask> q_block_tasks(const AttentionParams& p, const ScheduleVi
       }
     }
   }
-  const auto kv_blocks = [&](const QBlockTask& t) {
-    const int64_t row = static_cast<int64_t>(sv.head_schedule[sv.heads == 1 ? 0 : t.head]) * sv.rows_per_schedule +
-                        t.q_block;
-    return sv.row_ptr[row + 1] - sv.row_ptr[row];
-  };
-  // Only within a run of one (batch, head): consecutive tasks keep sharing that head's K and V in cache.
-  for (size_t first = 0; first < tasks.size();) {
-    size_t last = first + 1;
-    while (last < tasks.size() && tasks[last].batch == tasks[first].batch && tasks[last].head == tasks[first].head) ++last;
-    std::stable_sort(tasks.begin() + static_cast<std::ptrdiff_t>(first), tasks.begin() + static_cast<std::ptrdiff_t>(last),
-                     [&](const QBlockTask& a, const QBlockTask& b) { return kv_blocks(a) > kv_blocks(b); });
-    first = last;
-  }
   return tasks;
 }
 

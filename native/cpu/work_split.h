@@ -1,6 +1,6 @@
 // How a call's work is cut into tasks for the thread pool. A task owns a disjoint set of output
-// rows, so the split (and the thread count) can never change a result; task order and headShards /
-// qSeqShards only decide the order in which tasks are handed out.
+// rows, so the split (and the thread count) can never change a result; headShards / qSeqShards only
+// decide the order in which tasks are handed out.
 #pragma once
 
 #include <cstdint>
@@ -19,10 +19,7 @@ struct QBlockTask {
 };
 
 // Every (batch, query head, q-block) of schedule sv: by batch, then head shard, then the q shards of
-// sv.q_shard_bounds, then head; inside each run of one head, heaviest q-block first (most kv blocks in
-// its schedule row). The last tasks the threads pick up are then short ones, so no thread is left
-// finishing a long row alone (a causal mask's last rows are its longest), while consecutive tasks
-// still share one head's K and V in cache.
+// sv.q_shard_bounds, then head and q-block inside the shard.
 std::vector<QBlockTask> q_block_tasks(const AttentionParams& p, const ScheduleView& sv);
 
 // Threads for this call: p.num_threads, else options.threads, else default_thread_count().
