@@ -1,12 +1,14 @@
 // Quick timing of the 'cpu' backend (not the full bench; that is bench/cpu.ts):
 //   npx tsx bench/cpu-quick.ts [--heads 8] [--seq 4096] [--dim 128] [--repeats 5] [--dtypes float32,bfloat16]
 //                              [--masks full,causal,local512,packed8,random50] [--passes fwd,bwd,fused]
-//                              [--block 128] [--block-q 128 (default: --block)] [--json]
+//                              [--block 128] [--block-q 128 (default: --block)] [--warmup 10] [--json]
 // Prints the median time and GFLOP/s counting only unmasked work: the forward is 4·D flops per
 // allowed (q, kv) pair per head, the backward 2.5× that (the usual convention). Sparse masks also
 // print "active blocks": the same rate counting every pair of every non-empty block, which is the work
 // a block-sparse kernel cannot skip (all of a partial block is computed, then masked). --json prints
-// one JSON object per row instead (bench/cpu-ab.ts reads them).
+// one JSON object per row instead (bench/cpu-ab.ts reads them). --warmup calls come before the timed
+// ones: a process's first calls write their results into fresh memory, whose page faults (12 us each
+// on our machines) can double a small call until the allocator reuses freed results.
 
 import {
   CausalMask, FullMask, LocalMask, fromFloat32, makeRandomMask, makeSplashMHA, type DType, type Mask, type SegmentIds,
@@ -27,7 +29,7 @@ function median(xs: number[]): number {
 /** Median wall time and median process CPU time (all threads) per call, in ms. On a shared, busy
  *  machine the CPU time still tells how efficient the kernels are per core. */
 function time(fn: () => void, repeats: number): { wall: number; cpu: number } {
-  fn(); // warm-up: thread pool, scratch buffers, page faults
+  for (let i = 0; i < warmup; i++) fn(); // thread pool, scratch buffers, the allocator's reuse of results
   const wall: number[] = [];
   const cpu: number[] = [];
   for (let r = 0; r < repeats; r++) {
@@ -48,6 +50,7 @@ const repeats = Number(arg('repeats', '5'));
 const block = Number(arg('block', '128'));
 const blockQ = Number(arg('block-q', String(block)));
 const json = process.argv.includes('--json');
+const warmup = Math.max(1, Number(arg('warmup', '10')));
 const dtypes = arg('dtypes', 'float32,bfloat16').split(',') as DType[];
 const masks = arg('masks', 'full,causal').split(',');
 const passes = arg('passes', 'fwd,bwd,fused').split(',');
