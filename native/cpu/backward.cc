@@ -114,7 +114,7 @@ struct DqScratch {
   uint32_t* k_pairs;    // K's bf16 pairs when they cannot be read in place [tile_kv][d_words]
   float* v_tile;        // [tile_kv][head_dim_v]
   uint32_t* v_pairs;    // [tile_kv][dv_words]
-  float* dq;            // [tile_q][d_pad], unless dq's own rows are the accumulator (output_tile)
+  float* dq;            // [tile_q][d_pad]
 };
 
 DqScratch carve_dq(const Common& c, int64_t tile_q, int64_t tile_kv, int64_t nq_pad, ScratchCarver& k) {
@@ -210,8 +210,7 @@ void dq_pass(const Common& c, int threads) {
 
     pack_q_block(c, s, b, h, q0, nq, nq_pad);
     load_row_stats(c, b, h, q0, nq, nq_pad, s.lse, s.di);
-    const OutputTile dq = output_tile(p.dq, b, h, q0, p.head_dim, c.d_pad, s.dq);
-    zero_output_tile(dq, nq, c.d_pad);
+    std::fill(s.dq, s.dq + nq * c.d_pad, 0.0f);
 
     for (int64_t e = sv.row_ptr[row]; e < sv.row_ptr[row + 1]; ++e) {
       const int64_t kb = sv.col_idx[e];
@@ -224,9 +223,9 @@ void dq_pass(const Common& c, int threads) {
       const bool masked = build_tile_mask(sv, tile, seg_q, seg_kv, /*kv_major=*/true, s.mask, nq_pad);
       ops.grad_step(GradStep{s.st, s.dpt, nq_pad, nk, nq_pad, /*transposed=*/true, masked ? s.mask : nullptr, nq_pad,
                              p.mask_value, p.soft_cap, logit_scale(p), s.lse, s.di});
-      ops.gemm_tn(nq, c.d_pad, nk, s.dpt, nq_pad, k, ldk, dq.rows, dq.ld, true);  // dQ += dS·K
+      ops.gemm_tn(nq, c.d_pad, nk, s.dpt, nq_pad, k, ldk, s.dq, c.d_pad, true);  // dQ += dS·K
     }
-    finish_output_tile(dq, p.dq, ops, b, h, q0, nq, p.head_dim);
+    store_rows(p.dq, ops, b, h, q0, nq, p.head_dim, s.dq, c.d_pad);
   });
 }
 
@@ -338,8 +337,8 @@ struct DkvScratch {
   uint8_t* mask;        // [tile_q][nk_pad]
   float* lse;           // [tile_q]
   float* di;            // [tile_q]
-  float* dk;            // [tile_kv][d_pad], unless dk's own rows are the accumulator (output_tile)
-  float* dv;            // [tile_kv][dv_pad], likewise
+  float* dk;            // [tile_kv][d_pad]
+  float* dv;            // [tile_kv][dv_pad]
   float* dq;            // fused: this entry's dq contribution [tile_q][d_pad]
 };
 
@@ -482,10 +481,8 @@ void dkv_pass(const Common& c, int threads, bool fused) {
       pack_kv_block(c, g, s, b, kvh, k_start, nkb);
       int64_t ldk = 0;
       const float* k_rows = fused ? b_operand(p.k, ops, b, kvh, k_start, nkb, p.head_dim, s.k_rows, &ldk) : nullptr;
-      const OutputTile dk = output_tile(p.dk, b, kvh, k_start, p.head_dim, c.d_pad, s.dk);
-      const OutputTile dv = output_tile(p.dv, b, kvh, k_start, p.head_dim_v, c.dv_pad, s.dv);
-      zero_output_tile(dk, nkb, c.d_pad);
-      zero_output_tile(dv, nkb, c.dv_pad);
+      std::fill(s.dk, s.dk + nkb * c.d_pad, 0.0f);
+      std::fill(s.dv, s.dv + nkb * c.dv_pad, 0.0f);
 
       for (int64_t h = kvh * c.group; h < (kvh + 1) * c.group; ++h) {
         const int32_t schedule = sv.head_schedule[sv.heads == 1 ? 0 : h];
@@ -507,8 +504,8 @@ void dkv_pass(const Common& c, int threads, bool fused) {
                                    masked ? s.mask : nullptr, g.nk_pad, p.mask_value, p.soft_cap, logit_scale(p), s.lse, s.di});
             const int64_t kr = k0 - k_start;  // the sub-block's first row in dk / dv
             // dV += Pᵀ·dO and dK += dSᵀ·Q for this sub-block's rows
-            ops.gemm_tn(nk, c.dv_pad, nq, s.s, g.nk_pad, r.dout, r.ldo, dv.rows + kr * dv.ld, dv.ld, true);
-            ops.gemm_tn(nk, c.d_pad, nq, s.dp, g.nk_pad, r.q, r.ldq, dk.rows + kr * dk.ld, dk.ld, true);
+            ops.gemm_tn(nk, c.dv_pad, nq, s.s, g.nk_pad, r.dout, r.ldo, s.dv + kr * c.dv_pad, c.dv_pad, true);
+            ops.gemm_tn(nk, c.d_pad, nq, s.dp, g.nk_pad, r.q, r.ldq, s.dk + kr * c.d_pad, c.d_pad, true);
             if (fused) ops.gemm_nn(nq, c.d_pad, nk, s.dp, g.nk_pad, k_rows + kr * ldk, ldk, s.dq, c.d_pad, true);
           }
           if (fused) {
@@ -522,8 +519,8 @@ void dkv_pass(const Common& c, int threads, bool fused) {
           }
         }
       }
-      finish_output_tile(dk, p.dk, ops, b, kvh, k_start, nkb, p.head_dim);
-      finish_output_tile(dv, p.dv, ops, b, kvh, k_start, nkb, p.head_dim_v);
+      store_rows(p.dk, ops, b, kvh, k_start, nkb, p.head_dim, s.dk, c.d_pad);
+      store_rows(p.dv, ops, b, kvh, k_start, nkb, p.head_dim_v, s.dv, c.dv_pad);
     } catch (...) {
       if (turns) turns->abort.store(true);
       throw;

@@ -49,7 +49,7 @@ struct ForwardScratch {
   float* v_tile;       // V [tile_kc][dv_pad]
   uint32_t* v_pairs;   // [tile_kc / 2][dv_pad]
   uint32_t* p_pairs;   // [tile_kc / 2][nq_pad]
-  float* acc;          // [tile_q][dv_pad], unless out's own rows are the accumulator (output_tile)
+  float* acc;          // [tile_q][dv_pad]
   float *m, *l, *any, *alpha;  // [nq_pad] per query
   float* lse;          // [tile_q]
 };
@@ -92,19 +92,19 @@ void scores(const ForwardPlan& f, const ForwardScratch& s, int64_t b, int64_t kv
   gemm(nk, f.nq_pad, p.head_dim, k.ptr, k.ld, s.qt, f.nq_pad, s.st, f.nq_pad, false);
 }
 
-// acc (+)= P · V[k0, k0 + nk), P read from st; the first tile of a task overwrites instead of adding.
+// acc[nq][dv_pad] += P · V[k0, k0 + nk), P read from st
 void accumulate_values(const ForwardPlan& f, const ForwardScratch& s, int64_t b, int64_t kvh, int64_t k0, int64_t nk,
-                       int64_t nq, const OutputTile& acc, bool add) {
+                       int64_t nq) {
   const AttentionParams& p = f.p;
   if (f.bf16_dots) {
     f.ops.pack_pairs_f32(s.st, f.nq_pad, nk, f.nq_pad, s.p_pairs, f.nq_pad);
     pack_pairs_rows(p.v, f.ops, b, kvh, k0, nk, p.head_dim_v, s.v_pairs, f.dv_pad);
-    f.ops.gemm_bf16_tn(nq, f.dv_pad, (nk + 1) / 2, s.p_pairs, f.nq_pad, s.v_pairs, f.dv_pad, acc.rows, acc.ld, add);
+    f.ops.gemm_bf16_tn(nq, f.dv_pad, (nk + 1) / 2, s.p_pairs, f.nq_pad, s.v_pairs, f.dv_pad, s.acc, f.dv_pad, true);
     return;
   }
   int64_t ldv = 0;
   const float* v = b_operand(p.v, f.ops, b, kvh, k0, nk, p.head_dim_v, s.v_tile, &ldv);
-  f.ops.gemm_tn(nq, f.dv_pad, nk, s.st, f.nq_pad, v, ldv, acc.rows, acc.ld, add);
+  f.ops.gemm_tn(nq, f.dv_pad, nk, s.st, f.nq_pad, v, ldv, s.acc, f.dv_pad, true);
 }
 
 void forward_task(const ForwardPlan& f, const QBlockTask& task) {
@@ -136,7 +136,7 @@ void forward_task(const ForwardPlan& f, const QBlockTask& task) {
     s.l[i] = p.sinks != nullptr ? 1.0f : 0.0f;
     s.any[i] = 0.0f;
   }
-  const OutputTile acc = output_tile(p.out, b, h, q0, p.head_dim_v, f.dv_pad, s.acc);
+  for (int64_t i = 0; i < nq * f.dv_pad; ++i) s.acc[i] = 0.0f;
 
   bool first = true;
   for (int64_t e = sv.row_ptr[row]; e < sv.row_ptr[row + 1]; ++e) {
@@ -145,9 +145,9 @@ void forward_task(const ForwardPlan& f, const QBlockTask& task) {
     const int64_t kv_end = std::min((kb + 1) * f.block_kv, p.kv_seq);
     for (int64_t k0 = kb * f.block_kv; k0 < kv_end; k0 += f.block_kc) {
       const int64_t nk = std::min(f.block_kc, kv_end - k0);
-      // The next tile's keys and values stream in while this one is computed (none after the last).
+      // The next tile's keys and values stream in while this one is computed.
       int64_t next = k0 + f.block_kc;
-      if (next >= kv_end) next = e + 1 < sv.row_ptr[row + 1] ? sv.col_idx[e + 1] * f.block_kv : p.kv_seq;
+      if (next >= kv_end && e + 1 < sv.row_ptr[row + 1]) next = sv.col_idx[e + 1] * f.block_kv;
       if (next < p.kv_seq) {
         const int64_t n = std::min(f.block_kc, p.kv_seq - next);
         prefetch_rows(p.k, b, kvh, next, n, p.head_dim);
@@ -161,17 +161,16 @@ void forward_task(const ForwardPlan& f, const QBlockTask& task) {
       }
       f.ops.softmax_step(SoftmaxStep{s.st, f.nq_pad, nk, f.nq_pad, masked ? s.mask : nullptr, f.nq_pad, p.mask_value,
                                      p.soft_cap, logit_scale(p), s.m, s.l, s.any, s.alpha});
-      // The first tile writes the accumulator; later ones rescale it, then add.
-      if (!first) f.ops.scale_rows(acc.rows, acc.ld, nq, f.dv_pad, s.alpha);
-      accumulate_values(f, s, b, kvh, k0, nk, nq, acc, !first);
+      // Nothing is accumulated before the first tile, so its rescale (by 0) can be skipped.
+      if (!first) f.ops.scale_rows(s.acc, f.dv_pad, nq, f.dv_pad, s.alpha);
       first = false;
+      accumulate_values(f, s, b, kvh, k0, nk, nq);
     }
   }
 
-  // Normalise. A query that saw no allowed key (or no tile at all: acc never written) gets out = 0
-  // and logsumexp = its sink (-inf without).
+  // Normalise. A query that saw no allowed key gets out = 0 and logsumexp = its sink (-inf without).
   for (int64_t i = 0; i < nq; ++i) {
-    float* out = acc.rows + i * acc.ld;
+    float* out = s.acc + i * f.dv_pad;
     if (s.any[i] == 0.0f) {
       for (int64_t c = 0; c < p.head_dim_v; ++c) out[c] = 0.0f;
       s.lse[i] = sink;
@@ -181,7 +180,7 @@ void forward_task(const ForwardPlan& f, const QBlockTask& task) {
     for (int64_t c = 0; c < p.head_dim_v; ++c) out[c] *= inv;
     s.lse[i] = s.m[i] + std::log(s.l[i]);
   }
-  finish_output_tile(acc, p.out, f.ops, b, h, q0, nq, p.head_dim_v);
+  store_rows(p.out, f.ops, b, h, q0, nq, p.head_dim_v, s.acc, f.dv_pad);
   if (p.save_lse && p.lse.ptr != nullptr) store_row_values(p.lse, b, h, q0, nq, s.lse);
 }
 

@@ -93,40 +93,22 @@ void pack_transposed(const TensorRef& t, const TileOps& ops, int64_t b, int64_t 
       std::memcpy(dst + c * dst_ld, element_ptr(t, offset + c * t.dim_stride), static_cast<size_t>(rows) * 4);
     }
   } else {
-    // Head-dim-minor f32 is transposed in place; anything else is converted to f32 rows first.
-    const float* tile = nullptr;
-    int64_t ld = cols;
+    // Blocks of rows are converted first, then written out column by column in runs of kRun.
+    constexpr int64_t kRun = 16;
     thread_local std::vector<float> rows_f32;
-    if (t.dtype == DType::F32 && t.dim_stride == 1) {
-      tile = reinterpret_cast<const float*>(element_ptr(t, offset));
-      ld = t.seq_stride;
-    } else {
-      rows_f32.resize(static_cast<size_t>(rows * cols));
-      for (int64_t r = 0; r < rows; ++r) gather_row(t, ops, offset + r * t.seq_stride, cols, &rows_f32[r * cols]);
-      tile = rows_f32.data();
+    rows_f32.resize(static_cast<size_t>(kRun * cols));
+    for (int64_t r0 = 0; r0 < rows; r0 += kRun) {
+      const int64_t n = rows - r0 < kRun ? rows - r0 : kRun;
+      for (int64_t i = 0; i < n; ++i) gather_row(t, ops, offset + (r0 + i) * t.seq_stride, cols, &rows_f32[i * cols]);
+      for (int64_t c = 0; c < cols; ++c) {
+        float* out = dst + c * dst_ld + r0;
+        for (int64_t i = 0; i < n; ++i) out[i] = rows_f32[i * cols + c];
+      }
     }
-    ops.transpose(tile, ld, rows, cols, dst, dst_ld);
   }
   for (int64_t c = 0; c < cols; ++c) {
     for (int64_t r = rows; r < dst_ld; ++r) dst[c * dst_ld + r] = 0.0f;
   }
-}
-
-OutputTile output_tile(const TensorRef& t, int64_t b, int64_t h, int64_t row0, int64_t cols, int64_t padded,
-                       float* scratch) {
-  if (t.dtype == DType::F32 && t.dim_stride == 1 && cols == padded && t.seq_stride >= cols) {
-    return OutputTile{reinterpret_cast<float*>(element_ptr_mut(t, slab_offset(t, b, h, row0))), t.seq_stride, true};
-  }
-  return OutputTile{scratch, padded, false};
-}
-
-void zero_output_tile(const OutputTile& tile, int64_t rows, int64_t padded) {
-  for (int64_t r = 0; r < rows; ++r) std::memset(tile.rows + r * tile.ld, 0, static_cast<size_t>(padded) * 4);
-}
-
-void finish_output_tile(const OutputTile& tile, const TensorRef& t, const TileOps& ops, int64_t b, int64_t h,
-                        int64_t row0, int64_t rows, int64_t cols) {
-  if (!tile.in_place) store_rows(t, ops, b, h, row0, rows, cols, tile.rows, tile.ld);
 }
 
 void store_rows(const TensorRef& t, const TileOps& ops, int64_t b, int64_t h, int64_t row0, int64_t rows,

@@ -43,24 +43,6 @@ void pack_transposed(const TensorRef& t, const TileOps& ops, int64_t b, int64_t 
 void store_rows(const TensorRef& t, const TileOps& ops, int64_t b, int64_t h, int64_t row0, int64_t rows,
                 int64_t cols, const float* src, int64_t src_ld);
 
-// Where a task accumulates output rows [row0, row0 + rows) of slab (b, h) in f32: in the output
-// itself when it is f32 with unit column stride and exactly `padded` columns (nothing to copy at the
-// end, no pad column spilling into the next row), else in `scratch` ([rows][padded]).
-struct OutputTile {
-  float* rows;
-  int64_t ld;
-  bool in_place;
-};
-OutputTile output_tile(const TensorRef& t, int64_t b, int64_t h, int64_t row0, int64_t cols, int64_t padded,
-                       float* scratch);
-
-// Sets the tile's first `rows` rows to zero (cols `padded`).
-void zero_output_tile(const OutputTile& tile, int64_t rows, int64_t padded);
-
-// Writes a scratch tile into the output (converted to its dtype); nothing to do for an in-place one.
-void finish_output_tile(const OutputTile& tile, const TensorRef& t, const TileOps& ops, int64_t b, int64_t h,
-                        int64_t row0, int64_t rows, int64_t cols);
-
 // Reads one f32 value per row from a [batch, head, seq] tensor (the logsumexp).
 void load_row_values(const TensorRef& t, int64_t b, int64_t h, int64_t row0, int64_t rows, float* dst);
 void store_row_values(const TensorRef& t, int64_t b, int64_t h, int64_t row0, int64_t rows, const float* src);

@@ -16,6 +16,7 @@ void advise_huge_pages(const TensorRef& t, int64_t batch, int64_t heads, int64_t
   const int64_t elements = (batch - 1) * t.batch_stride + (heads - 1) * t.head_stride + (seq - 1) * t.seq_stride +
                            (dim - 1) * t.dim_stride + 1;
   const int64_t bytes = elements * (t.dtype == DType::F32 ? 4 : 2);
+  if (bytes < kMinHugeOutputBytes) return;
   constexpr uintptr_t kHuge = uintptr_t{1} << 21;
   const uintptr_t begin = reinterpret_cast<uintptr_t>(t.ptr);
   const uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1);

@@ -1,8 +1,10 @@
 // Output memory the kernels are about to write for the first time. A fresh result buffer is untouched
 // memory: every 4 KiB page of it faults on its first write, which costs about 0.3 us on bare metal and
-// 12 us under some hypervisors (measured on our CI machines: 48 ms for a 16 MiB output, more than a
-// quarter of the forward that fills it). Asking the kernel for transparent huge pages over the
-// buffer's interior makes that one fault per 2 MiB.
+// 12 us under some hypervisors (measured on our CI machines: 48 ms for a 16 MiB output). Asking the
+// kernel for transparent huge pages over the buffer's interior makes that one fault per 2 MiB.
+// Only large outputs get the advice: glibc serves those from fresh mappings on every call, while
+// smaller ones come back from its reused heap, where the advice bought nothing and a 4 MiB output
+// timed less steadily with it.
 #pragma once
 
 #include "splash/params.h"
@@ -11,8 +13,9 @@ namespace splash {
 namespace cpu {
 
 // Advises huge pages for the 2 MiB-aligned interior of the elements of t the kernels write (its
-// [batch, heads, seq, dim] extent). Only a hint: a no-op off Linux, below 2 MiB, or where the kernel
-// declines; results never depend on it.
+// [batch, heads, seq, dim] extent). Only a hint: a no-op off Linux, below kMinHugeOutputBytes, or where
+// the kernel declines; results never depend on it.
+constexpr int64_t kMinHugeOutputBytes = int64_t{16} << 20;
 void advise_huge_pages(const TensorRef& t, int64_t batch, int64_t heads, int64_t seq, int64_t dim);
 
 }  // namespace cpu

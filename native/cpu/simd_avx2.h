@@ -16,7 +16,6 @@ struct Avx2 {
   // 6 x 2 accumulators + 2 loaded vectors + 1 broadcast fit the 16 ymm registers.
   static constexpr int MR = 6;
   static constexpr int NV = 2;
-  static constexpr bool kTransposeBlock = false;  // the transpose tile op runs element by element
 
   static V zero() { return _mm256_setzero_ps(); }
   static V set1(float x) { return _mm256_set1_ps(x); }

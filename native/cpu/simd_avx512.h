@@ -14,12 +14,9 @@ struct Avx512 {
   using V = __m512;
   using M = __mmask16;
   static constexpr int W = 16;
-  // Register tile of the gemm micro-kernel: MR rows x NV vectors of accumulators (24 of 32 zmm). Four
-  // vectors per row make a 128-wide tile two whole panels, with no narrower edge panel.
-  static constexpr int MR = 6;
-  static constexpr int NV = 4;
-  // transpose_block below exists.
-  static constexpr bool kTransposeBlock = true;
+  // Register tile of the gemm micro-kernel: MR rows x NV vectors of accumulators (24 of 32 zmm).
+  static constexpr int MR = 8;
+  static constexpr int NV = 3;
 
   static V zero() { return _mm512_setzero_ps(); }
   static V set1(float x) { return _mm512_set1_ps(x); }
@@ -73,36 +70,6 @@ struct Avx512 {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), bits);
   }
   static float reduce_add(V v) { return _mm512_reduce_add_ps(v); }
-
-  // dst[c * dst_ld + r] = src[r * src_ld + c] for a 16 x 16 block, in three rounds of shuffles: pairs of
-  // rows interleaved (32-bit), then pairs of pairs (64-bit), leaving in lane L of u[4k + m] column
-  // 4L + m of rows 4k..4k+3; the 128-bit lanes are then gathered across four registers.
-  static void transpose_block(const float* src, int64_t src_ld, float* dst, int64_t dst_ld) {
-    __m512 r[16], t[16];
-    for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * src_ld);
-    for (int k = 0; k < 8; ++k) {
-      t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
-      t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
-    }
-    for (int k = 0; k < 4; ++k) {
-      const __m512d a = _mm512_castps_pd(t[4 * k]), b = _mm512_castps_pd(t[4 * k + 1]);
-      const __m512d c = _mm512_castps_pd(t[4 * k + 2]), d = _mm512_castps_pd(t[4 * k + 3]);
-      r[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-      r[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-      r[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-      r[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-    }
-    for (int m = 0; m < 4; ++m) {
-      const __m512 lo01 = _mm512_shuffle_f32x4(r[m], r[4 + m], 0x44);   // lanes 0, 1 of u[m], u[4+m]
-      const __m512 hi01 = _mm512_shuffle_f32x4(r[m], r[4 + m], 0xEE);   // lanes 2, 3
-      const __m512 lo23 = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0x44);
-      const __m512 hi23 = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0xEE);
-      _mm512_storeu_ps(dst + m * dst_ld, _mm512_shuffle_f32x4(lo01, lo23, 0x88));         // lane 0 of each
-      _mm512_storeu_ps(dst + (4 + m) * dst_ld, _mm512_shuffle_f32x4(lo01, lo23, 0xDD));   // lane 1
-      _mm512_storeu_ps(dst + (8 + m) * dst_ld, _mm512_shuffle_f32x4(hi01, hi23, 0x88));   // lane 2
-      _mm512_storeu_ps(dst + (12 + m) * dst_ld, _mm512_shuffle_f32x4(hi01, hi23, 0xDD));  // lane 3
-    }
-  }
 };
 
 }  // namespace

@@ -19,7 +19,6 @@ struct Neon {
   // divides the usual head dims (64, 128) with no edge panel.
   static constexpr int MR = 6;
   static constexpr int NV = 4;
-  static constexpr bool kTransposeBlock = false;  // the transpose tile op runs element by element
 
   static V zero() { return vdupq_n_f32(0.0f); }
   static V set1(float x) { return vdupq_n_f32(x); }

@@ -18,7 +18,6 @@ struct Scalar {
   static constexpr int W = 1;
   static constexpr int MR = 4;
   static constexpr int NV = 4;
-  static constexpr bool kTransposeBlock = false;  // the transpose tile op runs element by element
 
   static V zero() { return 0.0f; }
   static V set1(float x) { return x; }

@@ -318,24 +318,6 @@ float dot(const float* a, const float* b, int64_t n) {
   return sum;
 }
 
-template <class I>
-void transpose(const float* src, int64_t src_ld, int64_t rows, int64_t cols, float* dst, int64_t dst_ld) {
-  constexpr int64_t W = I::W;
-  int64_t r0 = 0;
-  if constexpr (I::kTransposeBlock) {
-    for (; r0 + W <= rows; r0 += W) {
-      int64_t c0 = 0;
-      for (; c0 + W <= cols; c0 += W) I::transpose_block(src + r0 * src_ld + c0, src_ld, dst + c0 * dst_ld + r0, dst_ld);
-      for (; c0 < cols; ++c0) {
-        for (int64_t r = r0; r < r0 + W; ++r) dst[c0 * dst_ld + r] = src[r * src_ld + c0];
-      }
-    }
-  }
-  for (int64_t c = 0; c < cols; ++c) {
-    for (int64_t r = r0; r < rows; ++r) dst[c * dst_ld + r] = src[r * src_ld + c];
-  }
-}
-
 // The table of the f32 operations for one instruction set (bf16 entries left null).
 template <class I>
 TileOps make_tile_ops(const char* name) {
@@ -350,7 +332,6 @@ TileOps make_tile_ops(const char* name) {
   t.to_f32 = to_f32<I>;
   t.from_f32 = from_f32<I>;
   t.dot = dot<I>;
-  t.transpose = transpose<I>;
   return t;
 }
 

@@ -81,8 +81,6 @@ struct TileOps {
   void (*from_f32)(const float* src, int64_t n, DType dtype, void* dst);
   // Σ a[i]·b[i] in a fixed order.
   float (*dot)(const float* a, const float* b, int64_t n);
-  // dst[c * dst_ld + r] = src[r * src_ld + c] for r < rows, c < cols.
-  void (*transpose)(const float* src, int64_t src_ld, int64_t rows, int64_t cols, float* dst, int64_t dst_ld);
 
   // bf16 dot products (avx512_bf16, AArch64 BFDOT); null where the CPU has none.
   GemmBf16Fn gemm_bf16_nn;
