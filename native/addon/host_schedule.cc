@@ -92,7 +92,8 @@ std::shared_ptr<const HostSchedule> read_host_schedule(Reader& r, const Napi::Ob
                                 static_cast<int64_t>(h->q_shard_bounds.size())};
   const std::string error = check_schedule(s, &lengths, path);
   if (!error.empty()) throw ArgError{false, error};
-  h->partial_mask_bits_kv = cpu::kv_major_mask_bits(s);
+  // The forward and dq passes read their tiles kv-major; the dk/dv pass reads the q-major bytes.
+  if (!s.is_dkv) h->partial_mask_bits_kv = cpu::kv_major_mask_bits(s);
   s.partial_mask_bits_kv = h->partial_mask_bits_kv.empty() ? nullptr : h->partial_mask_bits_kv.data();
   return h;
 }

@@ -1,10 +1,9 @@
 // Output memory the kernels are about to write for the first time. A fresh result buffer is untouched
-// memory: every 4 KiB page of it faults on its first write, which costs about 0.3 us on bare metal and
-// 12 us under some hypervisors (measured on our CI machines: 48 ms for a 16 MiB output). Asking the
-// kernel for transparent huge pages over the buffer's interior makes that one fault per 2 MiB.
-// Only large outputs get the advice: glibc serves those from fresh mappings on every call, while
-// smaller ones come back from its reused heap, where the advice bought nothing and a 4 MiB output
-// timed less steadily with it.
+// memory: every 4 KiB page of it faults on its first write, which on our CI machines (a hypervisor)
+// costs 12 us, 48 ms for a 16 MiB output; with transparent huge pages over the buffer's interior the
+// same first writes took 0.13-0.22 us per 4 KiB. Only large outputs get the advice: glibc serves
+// those from fresh mappings on every call, while smaller ones come back from its reused heap, where
+// the advice bought nothing measurable.
 #pragma once
 
 #include "splash/params.h"
