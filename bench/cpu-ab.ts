@@ -7,6 +7,9 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 
+import { flag } from './args';
+import { median } from './timing';
+
 interface Row {
   dtype: string;
   mask: string;
@@ -15,17 +18,6 @@ interface Row {
   heads: number;
   ms: number;
   gflops: number;
-}
-
-function flag(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : undefined;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 const base = flag('base');

@@ -1,6 +1,6 @@
 // Quick timing of the 'cpu' backend (not the full bench; that is bench/cpu.ts):
 //   npx tsx bench/cpu-quick.ts [--heads 8] [--seq 4096] [--dim 128] [--repeats 5] [--dtypes float32,bfloat16]
-//                              [--masks full,causal,local512,packed8,random50] [--passes fwd,bwd,fused]
+//                              [--masks full,causal,local512,chunked1024,packed8,random50] [--passes fwd,bwd,fused]
 //                              [--block 128] [--block-q 128 (default: --block)] [--warmup 10] [--json]
 // Prints the median time and GFLOP/s counting only unmasked work: the forward is 4·D flops per
 // allowed (q, kv) pair per head, the backward 2.5× that (the usual convention). Sparse masks also
@@ -10,21 +10,13 @@
 // ones: a process's first calls write their results into fresh memory, whose page faults (12 us each
 // on our machines) can double a small call until the allocator reuses freed results.
 
-import {
-  CausalMask, FullMask, LocalMask, fromFloat32, makeRandomMask, makeSplashMHA, type DType, type Mask, type SegmentIds,
-} from '../lib/index';
+import { fromFloat32, makeSplashMHA, type DType } from '../lib/index';
 import { randomNormal } from '../lib/random';
+import { flag } from './args';
+import { pairCounts, problemByName } from './problems';
+import { median } from './timing';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
+const arg = (name: string, fallback: string): string => flag(name) ?? fallback;
 
 /** Median wall time and median process CPU time (all threads) per call, in ms. On a shared, busy
  *  machine the CPU time still tells how efficient the kernels are per core. */
@@ -55,44 +47,6 @@ const dtypes = arg('dtypes', 'float32,bfloat16').split(',') as DType[];
 const masks = arg('masks', 'full,causal').split(',');
 const passes = arg('passes', 'fwd,bwd,fused').split(',');
 
-/** The masks of bench/cpu.ts: packed8 is a causal mask and-ed with 8 equal segments. */
-function problem(name: string, s: number): { mask: Mask; segmentIds?: SegmentIds } {
-  if (name === 'full') return { mask: new FullMask([s, s]) };
-  if (name === 'causal') return { mask: new CausalMask([s, s]) };
-  if (name.startsWith('local')) return { mask: new LocalMask([s, s], [Number(name.slice(5)), 0]) };
-  if (name.startsWith('random')) return { mask: makeRandomMask([s, s], Number(name.slice(6)) / 100, 7) };
-  if (name.startsWith('packed')) {
-    const docs = Number(name.slice(6));
-    const ids = new Int32Array(s);
-    for (let i = 0; i < s; i++) ids[i] = Math.floor((i * docs) / s);
-    return { mask: new CausalMask([s, s]), segmentIds: { q: ids, kv: ids } };
-  }
-  throw new RangeError(`--masks: unknown mask ${name}`);
-}
-
-/** Allowed (q, kv) pairs, and every pair of the block x block tiles holding at least one of them. */
-function allowedPairs(mask: Mask, seg: SegmentIds | undefined): { allowed: number; active: number } {
-  const [sq, skv] = mask.shape;
-  let allowed = 0;
-  let active = 0;
-  for (let q0 = 0; q0 < sq; q0 += block) {
-    const q1 = Math.min(sq, q0 + block);
-    const strip = mask.slice(q0, q1, 0, skv);
-    for (let k0 = 0; k0 < skv; k0 += block) {
-      const k1 = Math.min(skv, k0 + block);
-      let inTile = 0;
-      for (let r = q0; r < q1; r++) {
-        for (let c = k0; c < k1; c++) {
-          if (strip[(r - q0) * skv + c] && (!seg || seg.q[r] === seg.kv[c])) inTile++;
-        }
-      }
-      allowed += inTile;
-      if (inTile > 0) active += (q1 - q0) * (k1 - k0);
-    }
-  }
-  return { allowed, active };
-}
-
 const shape = [heads, seq, dim];
 for (const dtype of dtypes) {
   const q = fromFloat32(randomNormal(heads * seq * dim, 1, 1 / Math.sqrt(dim)), shape, dtype);
@@ -100,8 +54,9 @@ for (const dtype of dtypes) {
   const v = fromFloat32(randomNormal(heads * seq * dim, 3), shape, dtype);
   const dout = fromFloat32(randomNormal(heads * seq * dim, 4), shape, dtype);
   for (const name of masks) {
-    const { mask, segmentIds } = problem(name, seq);
-    const pairs = allowedPairs(mask, segmentIds);
+    const problem = problemByName(name, seq);
+    const { mask, segmentIds } = problem;
+    const pairs = pairCounts(problem, block);
     const fwdFlops = 4 * dim * pairs.allowed * heads;
     for (const pass of passes) {
       const kernel = makeSplashMHA(mask, {

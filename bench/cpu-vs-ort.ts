@@ -8,16 +8,8 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 
-function flag(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
+import { flag } from './args';
+import { median } from './timing';
 
 function runJson(script: string, args: string[]): string {
   const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, script), ...args], { encoding: 'utf8' });
@@ -25,9 +17,9 @@ function runJson(script: string, args: string[]): string {
   return r.stdout;
 }
 
-const sizes = flag('sizes', '512,1024,2048,4096,8192').split(',').map(Number);
-const rounds = Number(flag('rounds', '3'));
-const repeats = flag('repeats', '9');
+const sizes = (flag('sizes') ?? '512,1024,2048,4096,8192').split(',').map(Number);
+const rounds = Number(flag('rounds') ?? 3);
+const repeats = flag('repeats') ?? '9';
 const ms = new Map<string, number[]>(); // "splash full 1024", "mha causal 1024", …
 const add = (k: string, v: number) => ms.set(k, [...(ms.get(k) ?? []), v]);
 

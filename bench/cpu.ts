@@ -20,17 +20,10 @@ import path from 'node:path';
 
 import {
   backends,
-  CausalMask,
-  ChunkedCausalMask,
-  FullMask,
   fromFloat32,
-  LocalMask,
-  makeRandomMask,
   makeSplashMHA,
   type DType,
   type ForwardWithResiduals,
-  type Mask,
-  type SegmentIds,
   type SplashAttentionKernel,
   type SplashOptions,
   type Tensor,
@@ -41,6 +34,8 @@ import { randomNormal } from '../lib/random';
 import { writeCpuPlot } from './cpu-plot';
 import { describePeak, measurePeak, type PeakOutcome } from './peak';
 import { ensureOrtInstalled, type InstallInfo, type PeerOp, type PeerResult } from './peers/ort-peer';
+import { flag } from './args';
+import { pairCounts, problemByName, type Problem } from './problems';
 import { timeRuns, type Timing } from './timing';
 
 type BackendChoice = NonNullable<SplashOptions['backend']>;
@@ -48,19 +43,10 @@ type Pass = 'fwd' | 'bwd' | 'bwd-fused';
 
 // ---- command line --------------------------------------------------------------------------
 
-function flag(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 const has = (name: string) => process.argv.includes(`--${name}`);
 const numbers = (s: string | undefined) => (s ? s.split(',').map(Number) : undefined);
 
 // ---- the problems --------------------------------------------------------------------------
-
-interface Problem {
-  mask: Mask;
-  segmentIds?: SegmentIds;
-}
 
 interface MaskSpec {
   name: string;
@@ -77,43 +63,8 @@ interface Grid {
 }
 
 function maskSpecs(window: number, chunk: number, docs: number): MaskSpec[] {
-  return [
-    { name: 'full', build: (s) => ({ mask: new FullMask([s, s]) }) },
-    { name: 'causal', build: (s) => ({ mask: new CausalMask([s, s]) }) },
-    { name: `local${window}`, build: (s) => ({ mask: new LocalMask([s, s], [window, 0]) }) },
-    { name: `chunked${chunk}`, build: (s) => ({ mask: new ChunkedCausalMask([s, s], chunk) }) },
-    {
-      // Packed documents: a causal mask and-ed with `docs` equal segments.
-      name: `packed${docs}`,
-      build: (s) => {
-        const ids = new Int32Array(s);
-        for (let i = 0; i < s; i++) ids[i] = Math.floor((i * docs) / s);
-        return { mask: new CausalMask([s, s]), segmentIds: { q: ids, kv: ids } };
-      },
-    },
-    { name: 'random50', build: (s) => ({ mask: makeRandomMask([s, s], 0.5, 7) }) },
-  ];
-}
-
-/** Exact number of allowed (q, kv) pairs, segment ids included; row strips, never an S×S array. */
-function allowedPairs({ mask, segmentIds }: Problem): number {
-  const [sq, skv] = mask.shape;
-  const rows = Math.max(1, Math.floor(2 ** 21 / skv));
-  let n = 0;
-  for (let q0 = 0; q0 < sq; q0 += rows) {
-    const q1 = Math.min(sq, q0 + rows);
-    const strip = mask.slice(q0, q1, 0, skv);
-    if (!segmentIds) {
-      for (let i = 0; i < strip.length; i++) n += strip[i];
-      continue;
-    }
-    for (let r = q0; r < q1; r++) {
-      const seg = segmentIds.q[r];
-      const base = (r - q0) * skv;
-      for (let c = 0; c < skv; c++) if (strip[base + c] && segmentIds.kv[c] === seg) n++;
-    }
-  }
-  return n;
+  return ['full', 'causal', `local${window}`, `chunked${chunk}`, `packed${docs}`, 'random50']
+    .map((name) => ({ name, build: (s: number) => problemByName(name, s) }));
 }
 
 // ---- running splash ------------------------------------------------------------------------
@@ -203,7 +154,7 @@ async function runSplash({ backend, grid, peak, log, progress }: SplashRunOption
     const inputs = new Map<DType, Inputs>(grid.dtypes.map((dt) => [dt, makeInputs(grid.heads, seq, grid.dim, dt)]));
     for (const spec of grid.masks) {
       const problem = spec.build(seq);
-      const pairs = allowedPairs(problem);
+      const pairs = pairCounts(problem, 128).allowed; // any block size counts the same allowed pairs
       const flops = 4 * grid.dim * grid.heads * pairs;
       const split = makeSplashMHA(problem.mask, { backend, saveResiduals: true });
       const fused = grid.fusedMasks.includes(spec.name)

@@ -5,6 +5,9 @@
 
 import { CausalMask, FullMask, fromFloat32, makeSplashMHA, type Mask, type Tensor } from '../lib/index';
 import { randomNormal } from '../lib/random';
+import { flag } from './args';
+import { pairCounts } from './problems';
+import { median } from './timing';
 
 export type JsBenchPass = 'fwd' | 'bwd';
 
@@ -27,23 +30,6 @@ export interface JsBenchOptions {
   passes?: readonly JsBenchPass[];
   /** Time forward()/backward() rather than forwardSync()/backwardSync(). */
   async?: boolean;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-/** Exact number of allowed (q, kv) pairs, counted in row strips so no S×S array is built. */
-function allowedPairs(mask: Mask): number {
-  const [sq, skv] = mask.shape;
-  let n = 0;
-  for (let q0 = 0; q0 < sq; q0 += 128) {
-    const strip = mask.slice(q0, Math.min(sq, q0 + 128), 0, skv);
-    for (let i = 0; i < strip.length; i++) n += strip[i];
-  }
-  return n;
 }
 
 const FLOPS_PER_PAIR_DIM: Record<JsBenchPass, number> = { fwd: 4, bwd: 10 };
@@ -78,7 +64,7 @@ export async function benchJs(opts: JsBenchOptions = {}): Promise<JsBenchRow[]> 
   const rows: JsBenchRow[] = [];
   for (const [name, mask] of masks) {
     const kernel = makeSplashMHA(mask, { backend: 'js', saveResiduals: true });
-    const pairs = allowedPairs(mask);
+    const pairs = pairCounts({ mask }, 128).allowed;
     for (const pass of passes) {
       let call: () => unknown;
       if (pass === 'fwd') {
@@ -96,18 +82,13 @@ export async function benchJs(opts: JsBenchOptions = {}): Promise<JsBenchRow[]> 
   return rows;
 }
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
 function numArg(name: string): number | undefined {
-  const a = arg(name);
+  const a = flag(name);
   return a === undefined ? undefined : Number(a);
 }
 
 async function main(): Promise<void> {
-  const passes = (arg('passes') ?? 'fwd').split(',') as JsBenchPass[];
+  const passes = (flag('passes') ?? 'fwd').split(',') as JsBenchPass[];
   for (const p of passes) if (!(p in FLOPS_PER_PAIR_DIM)) throw new Error(`--passes: unknown pass '${p}'`);
   const isAsync = process.argv.includes('--async');
   const rows = await benchJs({
