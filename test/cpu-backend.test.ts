@@ -448,6 +448,47 @@ describe('cpu backend', function () {
       });
     }
 
+    for (const dtype of ['float32', 'bfloat16'] as DType[]) {
+      it(`tile trimming on and off are bitwise identical (${dtype}, split and fused backward)`, () => {
+        // Causal, random, local and full heads over 4 packed documents: partial tiles of every kind.
+        const typed: Problem = { ...p, q: randTensor([2, 4, sq, 64], 71, dtype, 1 / 8), k: randTensor([2, 2, skv, 64], 72, dtype),
+          v: randTensor([2, 2, skv, 32], 73, dtype), dout: randTensor([2, 4, sq, 32], 74, dtype) };
+        for (const useFusedBwdKernel of [false, true]) {
+          const blockSizes: BlockSizes = { blockQ: 64, blockKv: 128, blockKvCompute: 64, blockQDkv: 96, blockKvDkv: 64, useFusedBwdKernel };
+          const on = run(typed, { backend: 'cpu', blockSizes });
+          const off = withEnv({ SPLASH_TRIM_TILES: '0' }, () => run(typed, { backend: 'cpu', blockSizes }));
+          assertSameRun(on, off, `trim on/off, fused=${useFusedBwdKernel}`);
+        }
+      });
+    }
+
+    it('partial tiles skip their 16 x 16 sub-blocks without an allowed pair', () => {
+      // White-box probe: a NaN that only masked pairs meet. A skipped product never reads it; a computed
+      // one multiplies it by an exact 0 and gets NaN. With NaN in key and value row 100 under a causal
+      // mask (one 128 x 128 tile), query rows 0-95 (sub-blocks 0-5) are clear of it only when trimming
+      // skips what lies past the diagonal; SPLASH_TRIM_TILES=0 shows that the probe can tell.
+      const n = 128;
+      const nanRow = (t: Tensor): Tensor => {
+        const f = toFloat32(t);
+        f.fill(Number.NaN, 100 * 64, 101 * 64);
+        return fromFloat32(f, t.shape, 'float32');
+      };
+      const probe: Problem = {
+        q: randTensor([1, n, 64], 81, 'float32', 1 / 8), k: nanRow(randTensor([1, n, 64], 82, 'float32')),
+        v: nanRow(randTensor([1, n, 64], 83, 'float32')), dout: randTensor([1, n, 64], 84, 'float32'),
+        mask: new CausalMask([n, n]), mqa: false,
+      };
+      const clearRows = (t: Tensor): boolean => toFloat32(t).subarray(0, 96 * 64).every(Number.isFinite);
+      for (const useFusedBwdKernel of [false, true]) {
+        const blockSizes: BlockSizes = { blockQ: n, blockKv: n, blockQDkv: n, blockKvDkv: n, useFusedBwdKernel };
+        const on = run(probe, { backend: 'cpu', blockSizes });
+        assert.ok(clearRows(on.res.out), `out rows 0-95 finite with trimming (fused=${useFusedBwdKernel})`);
+        assert.ok(clearRows(on.grads.dq), `dq rows 0-95 finite with trimming (fused=${useFusedBwdKernel})`);
+        const off = withEnv({ SPLASH_TRIM_TILES: '0' }, () => run(probe, { backend: 'cpu', blockSizes }));
+        assert.ok(!clearRows(off.res.out) && !clearRows(off.grads.dq), 'without trimming the NaN reaches them');
+      }
+    });
+
     it('the fused backward is reproducible run to run', () => {
       const blockSizes: BlockSizes = { blockQ: 64, blockKv: 64, blockQDkv: 64, blockKvDkv: 64, useFusedBwdKernel: true };
       const first = run(p, { backend: 'cpu', blockSizes });

@@ -31,6 +31,7 @@
 #include "splash/cpu_kernels.h"
 #include "thread_pool.h"
 #include "tile_ops.h"
+#include "tile_spans.h"
 #include "work_split.h"
 
 namespace splash {
@@ -45,6 +46,7 @@ struct Common {
   const AttentionParams& p;
   const TileOps& ops;
   bool segment_skip;
+  bool trim;  // partial tiles leave out their sub-blocks without an allowed pair (tile_spans.h)
   int64_t group;
   int64_t d_pad, dv_pad;
   const float* di;  // [batch, heads, q_seq]
@@ -115,6 +117,8 @@ struct DqScratch {
   float* v_tile;        // [tile_kv][head_dim_v]
   uint32_t* v_pairs;    // [tile_kv][dv_words]
   float* dq;            // [tile_q][d_pad]
+  SpanRun* kv_runs;     // kv rows and the q columns their S and dP are needed for
+  SpanRun* q_runs;      // q rows and the kv rows their dQ sums over
 };
 
 DqScratch carve_dq(const Common& c, int64_t tile_q, int64_t tile_kv, int64_t nq_pad, ScratchCarver& k) {
@@ -139,6 +143,8 @@ DqScratch carve_dq(const Common& c, int64_t tile_q, int64_t tile_kv, int64_t nq_
   s.mask = k.take<uint8_t>(tile_kv * nq_pad);
   s.k_tile = k.take<float>(tile_kv * c.d_pad);
   s.dq = k.take<float>(tile_q * c.d_pad);
+  s.kv_runs = k.take<SpanRun>(span_groups(tile_kv));
+  s.q_runs = k.take<SpanRun>(span_groups(nq_pad));
   return s;
 }
 
@@ -157,27 +163,41 @@ void pack_q_block(const Common& c, const DqScratch& s, int64_t b, int64_t h, int
   }
 }
 
-// Sᵀ = K·Qᵀ into s.st and dPᵀ = V·dOᵀ into s.dpt for keys [k0, k0 + nk). k (ldk) is K as f32 rows,
-// which the f32 path reads.
+// Sᵀ = K·Qᵀ into s.st and dPᵀ = V·dOᵀ into s.dpt for keys [k0, k0 + nk), over runs of kv rows and their
+// q columns (the rest keeps stale values, which grad_step masks). k (ldk) is K as f32 rows, which the
+// f32 path reads.
 void dq_products(const Common& c, const DqScratch& s, int64_t b, int64_t kvh, int64_t k0, int64_t nk, int64_t nq_pad,
-                 const float* k, int64_t ldk) {
+                 const float* k, int64_t ldk, const SpanRun* runs, int64_t count) {
   const AttentionParams& p = c.p;
   const TileOps& ops = c.ops;
   if (c.bf16_scores) {
     int64_t ldkp = 0;
     const uint32_t* kp = pair_columns(p.k, b, kvh, k0, nk, p.head_dim, s.k_pairs, &ldkp);
-    ops.gemm_bf16_nn(nk, nq_pad, c.d_words, kp, ldkp, s.qt_pairs, nq_pad, s.st, nq_pad, false);
+    for (const SpanRun* r = runs; r < runs + count; ++r) {
+      ops.gemm_bf16_nn(r->count, r->hi - r->lo, c.d_words, kp + r->first * ldkp, ldkp, s.qt_pairs + r->lo, nq_pad,
+                       s.st + r->first * nq_pad + r->lo, nq_pad, false);
+    }
   } else {
-    ops.gemm_nn(nk, nq_pad, p.head_dim, k, ldk, s.qt, nq_pad, s.st, nq_pad, false);
+    for (const SpanRun* r = runs; r < runs + count; ++r) {
+      ops.gemm_nn(r->count, r->hi - r->lo, p.head_dim, k + r->first * ldk, ldk, s.qt + r->lo, nq_pad,
+                  s.st + r->first * nq_pad + r->lo, nq_pad, false);
+    }
   }
   if (c.bf16_dp) {
     int64_t ldvp = 0;
     const uint32_t* vp = pair_columns(p.v, b, kvh, k0, nk, p.head_dim_v, s.v_pairs, &ldvp);
-    ops.gemm_bf16_nn(nk, nq_pad, c.dv_words, vp, ldvp, s.dot_pairs, nq_pad, s.dpt, nq_pad, false);
+    for (const SpanRun* r = runs; r < runs + count; ++r) {
+      ops.gemm_bf16_nn(r->count, r->hi - r->lo, c.dv_words, vp + r->first * ldvp, ldvp, s.dot_pairs + r->lo, nq_pad,
+                       s.dpt + r->first * nq_pad + r->lo, nq_pad, false);
+    }
   } else {
     const AOperand v = a_operand(p.v, ops, b, kvh, k0, nk, p.head_dim_v, s.v_tile);
-    (v.transposed ? ops.gemm_tn : ops.gemm_nn)(nk, nq_pad, p.head_dim_v, v.ptr, v.ld, s.dot, nq_pad, s.dpt, nq_pad,
-                                               false);
+    const GemmFn gemm = v.transposed ? ops.gemm_tn : ops.gemm_nn;
+    for (const SpanRun* r = runs; r < runs + count; ++r) {
+      const float* a = v.transposed ? v.ptr + r->first : v.ptr + r->first * v.ld;
+      gemm(r->count, r->hi - r->lo, p.head_dim_v, a, v.ld, s.dot + r->lo, nq_pad, s.dpt + r->first * nq_pad + r->lo,
+           nq_pad, false);
+    }
   }
 }
 
@@ -218,12 +238,22 @@ void dq_pass(const Common& c, int threads) {
       const int64_t k0 = kb * block_kv, nk = std::min(block_kv, p.kv_seq - k0);
       int64_t ldk = 0;
       const float* k = b_operand(p.k, ops, b, kvh, k0, nk, p.head_dim, s.k_tile, &ldk);
-      dq_products(c, s, b, kvh, k0, nk, nq_pad, k, ldk);
       const TileRegion tile{schedule, e, qb, kb, q0, nq, k0, nk};
       const bool masked = build_tile_mask(sv, tile, seg_q, seg_kv, /*kv_major=*/true, s.mask, nq_pad);
+      RunCounts runs{1, 1};
+      if (masked && c.trim) {
+        runs = tile_runs(s.mask, nq_pad, nk, nq, s.kv_runs, s.q_runs);
+      } else {
+        s.kv_runs[0] = SpanRun{0, nk, 0, nq_pad};
+        s.q_runs[0] = SpanRun{0, nq, 0, nk};
+      }
+      dq_products(c, s, b, kvh, k0, nk, nq_pad, k, ldk, s.kv_runs, runs.rows);
       ops.grad_step(GradStep{s.st, s.dpt, nq_pad, nk, nq_pad, /*transposed=*/true, masked ? s.mask : nullptr, nq_pad,
                              p.mask_value, p.soft_cap, logit_scale(p), s.lse, s.di});
-      ops.gemm_tn(nq, c.d_pad, nk, s.dpt, nq_pad, k, ldk, s.dq, c.d_pad, true);  // dQ += dS·K
+      for (const SpanRun* r = s.q_runs; r < s.q_runs + runs.cols; ++r) {  // dQ += dS·K
+        ops.gemm_tn(r->count, c.d_pad, r->hi - r->lo, s.dpt + r->lo * nq_pad + r->first, nq_pad, k + r->lo * ldk, ldk,
+                    s.dq + r->first * c.d_pad, c.d_pad, true);
+      }
     }
     store_rows(p.dq, ops, b, h, q0, nq, p.head_dim, s.dq, c.d_pad);
   });
@@ -340,6 +370,8 @@ struct DkvScratch {
   float* dk;            // [tile_kv][d_pad]
   float* dv;            // [tile_kv][dv_pad]
   float* dq;            // fused: this entry's dq contribution [tile_q][d_pad]
+  SpanRun* q_runs;      // q rows and the kv columns their S, dP (and fused dQ) are needed for
+  SpanRun* kv_runs;     // kv columns and the q rows their dK and dV sum over
 };
 
 struct DkvShape {
@@ -374,6 +406,8 @@ DkvScratch carve_dkv(const Common& c, const DkvShape& g, bool fused, ScratchCarv
   s.dk = k.take<float>(g.tile_kv * c.d_pad);
   s.dv = k.take<float>(g.tile_kv * c.dv_pad);
   if (fused) s.dq = k.take<float>(g.tile_q * c.d_pad);
+  s.q_runs = k.take<SpanRun>(span_groups(g.tile_q));
+  s.kv_runs = k.take<SpanRun>(span_groups(g.nk_pad));
   return s;
 }
 
@@ -420,21 +454,28 @@ QRows q_rows(const Common& c, const DkvScratch& s, int64_t b, int64_t h, int64_t
   return r;
 }
 
-// S = Q·Kᵀ into s.s and dP = dO·Vᵀ into s.dp for compute sub-block `sub` ([nq][nk_pad]).
-void dkv_products(const Common& c, const DkvShape& g, const DkvScratch& s, const QRows& r, int64_t nq, int64_t sub) {
+// S = Q·Kᵀ into s.s and dP = dO·Vᵀ into s.dp for compute sub-block `sub` ([nq][nk_pad]), over runs of q
+// rows and their kv columns (the rest keeps stale values, which grad_step masks).
+void dkv_products(const Common& c, const DkvShape& g, const DkvScratch& s, const QRows& r, int64_t sub,
+                  const SpanRun* runs, int64_t count) {
   const AttentionParams& p = c.p;
   const TileOps& ops = c.ops;
-  if (c.bf16_scores) {
-    ops.gemm_bf16_nn(nq, g.nk_pad, c.d_words, r.q_pairs, r.ldqp, s.kt_pairs + sub * g.kt_size, g.nk_pad, s.s,
-                     g.nk_pad, false);
-  } else {
-    ops.gemm_nn(nq, g.nk_pad, p.head_dim, r.q, r.ldq, s.kt + sub * g.kt_size, g.nk_pad, s.s, g.nk_pad, false);
-  }
-  if (c.bf16_dp) {
-    ops.gemm_bf16_nn(nq, g.nk_pad, c.dv_words, r.do_pairs, r.ldop, s.vt_pairs + sub * g.vt_size, g.nk_pad, s.dp,
-                     g.nk_pad, false);
-  } else {
-    ops.gemm_nn(nq, g.nk_pad, p.head_dim_v, r.dout, r.ldo, s.vt + sub * g.vt_size, g.nk_pad, s.dp, g.nk_pad, false);
+  for (const SpanRun* u = runs; u < runs + count; ++u) {
+    const int64_t n = u->hi - u->lo, at = u->first * g.nk_pad + u->lo;
+    if (c.bf16_scores) {
+      ops.gemm_bf16_nn(u->count, n, c.d_words, r.q_pairs + u->first * r.ldqp, r.ldqp,
+                       s.kt_pairs + sub * g.kt_size + u->lo, g.nk_pad, s.s + at, g.nk_pad, false);
+    } else {
+      ops.gemm_nn(u->count, n, p.head_dim, r.q + u->first * r.ldq, r.ldq, s.kt + sub * g.kt_size + u->lo, g.nk_pad,
+                  s.s + at, g.nk_pad, false);
+    }
+    if (c.bf16_dp) {
+      ops.gemm_bf16_nn(u->count, n, c.dv_words, r.do_pairs + u->first * r.ldop, r.ldop,
+                       s.vt_pairs + sub * g.vt_size + u->lo, g.nk_pad, s.dp + at, g.nk_pad, false);
+    } else {
+      ops.gemm_nn(u->count, n, p.head_dim_v, r.dout + u->first * r.ldo, r.ldo, s.vt + sub * g.vt_size + u->lo,
+                  g.nk_pad, s.dp + at, g.nk_pad, false);
+    }
   }
 }
 
@@ -497,16 +538,34 @@ void dkv_pass(const Common& c, int threads, bool fused) {
 
           for (int64_t sub = 0; sub * g.block_kc < nkb; ++sub) {
             const int64_t k0 = k_start + sub * g.block_kc, nk = std::min(g.block_kc, k_start + nkb - k0);
-            dkv_products(c, g, s, r, nq, sub);
             const TileRegion tile{schedule, e, qb, kb, q0, nq, k0, nk};
             const bool masked = build_tile_mask(sv, tile, seg_q, seg_kv, /*kv_major=*/false, s.mask, g.nk_pad);
+            RunCounts runs{1, 1};
+            if (masked && c.trim) {
+              runs = tile_runs(s.mask, g.nk_pad, nq, nk, s.q_runs, s.kv_runs);
+            } else {
+              s.q_runs[0] = SpanRun{0, nq, 0, g.nk_pad};
+              s.kv_runs[0] = SpanRun{0, nk, 0, nq};
+            }
+            dkv_products(c, g, s, r, sub, s.q_runs, runs.rows);
             ops.grad_step(GradStep{s.s, s.dp, g.nk_pad, nq, g.nk_pad, /*transposed=*/false,
                                    masked ? s.mask : nullptr, g.nk_pad, p.mask_value, p.soft_cap, logit_scale(p), s.lse, s.di});
             const int64_t kr = k0 - k_start;  // the sub-block's first row in dk / dv
             // dV += Pᵀ·dO and dK += dSᵀ·Q for this sub-block's rows
-            ops.gemm_tn(nk, c.dv_pad, nq, s.s, g.nk_pad, r.dout, r.ldo, s.dv + kr * c.dv_pad, c.dv_pad, true);
-            ops.gemm_tn(nk, c.d_pad, nq, s.dp, g.nk_pad, r.q, r.ldq, s.dk + kr * c.d_pad, c.d_pad, true);
-            if (fused) ops.gemm_nn(nq, c.d_pad, nk, s.dp, g.nk_pad, k_rows + kr * ldk, ldk, s.dq, c.d_pad, true);
+            for (const SpanRun* u = s.kv_runs; u < s.kv_runs + runs.cols; ++u) {
+              const int64_t m = u->hi - u->lo, at = u->lo * g.nk_pad + u->first;
+              ops.gemm_tn(u->count, c.dv_pad, m, s.s + at, g.nk_pad, r.dout + u->lo * r.ldo, r.ldo,
+                          s.dv + (kr + u->first) * c.dv_pad, c.dv_pad, true);
+              ops.gemm_tn(u->count, c.d_pad, m, s.dp + at, g.nk_pad, r.q + u->lo * r.ldq, r.ldq,
+                          s.dk + (kr + u->first) * c.d_pad, c.d_pad, true);
+            }
+            if (fused) {  // dQ += dS·K, over kv columns below nk only (padding columns hold no dS)
+              for (const SpanRun* u = s.q_runs; u < s.q_runs + runs.rows; ++u) {
+                const int64_t hi = std::min(u->hi, nk);
+                ops.gemm_nn(u->count, c.d_pad, hi - u->lo, s.dp + u->first * g.nk_pad + u->lo, g.nk_pad,
+                            k_rows + (kr + u->lo) * ldk, ldk, s.dq + u->first * c.d_pad, c.d_pad, true);
+              }
+            }
           }
           if (fused) {
             turns->in_turn(p, sv, b, h, qb, e, [&] {
@@ -543,6 +602,7 @@ void backward_with(const AttentionParams& p, const RunOptions& options) {
   const Common c{p,
                  ops,
                  options.segment_skip != 0,
+                 p.mask_value < kTrimMaskValueBelow && options.trim_tiles != 0,
                  p.heads / p.kv_heads,
                  round_up(p.head_dim, ops.vec),
                  round_up(p.head_dim_v, ops.vec),

@@ -19,6 +19,7 @@
 #include "splash/cpu_kernels.h"
 #include "thread_pool.h"
 #include "tile_ops.h"
+#include "tile_spans.h"
 #include "work_split.h"
 
 namespace splash {
@@ -36,6 +37,7 @@ struct ForwardPlan {
   int64_t nq_pad, dv_pad;
   int64_t d_words;                      // bf16 pairs per q / k row
   bool bf16_dots;
+  bool trim;  // partial tiles leave out their sub-blocks without an allowed pair (tile_spans.h)
   SegmentSkip skip;
 };
 
@@ -52,6 +54,8 @@ struct ForwardScratch {
   float* acc;          // [tile_q][dv_pad]
   float *m, *l, *any, *alpha;  // [nq_pad] per query
   float* lse;          // [tile_q]
+  SpanRun* kv_runs;    // kv rows and the q columns their scores are needed for
+  SpanRun* q_runs;     // q rows and the kv rows their values are summed over
 };
 
 ForwardScratch carve(const ForwardPlan& f, ScratchCarver& c) {
@@ -75,36 +79,56 @@ ForwardScratch carve(const ForwardPlan& f, ScratchCarver& c) {
   s.any = c.take<float>(f.nq_pad);
   s.alpha = c.take<float>(f.nq_pad);
   s.lse = c.take<float>(f.tile_q);
+  s.kv_runs = c.take<SpanRun>(span_groups(kc));
+  s.q_runs = c.take<SpanRun>(span_groups(f.nq_pad));
   return s;
 }
 
-// st[nk][nq_pad] = K[k0, k0 + nk) · Qᵀ
-void scores(const ForwardPlan& f, const ForwardScratch& s, int64_t b, int64_t kvh, int64_t k0, int64_t nk) {
+// st[kv rows][q columns] = K[k0, k0 + nk) · Qᵀ over runs of kv rows and their q columns (one run
+// {0, nk, 0, nq_pad} for the whole tile); the rest of st keeps stale values, which the softmax masks.
+void scores(const ForwardPlan& f, const ForwardScratch& s, int64_t b, int64_t kvh, int64_t k0, int64_t nk,
+            const SpanRun* runs, int64_t count) {
   const AttentionParams& p = f.p;
   if (f.bf16_dots) {
     int64_t ldk = 0;
     const uint32_t* k = pair_columns(p.k, b, kvh, k0, nk, p.head_dim, s.k_pairs, &ldk);
-    f.ops.gemm_bf16_nn(nk, f.nq_pad, f.d_words, k, ldk, s.qt_pairs, f.nq_pad, s.st, f.nq_pad, false);
+    for (const SpanRun* r = runs; r < runs + count; ++r) {
+      f.ops.gemm_bf16_nn(r->count, r->hi - r->lo, f.d_words, k + r->first * ldk, ldk, s.qt_pairs + r->lo, f.nq_pad,
+                         s.st + r->first * f.nq_pad + r->lo, f.nq_pad, false);
+    }
     return;
   }
   const AOperand k = a_operand(p.k, f.ops, b, kvh, k0, nk, p.head_dim, s.k_tile);
   const GemmFn gemm = k.transposed ? f.ops.gemm_tn : f.ops.gemm_nn;
-  gemm(nk, f.nq_pad, p.head_dim, k.ptr, k.ld, s.qt, f.nq_pad, s.st, f.nq_pad, false);
+  for (const SpanRun* r = runs; r < runs + count; ++r) {
+    const float* a = k.transposed ? k.ptr + r->first : k.ptr + r->first * k.ld;
+    gemm(r->count, r->hi - r->lo, p.head_dim, a, k.ld, s.qt + r->lo, f.nq_pad, s.st + r->first * f.nq_pad + r->lo,
+         f.nq_pad, false);
+  }
 }
 
-// acc[nq][dv_pad] += P · V[k0, k0 + nk), P read from st
+// acc[q rows][dv_pad] += P · V[k0, k0 + nk) over runs of q rows and their kv rows (one run {0, nq, 0, nk}
+// for the whole tile), P read from st.
 void accumulate_values(const ForwardPlan& f, const ForwardScratch& s, int64_t b, int64_t kvh, int64_t k0, int64_t nk,
-                       int64_t nq) {
+                       const SpanRun* runs, int64_t count) {
   const AttentionParams& p = f.p;
   if (f.bf16_dots) {
     f.ops.pack_pairs_f32(s.st, f.nq_pad, nk, f.nq_pad, s.p_pairs, f.nq_pad);
     pack_pairs_rows(p.v, f.ops, b, kvh, k0, nk, p.head_dim_v, s.v_pairs, f.dv_pad);
-    f.ops.gemm_bf16_tn(nq, f.dv_pad, (nk + 1) / 2, s.p_pairs, f.nq_pad, s.v_pairs, f.dv_pad, s.acc, f.dv_pad, true);
+    for (const SpanRun* r = runs; r < runs + count; ++r) {
+      const int64_t pair0 = r->lo / 2;  // lo is 0 or a multiple of kSpan: even
+      f.ops.gemm_bf16_tn(r->count, f.dv_pad, (r->hi + 1) / 2 - pair0, s.p_pairs + pair0 * f.nq_pad + r->first,
+                         f.nq_pad, s.v_pairs + pair0 * f.dv_pad, f.dv_pad, s.acc + r->first * f.dv_pad, f.dv_pad,
+                         true);
+    }
     return;
   }
   int64_t ldv = 0;
   const float* v = b_operand(p.v, f.ops, b, kvh, k0, nk, p.head_dim_v, s.v_tile, &ldv);
-  f.ops.gemm_tn(nq, f.dv_pad, nk, s.st, f.nq_pad, v, ldv, s.acc, f.dv_pad, true);
+  for (const SpanRun* r = runs; r < runs + count; ++r) {
+    f.ops.gemm_tn(r->count, f.dv_pad, r->hi - r->lo, s.st + r->lo * f.nq_pad + r->first, f.nq_pad, v + r->lo * ldv,
+                  ldv, s.acc + r->first * f.dv_pad, f.dv_pad, true);
+  }
 }
 
 void forward_task(const ForwardPlan& f, const QBlockTask& task) {
@@ -153,9 +177,17 @@ void forward_task(const ForwardPlan& f, const QBlockTask& task) {
         prefetch_rows(p.k, b, kvh, next, n, p.head_dim);
         prefetch_rows(p.v, b, kvh, next, n, p.head_dim_v);
       }
-      scores(f, s, b, kvh, k0, nk);
       const TileRegion tile{schedule, e, qb, kb, q0, nq, k0, nk};
       const bool masked = build_tile_mask(sv, tile, seg_q, seg_kv, /*kv_major=*/true, s.mask, f.nq_pad);
+      // Partial tiles compute only the sub-blocks that hold allowed pairs; others the whole tile.
+      RunCounts runs{1, 1};
+      if (masked && f.trim) {
+        runs = tile_runs(s.mask, f.nq_pad, nk, nq, s.kv_runs, s.q_runs);
+      } else {
+        s.kv_runs[0] = SpanRun{0, nk, 0, f.nq_pad};
+        s.q_runs[0] = SpanRun{0, nq, 0, nk};
+      }
+      scores(f, s, b, kvh, k0, nk, s.kv_runs, runs.rows);
       if (!masked) {
         for (int64_t i = 0; i < nq; ++i) s.any[i] = 1.0f;
       }
@@ -164,7 +196,7 @@ void forward_task(const ForwardPlan& f, const QBlockTask& task) {
       // Nothing is accumulated before the first tile, so its rescale (by 0) can be skipped.
       if (!first) f.ops.scale_rows(s.acc, f.dv_pad, nq, f.dv_pad, s.alpha);
       first = false;
-      accumulate_values(f, s, b, kvh, k0, nk, nq);
+      accumulate_values(f, s, b, kvh, k0, nk, s.q_runs, runs.cols);
     }
   }
 
@@ -207,6 +239,7 @@ void forward_with(const AttentionParams& p, const RunOptions& options) {
                       round_up(p.head_dim_v, ops.vec),
                       (p.head_dim + 1) / 2,
                       bf16_dots,
+                      p.mask_value < kTrimMaskValueBelow && options.trim_tiles != 0,
                       SegmentSkip(p, sv.block_q, block_kv, options.segment_skip != 0)};
   const std::vector<QBlockTask> tasks = q_block_tasks(p, sv);
   advise_huge_pages(p.out, p.batch, p.heads, p.q_seq, p.head_dim_v);

@@ -18,12 +18,13 @@ void forward(const AttentionParams& p);
 void backward(const AttentionParams& p);
 
 // How (never what) the kernels compute. forward / backward take these from the environment; results
-// are bitwise the same for every thread count and with or without segment skipping.
+// are bitwise the same for every thread count and with or without segment skipping and tile trimming.
 struct RunOptions {
   int32_t threads;       // worker threads, 0 = every CPU this process may use (p.num_threads > 0 wins)
   int32_t max_isa;       // highest instruction set: 0 portable C++, 1 AVX2 or NEON, 2 AVX-512 (capped by the CPU)
   int32_t bf16_dots;     // 1: all-bf16 forwards use bf16 dot products (avx512_bf16, BFDOT) where the CPU has them
   int32_t segment_skip;  // 1: skip block pairs whose segment ids cannot meet
+  int32_t trim_tiles;    // 1: partial tiles skip their sub-blocks without an allowed pair (cpu/tile_spans.h)
   // When set and it turns true, the call stops at its next block row (task) by throwing Cancelled;
   // the outputs are then partly written and must be discarded.
   const std::atomic<bool>* cancel;
@@ -39,9 +40,9 @@ inline void stop_if_cancelled(const RunOptions& options) {
 }
 
 // From SPLASH_NUM_THREADS, SPLASH_CPU_ISA (generic | avx2 | avx512 on x86-64, generic | neon on AArch64),
-// SPLASH_CPU_BF16=0 and SPLASH_SEGMENT_SKIP=0. getenv races with a concurrent setenv, so a host that
-// changes its environment at run time (Node) reads this on the thread that owns the environment and
-// passes it along.
+// SPLASH_CPU_BF16=0, SPLASH_SEGMENT_SKIP=0 and SPLASH_TRIM_TILES=0. getenv races with a concurrent
+// setenv, so a host that changes its environment at run time (Node) reads this on the thread that owns
+// the environment and passes it along.
 RunOptions options_from_environment();
 
 void forward_with(const AttentionParams& p, const RunOptions& options);
