@@ -240,13 +240,7 @@ void dq_pass(const Common& c, int threads) {
       const float* k = b_operand(p.k, ops, b, kvh, k0, nk, p.head_dim, s.k_tile, &ldk);
       const TileRegion tile{schedule, e, qb, kb, q0, nq, k0, nk};
       const bool masked = build_tile_mask(sv, tile, seg_q, seg_kv, /*kv_major=*/true, s.mask, nq_pad);
-      RunCounts runs{1, 1};
-      if (masked && c.trim) {
-        runs = tile_runs(s.mask, nq_pad, nk, nq, s.kv_runs, s.q_runs);
-      } else {
-        s.kv_runs[0] = SpanRun{0, nk, 0, nq_pad};
-        s.q_runs[0] = SpanRun{0, nq, 0, nk};
-      }
+      const RunCounts runs = product_runs(masked && c.trim ? s.mask : nullptr, nq_pad, nk, nq, s.kv_runs, s.q_runs);
       dq_products(c, s, b, kvh, k0, nk, nq_pad, k, ldk, s.kv_runs, runs.rows);
       ops.grad_step(GradStep{s.st, s.dpt, nq_pad, nk, nq_pad, /*transposed=*/true, masked ? s.mask : nullptr, nq_pad,
                              p.mask_value, p.soft_cap, logit_scale(p), s.lse, s.di});
@@ -540,13 +534,8 @@ void dkv_pass(const Common& c, int threads, bool fused) {
             const int64_t k0 = k_start + sub * g.block_kc, nk = std::min(g.block_kc, k_start + nkb - k0);
             const TileRegion tile{schedule, e, qb, kb, q0, nq, k0, nk};
             const bool masked = build_tile_mask(sv, tile, seg_q, seg_kv, /*kv_major=*/false, s.mask, g.nk_pad);
-            RunCounts runs{1, 1};
-            if (masked && c.trim) {
-              runs = tile_runs(s.mask, g.nk_pad, nq, nk, s.q_runs, s.kv_runs);
-            } else {
-              s.q_runs[0] = SpanRun{0, nq, 0, g.nk_pad};
-              s.kv_runs[0] = SpanRun{0, nk, 0, nq};
-            }
+            const RunCounts runs =
+                product_runs(masked && c.trim ? s.mask : nullptr, g.nk_pad, nq, nk, s.q_runs, s.kv_runs);
             dkv_products(c, g, s, r, sub, s.q_runs, runs.rows);
             ops.grad_step(GradStep{s.s, s.dp, g.nk_pad, nq, g.nk_pad, /*transposed=*/false,
                                    masked ? s.mask : nullptr, g.nk_pad, p.mask_value, p.soft_cap, logit_scale(p), s.lse, s.di});

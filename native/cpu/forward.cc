@@ -180,13 +180,7 @@ void forward_task(const ForwardPlan& f, const QBlockTask& task) {
       const TileRegion tile{schedule, e, qb, kb, q0, nq, k0, nk};
       const bool masked = build_tile_mask(sv, tile, seg_q, seg_kv, /*kv_major=*/true, s.mask, f.nq_pad);
       // Partial tiles compute only the sub-blocks that hold allowed pairs; others the whole tile.
-      RunCounts runs{1, 1};
-      if (masked && f.trim) {
-        runs = tile_runs(s.mask, f.nq_pad, nk, nq, s.kv_runs, s.q_runs);
-      } else {
-        s.kv_runs[0] = SpanRun{0, nk, 0, f.nq_pad};
-        s.q_runs[0] = SpanRun{0, nq, 0, nk};
-      }
+      const RunCounts runs = product_runs(masked && f.trim ? s.mask : nullptr, f.nq_pad, nk, nq, s.kv_runs, s.q_runs);
       scores(f, s, b, kvh, k0, nk, s.kv_runs, runs.rows);
       if (!masked) {
         for (int64_t i = 0; i < nq; ++i) s.any[i] = 1.0f;

@@ -65,5 +65,13 @@ RunCounts tile_runs(const uint8_t* mask, int64_t ld, int64_t rows, int64_t cols,
   return RunCounts{compact(row_runs, row_groups), compact(col_runs, col_groups)};
 }
 
+RunCounts product_runs(const uint8_t* mask, int64_t ld, int64_t rows, int64_t cols, SpanRun* row_runs,
+                       SpanRun* col_runs) {
+  if (mask != nullptr) return tile_runs(mask, ld, rows, cols, row_runs, col_runs);
+  row_runs[0] = SpanRun{0, rows, 0, ld};
+  col_runs[0] = SpanRun{0, cols, 0, rows};
+  return RunCounts{1, 1};
+}
+
 }  // namespace cpu
 }  // namespace splash

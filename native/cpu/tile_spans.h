@@ -39,5 +39,11 @@ struct RunCounts {
 RunCounts tile_runs(const uint8_t* mask, int64_t ld, int64_t rows, int64_t cols, SpanRun* row_runs,
                     SpanRun* col_runs);
 
+// The runs a tile's products cover: tile_runs of `mask`, or with a null mask (a full tile, or trimming
+// off) one run each over the whole tile: rows [0, rows) x columns [0, ld), columns [0, cols) x rows
+// [0, rows).
+RunCounts product_runs(const uint8_t* mask, int64_t ld, int64_t rows, int64_t cols, SpanRun* row_runs,
+                       SpanRun* col_runs);
+
 }  // namespace cpu
 }  // namespace splash
