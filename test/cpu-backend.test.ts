@@ -33,7 +33,7 @@ import {
 } from '../lib/index';
 import { randomNormal, seededRandom } from '../lib/random';
 import { assertBitwise, assertClose, run, type Grads, type Problem, type Residuals } from './support/compare';
-import { assertEmptyRows, emptyRowsProblem, oneBlockCausalProblem } from './support/edge-cases';
+import { assertEmptyRows, clearOfMaskedNan, emptyRowsProblem, maskedNanProblem, oneBlockCausalProblem } from './support/edge-cases';
 import { BATCHES, BLOCKS, DIMS, HEADS, SEQS, SOFT_CAPS, cycler, randTensor, randomMask } from './support/grid';
 
 const SMALL = process.env.SPLASH_TEST_SCALE === 'small';
@@ -463,29 +463,15 @@ describe('cpu backend', function () {
     }
 
     it('partial tiles skip their 16 x 16 sub-blocks without an allowed pair', () => {
-      // White-box probe: a NaN that only masked pairs meet. A skipped product never reads it; a computed
-      // one multiplies it by an exact 0 and gets NaN. With NaN in key and value row 100 under a causal
-      // mask (one 128 x 128 tile), query rows 0-95 (sub-blocks 0-5) are clear of it only when trimming
-      // skips what lies past the diagonal; SPLASH_TRIM_TILES=0 shows that the probe can tell.
-      const n = 128;
-      const nanRow = (t: Tensor): Tensor => {
-        const f = toFloat32(t);
-        f.fill(Number.NaN, 100 * 64, 101 * 64);
-        return fromFloat32(f, t.shape, 'float32');
-      };
-      const probe: Problem = {
-        q: randTensor([1, n, 64], 81, 'float32', 1 / 8), k: nanRow(randTensor([1, n, 64], 82, 'float32')),
-        v: nanRow(randTensor([1, n, 64], 83, 'float32')), dout: randTensor([1, n, 64], 84, 'float32'),
-        mask: new CausalMask([n, n]), mqa: false,
-      };
-      const clearRows = (t: Tensor): boolean => toFloat32(t).subarray(0, 96 * 64).every(Number.isFinite);
+      // SPLASH_TRIM_TILES=0 shows that the probe can tell: without the skipping the NaN reaches those rows.
+      const probe = maskedNanProblem();
       for (const useFusedBwdKernel of [false, true]) {
-        const blockSizes: BlockSizes = { blockQ: n, blockKv: n, blockQDkv: n, blockKvDkv: n, useFusedBwdKernel };
+        const blockSizes: BlockSizes = { blockQ: 128, blockKv: 128, blockQDkv: 128, blockKvDkv: 128, useFusedBwdKernel };
         const on = run(probe, { backend: 'cpu', blockSizes });
-        assert.ok(clearRows(on.res.out), `out rows 0-95 finite with trimming (fused=${useFusedBwdKernel})`);
-        assert.ok(clearRows(on.grads.dq), `dq rows 0-95 finite with trimming (fused=${useFusedBwdKernel})`);
+        assert.ok(clearOfMaskedNan(on.res.out), `out rows 0-95 finite with trimming (fused=${useFusedBwdKernel})`);
+        assert.ok(clearOfMaskedNan(on.grads.dq), `dq rows 0-95 finite with trimming (fused=${useFusedBwdKernel})`);
         const off = withEnv({ SPLASH_TRIM_TILES: '0' }, () => run(probe, { backend: 'cpu', blockSizes }));
-        assert.ok(!clearRows(off.res.out) && !clearRows(off.grads.dq), 'without trimming the NaN reaches them');
+        assert.ok(!clearOfMaskedNan(off.res.out) && !clearOfMaskedNan(off.grads.dq), 'without trimming the NaN reaches them');
       }
     });
 

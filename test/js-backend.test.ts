@@ -22,7 +22,7 @@ import { seededRandom } from '../lib/random';
 import { benchJs } from '../bench/js';
 import { configureJsWorkers } from '../lib/backends/js-pool';
 import { assertBitwise, assertClose, kernelFor, relErr, run, type Problem } from './support/compare';
-import { assertEmptyRows, emptyRowsProblem, oneBlockCausalProblem } from './support/edge-cases';
+import { assertEmptyRows, clearOfMaskedNan, emptyRowsProblem, maskedNanProblem, oneBlockCausalProblem } from './support/edge-cases';
 import { BATCHES, BLOCKS, DIMS, HEADS, SEQS, SOFT_CAPS, cycler, randTensor, randomMask } from './support/grid';
 
 type DT = 'float32' | 'bfloat16';
@@ -352,6 +352,15 @@ describe('js backend', function () {
   });
 
   describe('masking edge cases', () => {
+    it('partial tiles skip their 16 x 16 sub-blocks without an allowed pair', () => {
+      const probe = maskedNanProblem();
+      for (const useFusedBwdKernel of [false, true]) {
+        const js = run(probe, { backend: 'js', blockSizes: { blockQ: 128, blockKv: 128, blockQDkv: 128, blockKvDkv: 128, useFusedBwdKernel } });
+        assert.ok(clearOfMaskedNan(js.res.out), `out rows 0-95 finite (fused=${useFusedBwdKernel})`);
+        assert.ok(clearOfMaskedNan(js.grads.dq), `dq rows 0-95 finite (fused=${useFusedBwdKernel})`);
+      }
+    });
+
     it('rows with no allowed key give out = 0, logsumexp = -Infinity and zero gradients', () => {
       const { p, sq, empty } = emptyRowsProblem();
       for (const fused of [false, true]) {

@@ -25,6 +25,7 @@ import { forwardResultShapes, type CallShape } from '../validate';
 import type { Backend, BackwardArgs, BackwardResult, CallControl, ForwardArgs, ForwardResult, KernelConfig } from './backend';
 import { jsPoolFor } from './js-pool';
 import { runInSlices, runToEnd } from './time-slices';
+import { TRIM_MASK_VALUE_BELOW, TileRuns } from './tile-runs';
 
 // ---- data in and out --------------------------------------------------------
 
@@ -355,14 +356,23 @@ function forwardPlan(cfg: KernelConfig, shape: CallShape, args: ForwardArgs, all
 /** Per-block scratch of a forward: the only memory that grows with block size. */
 interface ForwardScratch {
   s: Float64Array; mt: Uint8Array; acc: Float64Array; m: Float64Array; l: Float64Array; any: Uint8Array;
+  runs: TileRuns;
 }
 
 function forwardScratch(p: ForwardPlan): ForwardScratch {
   const bq = p.info.blockQ;
   return {
     s: new Float64Array(bq * p.bkc), mt: new Uint8Array(bq * p.bkc), acc: new Float64Array(bq * p.dv),
-    m: new Float64Array(bq), l: new Float64Array(bq), any: new Uint8Array(bq),
+    m: new Float64Array(bq), l: new Float64Array(bq), any: new Uint8Array(bq), runs: new TileRuns(bq, p.bkc),
   };
+}
+
+/** The runs a tile's products cover: its occupied sub-blocks when it is partial and the mask value is
+ *  hugely negative (tile-runs.ts), else the whole tile. */
+function productRuns(runs: TileRuns, masked: boolean, maskValue: number, mt: Uint8Array, nq: number, nk: number): TileRuns {
+  if (masked && maskValue < TRIM_MASK_VALUE_BELOW) runs.fromMask(mt, nq, nk);
+  else runs.whole(nq, nk);
+  return runs;
 }
 
 /** out and logsumexp of q-block qb of head h in batch b, as steps: one per compute tile. */
@@ -393,11 +403,15 @@ function* forwardRow(p: ForwardPlan, t: ForwardScratch, b: number, h: number, qb
     for (let k0 = kb * bkv; k0 < kbEnd; k0 += bkc) {
       const k1 = Math.min(k0 + bkc, kbEnd);
       const nk = k1 - k0;
-      s.fill(0, 0, nq * nk);
-      gemmAcc(p.q, qOff, d, 1, nq, d, p.kT, kTBase + k0, skv, nk, s, 0, nk); // s = q·kᵀ
       const masked = tileMask(ms, sched, e, qb, kb, q0, q1, k0, k1, b * sq, b * skv, mt);
+      const { rows, rowCount } = productRuns(t.runs, masked, p.maskValue, mt, nq, nk);
+      s.fill(0, 0, nq * nk);
+      for (let r = 0; r < 4 * rowCount; r += 4) { // s = q·kᵀ over each run of q rows and its keys
+        const first = rows[r], count = rows[r + 1], lo = rows[r + 2], hi = rows[r + 3];
+        gemmAcc(p.q, qOff + first * d, d, 1, count, d, p.kT, kTBase + k0 + lo, skv, hi - lo, s, first * nk + lo, nk);
+      }
       softmaxStep(s, nq, nk, p.scale, p.softCap, masked ? mt : null, p.maskValue, m, l, any, acc, dv);
-      gemmAcc(s, 0, nk, 1, nq, nk, p.v, vBase + k0 * dv, dv, dv, acc, 0, dv); // acc += p·v
+      rowRunsTimes(s, nk, t.runs, p.v, vBase + k0 * dv, dv, acc, 0); // acc += p·v over the same runs
       yield;
     }
   }
@@ -524,6 +538,7 @@ function backwardPlan(cfg: KernelConfig, shape: CallShape, args: BackwardArgs, a
 /** Per-tile scratch of a backward. */
 interface BackwardScratch {
   s: Float64Array; dp: Float64Array; mt: Uint8Array; dqAcc: Float64Array; dkAcc: Float64Array; dvAcc: Float64Array;
+  runs: TileRuns;
 }
 
 function backwardScratch(p: BackwardPlan): BackwardScratch {
@@ -532,17 +547,34 @@ function backwardScratch(p: BackwardPlan): BackwardScratch {
   return {
     s: new Float64Array(maxQ * maxKv), dp: new Float64Array(maxQ * maxKv), mt: new Uint8Array(maxQ * maxKv),
     dqAcc: new Float64Array(maxQ * p.d), dkAcc: new Float64Array(p.bkcDkv * p.d), dvAcc: new Float64Array(p.bkcDkv * p.dv),
+    runs: new TileRuns(maxQ, maxKv),
   };
 }
 
 /** The backward's two nq × nk tiles for rows [row0, row0 + nq) of the (batch, head) rows and keys
- *  [k0, k0 + nk) of kv slab kvSlab: s = q·kᵀ and dp = dout·vᵀ. */
+ *  [k0, k0 + nk) of kv slab kvSlab, s = q·kᵀ and dp = dout·vᵀ, over t.runs' runs of rows and their keys
+ *  (zeros elsewhere, which gradTile masks). */
 function scoreTiles(p: BackwardPlan, t: BackwardScratch, row0: number, nq: number, kvSlab: number, k0: number, nk: number): void {
   const { d, dv, skv } = p;
+  const { rows, rowCount } = t.runs;
   t.s.fill(0, 0, nq * nk);
-  gemmAcc(p.q, row0 * d, d, 1, nq, d, p.kT, kvSlab * d * skv + k0, skv, nk, t.s, 0, nk);
   t.dp.fill(0, 0, nq * nk);
-  gemmAcc(p.dout, row0 * dv, dv, 1, nq, dv, p.vT, kvSlab * dv * skv + k0, skv, nk, t.dp, 0, nk);
+  for (let r = 0; r < 4 * rowCount; r += 4) {
+    const first = rows[r], count = rows[r + 1], lo = rows[r + 2], hi = rows[r + 3];
+    gemmAcc(p.q, (row0 + first) * d, d, 1, count, d, p.kT, kvSlab * d * skv + k0 + lo, skv, hi - lo, t.s, first * nk + lo, nk);
+    gemmAcc(p.dout, (row0 + first) * dv, dv, 1, count, dv, p.vT, kvSlab * dv * skv + k0 + lo, skv, hi - lo, t.dp,
+      first * nk + lo, nk);
+  }
+}
+
+/** acc[first + i] += tile[first + i, lo..hi) · B[lo..hi) for each run of the tile's rows (p·v, ds·k). */
+function rowRunsTimes(tile: Float64Array, nk: number, runs: TileRuns, b: Float64Array, bOff: number, width: number,
+  acc: Float64Array, accOff: number): void {
+  const { rows, rowCount } = runs;
+  for (let r = 0; r < 4 * rowCount; r += 4) {
+    const first = rows[r], count = rows[r + 1], lo = rows[r + 2], hi = rows[r + 3];
+    gemmAcc(tile, first * nk + lo, nk, 1, count, hi - lo, b, bOff + lo * width, width, width, acc, accOff + first * width, width);
+  }
 }
 
 /** dq of q-block qb of head h in batch b (split backward), as steps: one per kv block. */
@@ -566,10 +598,11 @@ function* dqRow(p: BackwardPlan, t: BackwardScratch, b: number, h: number, qb: n
     const k0 = kb * bkv;
     const k1 = Math.min(k0 + bkv, skv);
     const nk = k1 - k0;
-    scoreTiles(p, t, rowOff, nq, kvSlab, k0, nk);
     const masked = tileMask(ms, sched, e, qb, kb, q0, q1, k0, k1, b * sq, b * skv, mt);
+    productRuns(t.runs, masked, p.maskValue, mt, nq, nk);
+    scoreTiles(p, t, rowOff, nq, kvSlab, k0, nk);
     gradTile(s, dp, nq, nk, p.scale, p.softCap, masked ? mt : null, p.maskValue, p.lse, p.di, rowOff);
-    gemmAcc(dp, 0, nk, 1, nq, nk, p.k, (kvSlab * skv + k0) * d, d, d, dqAcc, 0, d); // dq += ds·k
+    rowRunsTimes(dp, nk, t.runs, p.k, (kvSlab * skv + k0) * d, d, dqAcc, 0); // dq += ds·k
     yield;
   }
   const o = rowOff * d;
@@ -603,12 +636,16 @@ function* dkvTile(p: BackwardPlan, t: BackwardScratch, b: number, kvh: number, k
       const q1 = Math.min(q0 + bq, sq);
       const nq = q1 - q0;
       const rowOff = (b * p.heads + h) * sq + q0;
-      scoreTiles(p, t, rowOff, nq, kvSlab, k0, nk);
       const masked = tileMask(ms, sched, e, qb, kb, q0, q1, k0, k1, b * sq, b * skv, mt);
+      const { cols, colCount } = productRuns(t.runs, masked, p.maskValue, mt, nq, nk);
+      scoreTiles(p, t, rowOff, nq, kvSlab, k0, nk);
       gradTile(s, dp, nq, nk, p.scale, p.softCap, masked ? mt : null, p.maskValue, p.lse, p.di, rowOff);
-      gemmAcc(s, 0, 1, nk, nk, nq, p.dout, rowOff * dv, dv, dv, dvAcc, 0, dv); // dv += pᵀ·dout
-      gemmAcc(dp, 0, 1, nk, nk, nq, p.q, rowOff * d, d, d, dkAcc, 0, d); // dk += dsᵀ·q
-      if (p.dq !== null) gemmAcc(dp, 0, nk, 1, nq, nk, p.k, kOff, d, d, p.dq, rowOff * d, d); // dq += ds·k
+      for (let r = 0; r < 4 * colCount; r += 4) { // each run of keys over the q rows that reach it
+        const first = cols[r], count = cols[r + 1], lo = cols[r + 2], hi = cols[r + 3];
+        gemmAcc(s, lo * nk + first, 1, nk, count, hi - lo, p.dout, (rowOff + lo) * dv, dv, dv, dvAcc, first * dv, dv); // dv += pᵀ·dout
+        gemmAcc(dp, lo * nk + first, 1, nk, count, hi - lo, p.q, (rowOff + lo) * d, d, d, dkAcc, first * d, d); // dk += dsᵀ·q
+      }
+      if (p.dq !== null) rowRunsTimes(dp, nk, t.runs, p.k, kOff, d, p.dq, rowOff * d); // dq += ds·k
       yield;
     }
   }

@@ -1,8 +1,9 @@
 // Masking edge cases every backend test runs (cpu-backend, js-backend): problems whose rows see no
-// allowed key, and one where a custom maskValue reaches every masked logit.
+// allowed key, one where a custom maskValue reaches every masked logit, and a NaN that only masked
+// pairs meet.
 
 import assert from 'node:assert/strict';
-import { CausalMask, DenseMask, toFloat32 } from '../../lib/index';
+import { CausalMask, DenseMask, fromFloat32, toFloat32, type Tensor } from '../../lib/index';
 import type { Grads, Problem, Residuals } from './compare';
 import { randTensor, randomMask } from './grid';
 
@@ -61,4 +62,33 @@ export function oneBlockCausalProblem(): Problem {
     mask: new CausalMask([s, s]),
     mqa: false,
   };
+}
+
+/**
+ * A white-box probe of the skipping of a partial tile's empty 16 x 16 sub-blocks: causal, one head,
+ * S = 128 (one tile with blocks of 128), d = 64, f32, with NaN in key and value row 100. A product over
+ * a sub-block that no allowed pair reaches multiplies that NaN by an exact 0 and spreads it; a skipped
+ * one never reads it. So query rows 0..95 (sub-blocks 0..5) keep finite out and dq exactly when the
+ * products past the diagonal are skipped.
+ */
+export function maskedNanProblem(): Problem {
+  const n = 128;
+  const nanRow = (t: Tensor): Tensor => {
+    const f = toFloat32(t);
+    f.fill(Number.NaN, 100 * 64, 101 * 64);
+    return fromFloat32(f, t.shape, 'float32');
+  };
+  return {
+    q: randTensor([1, n, 64], 81, 'float32', 1 / 8),
+    k: nanRow(randTensor([1, n, 64], 82, 'float32')),
+    v: nanRow(randTensor([1, n, 64], 83, 'float32')),
+    dout: randTensor([1, n, 64], 84, 'float32'),
+    mask: new CausalMask([n, n]),
+    mqa: false,
+  };
+}
+
+/** Whether rows 0..95 of a maskedNanProblem result (out or dq) are all finite. */
+export function clearOfMaskedNan(t: Tensor): boolean {
+  return toFloat32(t).subarray(0, 96 * 64).every(Number.isFinite);
 }
