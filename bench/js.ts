@@ -1,12 +1,12 @@
 // JS backend throughput: `npx tsx bench/js.ts [--heads 8] [--seq 2048] [--dim 128] [--repeats 3]
-// [--passes fwd,bwd] [--async]`. Counts only unmasked work per allowed (q, kv) pair per head: 4·D flops
+// [--passes fwd,bwd] [--masks full,causal (any of bench/problems.ts)] [--async]`. Counts only unmasked work per allowed (q, kv) pair per head: 4·D flops
 // forward (q·kᵀ and p·v), 10·D backward (q·kᵀ, dout·vᵀ, pᵀ·dout, dsᵀ·q, ds·k), as FlashAttention counts.
 // --async times the promise-returning calls instead of the *Sync ones.
 
-import { CausalMask, FullMask, fromFloat32, makeSplashMHA, type Mask, type Tensor } from '../lib/index';
+import { fromFloat32, makeSplashMHA, type Tensor } from '../lib/index';
 import { randomNormal } from '../lib/random';
 import { flag } from './args';
-import { pairCounts } from './problems';
+import { pairCounts, problemByName } from './problems';
 import { median } from './timing';
 
 export type JsBenchPass = 'fwd' | 'bwd';
@@ -30,6 +30,8 @@ export interface JsBenchOptions {
   passes?: readonly JsBenchPass[];
   /** Time forward()/backward() rather than forwardSync()/backwardSync(). */
   async?: boolean;
+  /** Masks by bench/problems.ts name; default ['full', 'causal']. */
+  masks?: readonly string[];
 }
 
 const FLOPS_PER_PAIR_DIM: Record<JsBenchPass, number> = { fwd: 4, bwd: 10 };
@@ -57,21 +59,19 @@ export async function benchJs(opts: JsBenchOptions = {}): Promise<JsBenchRow[]> 
   const k = fromFloat32(randomNormal(heads * seq * dim, 2), shape, 'float32');
   const v = fromFloat32(randomNormal(heads * seq * dim, 3), shape, 'float32');
   const dout = fromFloat32(randomNormal(heads * seq * dim, 4), shape, 'float32');
-  const masks: [string, Mask][] = [
-    ['full', new FullMask([seq, seq])],
-    ['causal', new CausalMask([seq, seq])],
-  ];
   const rows: JsBenchRow[] = [];
-  for (const [name, mask] of masks) {
+  for (const name of opts.masks ?? ['full', 'causal']) {
+    const problem = problemByName(name, seq);
+    const { mask, segmentIds } = problem;
     const kernel = makeSplashMHA(mask, { backend: 'js', saveResiduals: true });
-    const pairs = pairCounts({ mask }, 128).allowed;
+    const pairs = pairCounts(problem, 128).allowed;
     for (const pass of passes) {
       let call: () => unknown;
       if (pass === 'fwd') {
-        call = opts.async ? () => kernel.forward(q, k, v) : () => kernel.forwardSync(q, k, v);
+        call = opts.async ? () => kernel.forward(q, k, v, segmentIds) : () => kernel.forwardSync(q, k, v, segmentIds);
       } else {
-        const { out, logsumexp } = kernel.forwardSync(q, k, v) as { out: Tensor; logsumexp: Tensor };
-        const args = { q, k, v, out, logsumexp, dout };
+        const { out, logsumexp } = kernel.forwardSync(q, k, v, segmentIds) as { out: Tensor; logsumexp: Tensor };
+        const args = { q, k, v, segmentIds, out, logsumexp, dout };
         call = opts.async ? () => kernel.backward(args) : () => kernel.backwardSync(args);
       }
       const ms = await timeCalls(call, repeats);
@@ -93,12 +93,13 @@ async function main(): Promise<void> {
   const isAsync = process.argv.includes('--async');
   const rows = await benchJs({
     heads: numArg('heads'), seq: numArg('seq'), dim: numArg('dim'), repeats: numArg('repeats'), passes, async: isAsync,
+    masks: flag('masks')?.split(','),
   });
   console.log(`JS backend, float32, ${isAsync ? 'async' : 'sync'} calls, median of runs after one warm-up`);
-  console.log('mask    | H | S    | D   | pass | ms       | GFLOP/s');
+  console.log('mask     | H | S    | D   | pass | ms       | GFLOP/s');
   for (const r of rows) {
     console.log(
-      `${r.mask.padEnd(7)} | ${r.heads} | ${String(r.seq).padEnd(4)} | ${String(r.dim).padEnd(3)} | ${r.pass.padEnd(4)} | ` +
+      `${r.mask.padEnd(8)} | ${r.heads} | ${String(r.seq).padEnd(4)} | ${String(r.dim).padEnd(3)} | ${r.pass.padEnd(4)} | ` +
         `${r.ms.toFixed(1).padStart(8)} | ${r.gflops.toFixed(2)}`,
     );
   }
