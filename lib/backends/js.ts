@@ -551,12 +551,19 @@ function backwardScratch(p: BackwardPlan): BackwardScratch {
   };
 }
 
-/** The backward's two nq × nk tiles for rows [row0, row0 + nq) of the (batch, head) rows and keys
- *  [k0, k0 + nk) of kv slab kvSlab, s = q·kᵀ and dp = dout·vᵀ, over t.runs' runs of rows and their keys
- *  (zeros elsewhere, which gradTile masks). */
-function scoreTiles(p: BackwardPlan, t: BackwardScratch, row0: number, nq: number, kvSlab: number, k0: number, nk: number): void {
-  const { d, dv, skv } = p;
-  const { rows, rowCount } = t.runs;
+/**
+ * The backward's two tiles for schedule entry e (block (qb, kb) of schedule sched): queries [q0, q1), which
+ * start at row row0 of the (batch, head) rows, against keys [k0, k1) of kv slab kvSlab in batch b. Builds the
+ * tile mask and its runs (t.runs), computes s = q·kᵀ and dp = dout·vᵀ over the runs (zeros elsewhere, which
+ * gradTile masks), then turns them into p and ds in place. Returns the runs the products with p and ds use.
+ */
+function gradientTiles(p: BackwardPlan, t: BackwardScratch, ms: MaskSource, sched: number, e: number, qb: number,
+  kb: number, q0: number, q1: number, k0: number, k1: number, b: number, row0: number, kvSlab: number): TileRuns {
+  const { d, dv, sq, skv } = p;
+  const nq = q1 - q0;
+  const nk = k1 - k0;
+  const masked = tileMask(ms, sched, e, qb, kb, q0, q1, k0, k1, b * sq, b * skv, t.mt);
+  const { rows, rowCount } = productRuns(t.runs, masked, p.maskValue, t.mt, nq, nk);
   t.s.fill(0, 0, nq * nk);
   t.dp.fill(0, 0, nq * nk);
   for (let r = 0; r < 4 * rowCount; r += 4) {
@@ -565,6 +572,8 @@ function scoreTiles(p: BackwardPlan, t: BackwardScratch, row0: number, nq: numbe
     gemmAcc(p.dout, (row0 + first) * dv, dv, 1, count, dv, p.vT, kvSlab * dv * skv + k0 + lo, skv, hi - lo, t.dp,
       first * nk + lo, nk);
   }
+  gradTile(t.s, t.dp, nq, nk, p.scale, p.softCap, masked ? t.mt : null, p.maskValue, p.lse, p.di, row0);
+  return t.runs;
 }
 
 /** acc[first + i] += tile[first + i, lo..hi) · B[lo..hi) for each run of the tile's rows (p·v, ds·k). */
@@ -581,7 +590,7 @@ function rowRunsTimes(tile: Float64Array, nk: number, runs: TileRuns, b: Float64
 function* dqRow(p: BackwardPlan, t: BackwardScratch, b: number, h: number, qb: number): Generator<void, void, void> {
   const info = p.dqInfo as MaskInfo;
   const { sq, skv, d } = p;
-  const { s, dp, mt, dqAcc } = t;
+  const { dp, dqAcc } = t;
   const ms: MaskSource = { info, segQ: p.segQ, segKv: p.segKv };
   const bq = info.blockQ;
   const bkv = info.blockKv;
@@ -598,11 +607,8 @@ function* dqRow(p: BackwardPlan, t: BackwardScratch, b: number, h: number, qb: n
     const k0 = kb * bkv;
     const k1 = Math.min(k0 + bkv, skv);
     const nk = k1 - k0;
-    const masked = tileMask(ms, sched, e, qb, kb, q0, q1, k0, k1, b * sq, b * skv, mt);
-    productRuns(t.runs, masked, p.maskValue, mt, nq, nk);
-    scoreTiles(p, t, rowOff, nq, kvSlab, k0, nk);
-    gradTile(s, dp, nq, nk, p.scale, p.softCap, masked ? mt : null, p.maskValue, p.lse, p.di, rowOff);
-    rowRunsTimes(dp, nk, t.runs, p.k, (kvSlab * skv + k0) * d, d, dqAcc, 0); // dq += ds·k
+    const runs = gradientTiles(p, t, ms, sched, e, qb, kb, q0, q1, k0, k1, b, rowOff, kvSlab);
+    rowRunsTimes(dp, nk, runs, p.k, (kvSlab * skv + k0) * d, d, dqAcc, 0); // dq += ds·k
     yield;
   }
   const o = rowOff * d;
@@ -617,7 +623,7 @@ function* dqRow(p: BackwardPlan, t: BackwardScratch, b: number, h: number, qb: n
 function* dkvTile(p: BackwardPlan, t: BackwardScratch, b: number, kvh: number, kb: number, k0: number): Generator<void, void, void> {
   const info = p.dkvInfo;
   const { sq, skv, d, dv } = p;
-  const { s, dp, mt, dkAcc, dvAcc } = t;
+  const { s, dp, dkAcc, dvAcc } = t;
   const ms: MaskSource = { info, segQ: p.segQ, segKv: p.segKv };
   const bq = info.blockQ;
   const group = p.heads / p.kvHeads;
@@ -634,18 +640,15 @@ function* dkvTile(p: BackwardPlan, t: BackwardScratch, b: number, kvh: number, k
       const qb = info.colIdx[e];
       const q0 = qb * bq;
       const q1 = Math.min(q0 + bq, sq);
-      const nq = q1 - q0;
       const rowOff = (b * p.heads + h) * sq + q0;
-      const masked = tileMask(ms, sched, e, qb, kb, q0, q1, k0, k1, b * sq, b * skv, mt);
-      const { cols, colCount } = productRuns(t.runs, masked, p.maskValue, mt, nq, nk);
-      scoreTiles(p, t, rowOff, nq, kvSlab, k0, nk);
-      gradTile(s, dp, nq, nk, p.scale, p.softCap, masked ? mt : null, p.maskValue, p.lse, p.di, rowOff);
+      const runs = gradientTiles(p, t, ms, sched, e, qb, kb, q0, q1, k0, k1, b, rowOff, kvSlab);
+      const { cols, colCount } = runs;
       for (let r = 0; r < 4 * colCount; r += 4) { // each run of keys over the q rows that reach it
         const first = cols[r], count = cols[r + 1], lo = cols[r + 2], hi = cols[r + 3];
         gemmAcc(s, lo * nk + first, 1, nk, count, hi - lo, p.dout, (rowOff + lo) * dv, dv, dv, dvAcc, first * dv, dv); // dv += pᵀ·dout
         gemmAcc(dp, lo * nk + first, 1, nk, count, hi - lo, p.q, (rowOff + lo) * d, d, d, dkAcc, first * d, d); // dk += dsᵀ·q
       }
-      if (p.dq !== null) rowRunsTimes(dp, nk, t.runs, p.k, kOff, d, p.dq, rowOff * d); // dq += ds·k
+      if (p.dq !== null) rowRunsTimes(dp, nk, runs, p.k, kOff, d, p.dq, rowOff * d); // dq += ds·k
       yield;
     }
   }
