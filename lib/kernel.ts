@@ -156,7 +156,7 @@ export class SplashAttentionKernel {
     const [sq, skv] = mask.shape.slice(-2);
     const c = checkCall(this.cfg.isMqa, [sq, skv], heads, q, k, v, segmentIds);
     rejectDeviceTensors(this.backend, { q, k, v });
-    return { shape: c.shape, args: { q: q as Tensor, k: k as Tensor, v: v as Tensor, segQ: c.segQ, segKv: c.segKv } };
+    return { shape: c.shape, args: { q: q as Tensor, k: k as Tensor, v: v as Tensor, segQ: c.segQ, segKv: c.segKv, sinks: null } };
   }
 
   /** The call's sinks, checked against its head count, or null. */
@@ -168,9 +168,11 @@ export class SplashAttentionKernel {
     return this.saveResiduals ? r : r.out;
   }
 
-  /** A forward with sinks: the backend's own, or the backend's result with the sinks merged in. */
+  /** A forward with sinks: the backend's own, or the backend's result with the sinks merged in. The call's
+   *  fresh args are changed in place: a spread copy would give every call a hidden class of its own. */
   private forwardArgs(args: ForwardArgs, sinks: Float32Array | null): ForwardArgs {
-    return this.impl.sinks !== undefined && sinks !== null ? { ...args, sinks } : args;
+    if (this.impl.sinks !== undefined) args.sinks = sinks;
+    return args;
   }
 
   private finishForward(r: ForwardWithResiduals, sinks: Float32Array | null): ForwardWithResiduals {
@@ -249,8 +251,17 @@ export class SplashAttentionKernel {
     const call = checkCallOptions(
       a.signal === undefined && a.sinks === undefined ? undefined : { signal: a.signal, sinks: a.sinks }, 'backward', signalAllowed);
     const sinks = this.sinksOf(call.sinks, shape, 'backward.sinks');
-    const own = this.impl.sinks === 'forward+backward' && sinks !== null ? { sinks } : {};
-    return { shape, args: { ...args, ...own, ...extras }, signal: call.signal, sinks };
+    // One literal for every call (no spreads), so that backends see one hidden class.
+    return {
+      shape,
+      args: {
+        q: args.q, k: args.k, v: args.v, segQ: args.segQ, segKv: args.segKv,
+        sinks: this.impl.sinks === 'forward+backward' ? sinks : null,
+        out: extras.out, logsumexp: extras.logsumexp, dout: extras.dout,
+      },
+      signal: call.signal,
+      sinks,
+    };
   }
 
   /** The backend's gradients, plus dsinks from the given residuals when the backend does not make them. */

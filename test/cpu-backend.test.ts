@@ -8,6 +8,7 @@
 
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 
 import { backends } from '../lib/backends/registry';
@@ -504,6 +505,41 @@ describe('cpu backend', function () {
       assertBitwise(ga.dq, gb.dq, 'dq');
       assertBitwise(ga.dk, gb.dk, 'dk');
       assertBitwise(ga.dv, gb.dv, 'dv');
+    });
+
+    it('every call hands the addon an object of one hidden class (sync, async, forward, backward, fused)', async () => {
+      // A call object built with spreads got a hidden class of its own on every call: V8 then built a
+      // new map for each call and the addon's property reads went the slow way, which cost several
+      // times a small call's kernel. %HaveSameMap is V8's own check.
+      setFlagsFromString('--allow-natives-syntax');
+      const sameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: object, b: object) => boolean;
+      const entries = ['forwardSync', 'forward', 'backwardSync', 'backward'] as const;
+      const native = addon() as unknown as Record<string, (call: object) => unknown>;
+      const saved = entries.map((name) => native[name]);
+      const seen: [string, object][] = [];
+      entries.forEach((name, i) => {
+        native[name] = (call: object) => {
+          seen.push([name, call]);
+          return saved[i].call(native, call);
+        };
+      });
+      try {
+        const fused = makeSplashMHA(mask, { backend: 'cpu', saveResiduals: true, blockSizes: { blockQ: 64, blockKv: 64, useFusedBwdKernel: true } });
+        const { q, k, v } = inputs(71);
+        const dout = randTensor([2, s, 64], 74, 'float32');
+        for (const kern of [kernel, fused]) {
+          const r = kern.forwardSync(q, k, v);
+          await kern.forward(q, k, v);
+          await kern.forward(q, k, v, undefined, { signal: new AbortController().signal });
+          kern.backwardSync({ q, k, v, ...r, dout });
+          await kern.backward({ q, k, v, ...r, dout });
+          await kern.backward({ q, k, v, ...r, dout, signal: new AbortController().signal });
+        }
+      } finally {
+        entries.forEach((name, i) => { native[name] = saved[i]; });
+      }
+      assert.equal(seen.length, 12, 'addon calls seen');
+      for (const [name, call] of seen) assert.ok(sameMap(seen[0][1], call), `a ${name} call has a hidden class of its own`);
     });
 
     it('50 concurrent forward() promises each return their own result', async () => {

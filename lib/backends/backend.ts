@@ -30,7 +30,7 @@ export interface ForwardArgs {
   segQ: Int32Array | null;
   segKv: Int32Array | null;
   /** [heads] sink logits, for backends that take them (Backend.sinks); null otherwise. */
-  sinks?: Float32Array | null;
+  sinks: Float32Array | null;
 }
 
 export interface ForwardResult {

@@ -7,8 +7,8 @@ import type { CallControl } from './backend';
 import type { CancelExports, CancelToken } from './native';
 
 /** Runs an async call of `addon` with a cancel token that follows control.signal (none without a signal). */
-export async function cancellable<C extends object, R>(addon: CancelExports, control: CallControl | undefined, call: C,
-  run: (call: C & { cancel?: CancelToken }) => Promise<R>): Promise<R> {
+export async function cancellable<C extends { cancel: CancelToken | null }, R>(addon: CancelExports,
+  control: CallControl | undefined, call: C, run: (call: C) => Promise<R>): Promise<R> {
   const signal = control?.signal;
   if (signal === undefined) return run(call);
   const token = addon.cancelToken();
@@ -16,7 +16,9 @@ export async function cancellable<C extends object, R>(addon: CancelExports, con
   signal.addEventListener('abort', onAbort, { once: true });
   if (signal.aborted) onAbort();
   try {
-    return await run({ ...call, cancel: token });
+    // Set in place rather than spread into a copy: a spread gives each call a hidden class of its own.
+    call.cancel = token;
+    return await run(call);
   } catch (e) {
     throw isNativeAbort(e) ? abortError(signal) : e;
   } finally {

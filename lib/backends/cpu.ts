@@ -9,7 +9,7 @@ import { tensor, type DType, type Tensor } from '../tensor';
 import { QKVLayout, forwardResultShapes, type CallShape } from '../validate';
 import type { Backend, BackwardArgs, BackwardResult, ForwardArgs, ForwardResult, KernelConfig } from './backend';
 import { cancellable } from './cancel';
-import { DTYPE_CODE, addonCallSizes, toSeqMinor } from './marshal';
+import { DTYPE_CODE, toSeqMinor } from './marshal';
 import {
   nativeAddonFor, type CpuCallReport, type CpuKernelCall, type CpuTensorView, type HostScheduleHandle,
 } from './native';
@@ -71,6 +71,67 @@ function rowMajorView(data: Float32Array | Uint16Array, dtype: DType, heads: num
   return { data, dtype: DTYPE_CODE[dtype], strides: [heads * seq * dim, seq * dim, dim, 1] };
 }
 
+/** What differs between a forward and a backward call; null where a pass has none. */
+interface CallParts {
+  q: CpuTensorView;
+  k: CpuTensorView;
+  v: CpuTensorView;
+  out: CpuTensorView;
+  lse: CpuTensorView;
+  dout: CpuTensorView | null;
+  dq: CpuTensorView | null;
+  dk: CpuTensorView | null;
+  dv: CpuTensorView | null;
+  saveLse: boolean;
+  sinks: Float32Array | null;
+  fwdSchedule: HostScheduleHandle | null;
+  dqSchedule: HostScheduleHandle | null;
+  dkvSchedule: HostScheduleHandle | null;
+}
+
+/**
+ * The addon call: one object literal with every field, so that every call has the same hidden class.
+ * Spreading the sizes and options into it made V8 build a new hidden class for each call, which cost
+ * more than a small call's kernel (garbage, and slow property reads in the addon).
+ */
+function kernelCall(cfg: KernelConfig, shape: CallShape, args: ForwardArgs, parts: CallParts): CpuKernelCall {
+  const bs = cfg.blockSizes;
+  return {
+    batch: shape.batch,
+    heads: shape.heads,
+    kvHeads: shape.kvHeads,
+    qSeq: shape.qSeqLen,
+    kvSeq: shape.kvSeqLen,
+    headDim: shape.headDim,
+    headDimV: shape.headDimV,
+    q: parts.q,
+    k: parts.k,
+    v: parts.v,
+    out: parts.out,
+    lse: parts.lse,
+    dout: parts.dout,
+    dq: parts.dq,
+    dk: parts.dk,
+    dv: parts.dv,
+    segmentIdsQ: args.segQ,
+    segmentIdsKv: args.segKv,
+    maskValue: cfg.maskValue,
+    softCap: cfg.attnLogitsSoftCap ?? 0,
+    scale: cfg.scale,
+    sinks: parts.sinks,
+    saveLse: parts.saveLse,
+    blockKvCompute: bs.blockKvCompute,
+    blockKvDkvCompute: bs.blockKvDkvCompute,
+    fusedBwd: bs.useFusedBwdKernel,
+    fwdSchedule: parts.fwdSchedule,
+    dqSchedule: parts.dqSchedule,
+    dkvSchedule: parts.dkvSchedule,
+    numThreads: 0,
+    headShards: cfg.headShards,
+    cancel: null,
+  };
+}
+
 interface ForwardCall {
   call: CpuKernelCall;
   result: () => ForwardResult;
@@ -81,20 +142,22 @@ function forwardCall(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): Fo
   const bs = cfg.blockSizes;
   const outData = newData(args.q.dtype, batch * heads * sq * dv, 'out');
   const lseData = newData('float32', batch * heads * sq, 'logsumexp') as Float32Array;
-  const call: CpuKernelCall = {
-    ...addonCallSizes(shape),
+  const call = kernelCall(cfg, shape, args, {
     q: view(args.q, batch, heads, sq, d, bs.qLayout),
     k: view(args.k, batch, kvHeads, skv, d, bs.kLayout),
     v: view(args.v, batch, kvHeads, skv, dv, bs.vLayout),
     out: rowMajorView(outData, args.q.dtype, heads, sq, dv),
     lse: rowMajorView(lseData, 'float32', heads, sq, 1),
-    segmentIdsQ: args.segQ,
-    segmentIdsKv: args.segKv,
-    ...options(cfg),
+    dout: null,
+    dq: null,
+    dk: null,
+    dv: null,
     saveLse: true,
     sinks: args.sinks ?? null,
     fwdSchedule: schedule(cfg.fwdMaskInfo),
-  };
+    dqSchedule: null,
+    dkvSchedule: null,
+  });
   const shapes = forwardResultShapes(shape);
   return {
     call,
@@ -116,8 +179,7 @@ function backwardCall(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): 
   const dqData = newData(args.q.dtype, args.q.data.length, 'dq');
   const dkData = newData(args.k.dtype, args.k.data.length, 'dk');
   const dvData = newData(args.v.dtype, args.v.data.length, 'dv');
-  const call: CpuKernelCall = {
-    ...addonCallSizes(shape),
+  const call = kernelCall(cfg, shape, args, {
     q: view(args.q, batch, heads, sq, d, bs.qLayout),
     k: view(args.k, batch, kvHeads, skv, d, bs.kLayout),
     v: view(args.v, batch, kvHeads, skv, dv, bs.vLayout),
@@ -127,13 +189,12 @@ function backwardCall(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): 
     dq: rowMajorView(dqData, args.q.dtype, heads, sq, d),
     dk: rowMajorView(dkData, args.k.dtype, kvHeads, skv, d),
     dv: rowMajorView(dvData, args.v.dtype, kvHeads, skv, dv),
-    segmentIdsQ: args.segQ,
-    segmentIdsKv: args.segKv,
-    ...options(cfg),
     saveLse: false,
+    sinks: null,
+    fwdSchedule: null,
     dqSchedule: cfg.dqMaskInfo === null ? null : schedule(cfg.dqMaskInfo),
     dkvSchedule: schedule(cfg.dkvMaskInfo),
-  };
+  });
   return {
     call,
     result: () => ({
@@ -141,20 +202,6 @@ function backwardCall(cfg: KernelConfig, shape: CallShape, args: BackwardArgs): 
       dk: tensor(dkData, args.k.shape, args.k.dtype),
       dv: tensor(dvData, args.v.shape, args.v.dtype),
     }),
-  };
-}
-
-function options(cfg: KernelConfig): Pick<CpuKernelCall, 'maskValue' | 'softCap' | 'scale' | 'blockKvCompute' |
-  'blockKvDkvCompute' | 'fusedBwd' | 'numThreads' | 'headShards'> {
-  return {
-    maskValue: cfg.maskValue,
-    softCap: cfg.attnLogitsSoftCap ?? 0,
-    scale: cfg.scale,
-    blockKvCompute: cfg.blockSizes.blockKvCompute,
-    blockKvDkvCompute: cfg.blockSizes.blockKvDkvCompute,
-    fusedBwd: cfg.blockSizes.useFusedBwdKernel,
-    numThreads: 0,
-    headShards: cfg.headShards,
   };
 }
 

@@ -13,7 +13,7 @@ import { forwardResultShapes, type CallShape } from '../validate';
 import type { Backend, BackwardArgs, BackwardResult, CallControl, ForwardArgs, ForwardResult, KernelConfig } from './backend';
 import { cancellable } from './cancel';
 import { deviceHandle, isDeviceTensor, wrapDeviceBuffer, type DeviceTensor } from './device';
-import { DTYPE_CODE, addonCallSizes } from './marshal';
+import { DTYPE_CODE } from './marshal';
 import {
   nativeAddonFor, type DeviceHandle, type DeviceScheduleHandle, type GpuBackendName, type GpuBackwardCall,
   type GpuBackwardResult, type GpuExports, type GpuForwardCall, type GpuForwardResult, type NativeAddon,
@@ -27,11 +27,6 @@ export const GPU_HEAD_DIMS: readonly number[] = [32, 64, 96, 128, 192, 256];
 export const GPU_DEFAULT_BLOCK = 128;
 
 type Operand = Tensor | DeviceTensor;
-
-/** The sizes every GPU addon call carries. */
-function callSizes(shape: CallShape, device: number) {
-  return { device, dtype: DTYPE_CODE[shape.dtype], ...addonCallSizes(shape) };
-}
 
 /** What the addon reads for one operand: the host array, or the device buffer's handle. */
 function operandData(name: string, t: Operand): Float32Array | Uint16Array | DeviceHandle {
@@ -98,7 +93,16 @@ class GpuBackend implements Backend {
     const onDevice = device !== null;
     const dev = device ?? 0;
     const call: GpuForwardCall = {
-      ...callSizes(shape, dev),
+      // Written out rather than spread, so that every call has one hidden class (see cpu.ts kernelCall).
+      device: dev,
+      dtype: DTYPE_CODE[shape.dtype],
+      batch: shape.batch,
+      heads: shape.heads,
+      kvHeads: shape.kvHeads,
+      qSeq: shape.qSeqLen,
+      kvSeq: shape.kvSeqLen,
+      headDim: shape.headDim,
+      headDimV: shape.headDimV,
       q: operandData('q', args.q),
       k: operandData('k', args.k),
       v: operandData('v', args.v),
@@ -111,6 +115,7 @@ class GpuBackend implements Backend {
       sinks: args.sinks ?? null,
       saveLse: true,
       outputOnDevice: onDevice,
+      cancel: null,
     };
     return { addon, call };
   }
@@ -149,7 +154,16 @@ class GpuBackend implements Backend {
     const dev = device ?? 0;
     const fused = cfg.dqMaskInfo === null;
     const call: GpuBackwardCall = {
-      ...callSizes(shape, dev),
+      // Written out rather than spread, so that every call has one hidden class (see cpu.ts kernelCall).
+      device: dev,
+      dtype: DTYPE_CODE[shape.dtype],
+      batch: shape.batch,
+      heads: shape.heads,
+      kvHeads: shape.kvHeads,
+      qSeq: shape.qSeqLen,
+      kvSeq: shape.kvSeqLen,
+      headDim: shape.headDim,
+      headDimV: shape.headDimV,
       q: operandData('q', args.q),
       k: operandData('k', args.k),
       v: operandData('v', args.v),
@@ -166,6 +180,7 @@ class GpuBackend implements Backend {
       scale: cfg.scale,
       sinks: args.sinks ?? null,
       outputOnDevice: device !== null,
+      cancel: null,
     };
     return { addon, call };
   }

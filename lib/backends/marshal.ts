@@ -1,9 +1,8 @@
-// What the backends do alike to a call on its way into a kernel: dtype codes, the SEQ_MINOR copy of
-// an operand, and the sizes every addon call carries.
+// What the backends do alike to a call on its way into a kernel: dtype codes and the SEQ_MINOR copy of
+// an operand.
 
 import type { DType } from '../tensor';
-import type { CallShape } from '../validate';
-import type { AddonCallSizes, DTypeCode } from './native';
+import type { DTypeCode } from './native';
 
 /** The addon's code for each dtype. */
 export const DTYPE_CODE: Record<DType, DTypeCode> = { float32: 0, bfloat16: 1, float16: 2 };
@@ -19,17 +18,4 @@ export function toSeqMinor<T extends Float32Array | Uint16Array>(x: T, slabs: nu
     }
   }
   return y;
-}
-
-/** The sizes of a call, named as the addon reads them (CPU and GPU calls alike). */
-export function addonCallSizes(shape: CallShape): AddonCallSizes {
-  return {
-    batch: shape.batch,
-    heads: shape.heads,
-    kvHeads: shape.kvHeads,
-    qSeq: shape.qSeqLen,
-    kvSeq: shape.kvSeqLen,
-    headDim: shape.headDim,
-    headDimV: shape.headDimV,
-  };
 }

@@ -136,30 +136,33 @@ export interface CpuKernelCall extends AddonCallSizes {
   v: CpuTensorView;
   out: CpuTensorView;
   lse: CpuTensorView;
-  dout?: CpuTensorView;
-  dq?: CpuTensorView;
-  dk?: CpuTensorView;
-  dv?: CpuTensorView;
+  /** Backward only (null in a forward). */
+  dout: CpuTensorView | null;
+  dq: CpuTensorView | null;
+  dk: CpuTensorView | null;
+  dv: CpuTensorView | null;
   segmentIdsQ: Int32Array | null;
   segmentIdsKv: Int32Array | null;
   maskValue: number;
   softCap: number;
   /** logits = scale · q·kᵀ before the soft cap. */
   scale: number;
-  /** Forward only: [heads] sink logits. */
-  sinks?: Float32Array | null;
+  /** Forward only: [heads] sink logits, or null. */
+  sinks: Float32Array | null;
   saveLse: boolean;
   blockKvCompute: number;
   blockKvDkvCompute: number;
   fusedBwd: boolean;
-  fwdSchedule?: HostScheduleHandle;
-  /** Split backward only; null for the fused one. */
-  dqSchedule?: HostScheduleHandle | null;
-  dkvSchedule?: HostScheduleHandle;
+  /** Forward only (null in a backward). */
+  fwdSchedule: HostScheduleHandle | null;
+  /** Split backward only; null for the fused one and in a forward. */
+  dqSchedule: HostScheduleHandle | null;
+  /** Backward only (null in a forward). */
+  dkvSchedule: HostScheduleHandle | null;
   numThreads: number;
   headShards: number;
-  /** Async calls: the token that cancels the call. */
-  cancel?: CancelToken;
+  /** Async calls: the token that cancels the call; null for none. */
+  cancel: CancelToken | null;
 }
 
 /** What a finished CPU call reports: the kernel table that ran ('avx512_bf16', 'avx512', 'avx2' on x86-64;
@@ -186,8 +189,8 @@ export interface GpuCallCommon extends AddonCallSizes {
   outputOnDevice: boolean;
   force?: 'auto' | 'simt' | 'mma';
   timeKernel?: boolean;
-  /** Async calls: the token that cancels the call until its kernels launch. */
-  cancel?: CancelToken;
+  /** Async calls: the token that cancels the call until its kernels launch; null for none. */
+  cancel: CancelToken | null;
 }
 
 export interface GpuForwardCall extends GpuCallCommon {
