@@ -23,6 +23,10 @@ const BENCHES: Record<string, Entry> = {
     about: "the CPU kernel paths this CPU has (NEON, BFDOT, AVX2, AVX-512, portable) side by side  [--quick] [--heads 8] [--seq 2048] [--dim 128] [--json]",
   },
   js: { script: 'js.ts', about: 'JS backend forward throughput  [--heads 8] [--seq 2048] [--dim 128] [--repeats 3]' },
+  'small-calls': {
+    script: 'small-calls.ts',
+    about: 'time per call of small causal calls, sync and async, beside onnxruntime-node  [--backend cpu|js] [--seqs 16,128,512] [--heads 1,8] [--calls 1000] [--no-peer] [--json]',
+  },
   'mask-info': {
     script: 'mask-info.ts',
     about: 'processMask time and memory on huge masks  [--quick]',

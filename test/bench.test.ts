@@ -99,6 +99,15 @@ describe('benchmark scripts (tiny sizes)', function () {
     assert.match(out, /^causal\s+\|\s+2\s+\|\s+128\s+\|/m);
   });
 
+  it('small-calls times the four entry points per size (js here: it needs no addon)', () => {
+    const { status, out } = bench(['small-calls', '--backend', 'js', '--seqs', '16', '--heads', '1', '--dim', '16',
+      '--calls', '3', '--rounds', '1', '--json']);
+    assert.equal(status, 0, out);
+    const rows = out.trim().split('\n').map((l) => JSON.parse(l) as { pass: string; seq: number; us: number });
+    assert.deepEqual(rows.map((r) => r.pass), ['forwardSync', 'forward', 'backwardSync', 'backward']);
+    for (const r of rows) assert.ok(r.seq === 16 && r.us > 0, JSON.stringify(r));
+  });
+
   it('cpu-isa --quick times every kernel path this CPU has, each against the portable one', function () {
     const { status, out } = bench(['cpu-isa', '--quick', '--json']);
     if (status !== 0 && /cpu backend is not available/.test(out)) this.skip(); // no native addon here

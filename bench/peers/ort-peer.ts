@@ -103,13 +103,13 @@ interface OrtSession {
   run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
   release(): Promise<void>;
 }
-interface OrtModule {
+export interface OrtModule {
   env: { versions: Record<string, string> };
   Tensor: new (type: 'float32', data: Float32Array, dims: readonly number[]) => OrtTensor;
   InferenceSession: { create(model: Uint8Array, options: Record<string, unknown>): Promise<OrtSession> };
 }
 
-function loadOrt(): OrtModule {
+export function loadOrt(): OrtModule {
   // Resolved from bench/peers/node_modules, whatever the caller's working directory.
   return require(require.resolve('onnxruntime-node', { paths: [PEERS_DIR] })) as OrtModule;
 }
@@ -219,7 +219,7 @@ export interface PeerResult {
   rows: PeerRow[];
 }
 
-function sessionOptions(threads: number): Record<string, unknown> {
+export function sessionOptions(threads: number): Record<string, unknown> {
   return {
     executionProviders: ['cpu'],
     intraOpNumThreads: threads,
@@ -250,13 +250,13 @@ function tokensToHeads(x: Float32Array, heads: number, seq: number, dim: number)
   return out;
 }
 
-function inputs(heads: number, seq: number, dim: number): { q: Float32Array; k: Float32Array; v: Float32Array } {
+export function inputs(heads: number, seq: number, dim: number): { q: Float32Array; k: Float32Array; v: Float32Array } {
   const n = heads * seq * dim;
   // Same seeds and scaling as bench/cpu.ts: q carries the 1/√D that splash leaves to the caller.
   return { q: randomNormal(n, 11, 1 / Math.sqrt(dim)), k: randomNormal(n, 12), v: randomNormal(n, 13) };
 }
 
-function feeds(ort: OrtModule, op: PeerOp, x: ReturnType<typeof inputs>, heads: number, seq: number, dim: number) {
+export function feeds(ort: OrtModule, op: PeerOp, x: ReturnType<typeof inputs>, heads: number, seq: number, dim: number) {
   const layout = (a: Float32Array) => (op === 'mha' ? headsToTokens(a, heads, seq, dim) : a);
   const shape = op === 'mha' ? [1, seq, heads * dim] : [1, heads, seq, dim];
   return {
