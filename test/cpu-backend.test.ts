@@ -13,7 +13,7 @@ import { Worker } from 'node:worker_threads';
 
 import { backends } from '../lib/backends/registry';
 import { loadNative, type CpuKernelExports } from '../lib/backends/native';
-import { lastCpuKernelIsa } from '../lib/backends/cpu';
+import { lastCpuCallReport, lastCpuKernelIsa } from '../lib/backends/cpu';
 import {
   CausalMask,
   ChunkedCausalMask,
@@ -33,7 +33,7 @@ import {
   type Tensor,
 } from '../lib/index';
 import { randomNormal, seededRandom } from '../lib/random';
-import { assertBitwise, assertClose, run, type Grads, type Problem, type Residuals } from './support/compare';
+import { assertBitwise, assertClose, kernelFor, run, type Grads, type Problem, type Residuals } from './support/compare';
 import { assertEmptyRows, clearOfMaskedNan, emptyRowsProblem, maskedNanProblem, oneBlockCausalProblem } from './support/edge-cases';
 import { BATCHES, BLOCKS, DIMS, HEADS, SEQS, SOFT_CAPS, cycler, randTensor, randomMask } from './support/grid';
 
@@ -480,6 +480,76 @@ describe('cpu backend', function () {
       const blockSizes: BlockSizes = { blockQ: 64, blockKv: 64, blockQDkv: 64, blockKvDkv: 64, useFusedBwdKernel: true };
       const first = run(p, { backend: 'cpu', blockSizes });
       for (let i = 0; i < 3; i++) assertSameRun(run(p, { backend: 'cpu', blockSizes }), first, `run ${i}`);
+    });
+  });
+
+  describe('query heads of one kv head share a forward task when q-blocks are short', () => {
+    // Decoding reads a few queries against a long cache: a task then takes the query heads of a kv head
+    // side by side, and reads each K and V tile once for all of them. No query's arithmetic changes, so
+    // the results must not either. Two threads (a task per thread at least twice) fix the expected counts.
+    const twoThreads = { SPLASH_NUM_THREADS: '2' };
+    const problem = (shape: { batch?: number; heads: number; kvHeads: number; sq: number; skv: number; d: number },
+      mask: Mask | MultiHeadMask, dtype: DType, seed: number, seg?: SegmentIds): Problem => {
+      const lead = shape.batch === undefined ? [] : [shape.batch];
+      return {
+        q: randTensor([...lead, shape.heads, shape.sq, shape.d], seed, dtype, 0.3),
+        k: randTensor([...lead, shape.kvHeads, shape.skv, shape.d], seed + 1, dtype),
+        v: randTensor([...lead, shape.kvHeads, shape.skv, shape.d], seed + 2, dtype),
+        dout: randTensor([...lead, shape.heads, shape.sq, shape.d], seed + 3, dtype),
+        seg, mask, mqa: false,
+      };
+    };
+    const packedSeg = (batch: number, sq: number, skv: number, docs: number): SegmentIds => ({
+      q: Int32Array.from({ length: batch * sq }, (_, i) => Math.floor(((i % sq) * docs) / sq)),
+      kv: Int32Array.from({ length: batch * skv }, (_, i) => Math.floor(((i % skv) * docs) / skv)),
+    });
+    const localHeads = new MultiHeadMask(Array.from({ length: 8 }, (_, h) => new LocalMask([120, 120], [8 + 4 * h, 0])));
+    const cases: [string, Problem, BlockSizes, DType, number][] = [
+      // [what, problem, block sizes, dtype, heads per task expected with two threads]
+      ['decoding, f32: 1 query against 300 keys, 8 heads over 2 kv heads, batch 2',
+        problem({ batch: 2, heads: 8, kvHeads: 2, sq: 1, skv: 300, d: 64 }, new FullMask([1, 300]), 'float32', 301),
+        { blockQ: 128, blockKv: 128 }, 'float32', 4],
+      ['decoding, bf16', problem({ batch: 2, heads: 8, kvHeads: 2, sq: 1, skv: 300, d: 64 }, new FullMask([1, 300]), 'bfloat16', 311),
+        { blockQ: 128, blockKv: 128 }, 'bfloat16', 4],
+      ['decoding with one batch: fewer heads per task, so that each thread still has two tasks',
+        problem({ heads: 8, kvHeads: 2, sq: 1, skv: 300, d: 64 }, new FullMask([1, 300]), 'float32', 321),
+        { blockQ: 128, blockKv: 128 }, 'float32', 2],
+      ['causal 16-row q-blocks with packed documents (partial tiles, trimmed)',
+        problem({ heads: 4, kvHeads: 1, sq: 96, skv: 96, d: 32 }, new CausalMask([96, 96]), 'float32', 331, packedSeg(1, 96, 96, 3)),
+        { blockQ: 16, blockKv: 32 }, 'float32', 4],
+      ['a local window with 20-row q-blocks (heads straddle the 16-column groups)',
+        problem({ heads: 8, kvHeads: 2, sq: 120, skv: 120, d: 32 }, new LocalMask([120, 120], [16, 8]), 'float32', 341),
+        { blockQ: 20, blockKv: 40 }, 'float32', 4],
+      ['a mask per head: heads of one kv head differ, so each keeps its own task',
+        problem({ heads: 8, kvHeads: 2, sq: 120, skv: 120, d: 32 }, localHeads, 'float32', 351),
+        { blockQ: 20, blockKv: 40 }, 'float32', 1],
+    ];
+    for (const [what, p, blockSizes, dtype, heads] of cases) {
+      it(`${what}: ${heads} head(s) per task, bitwise as one per task, and the reference's result`, () => {
+        const on = withEnv(twoThreads, () => run(p, { backend: 'cpu', blockSizes }));
+        withEnv(twoThreads, () => kernelFor(p, { backend: 'cpu', blockSizes }).forwardSync(p.q, p.k, p.v, p.seg));
+        assert.equal(lastCpuCallReport()?.headsPerTask, heads, 'heads per task');
+        const off = withEnv({ ...twoThreads, SPLASH_PACK_HEADS: '0' }, () => run(p, { backend: 'cpu', blockSizes }));
+        assert.equal(lastCpuCallReport()?.headsPerTask, undefined, 'the last call was a backward');
+        assertSameRun(on, off, 'heads packed / one per task');
+        checkAgainstReference(p, { blockSizes }, dtype);
+      });
+    }
+
+    it('sinks: each head of a shared task keeps its own', () => {
+      const p = problem({ batch: 2, heads: 8, kvHeads: 2, sq: 3, skv: 200, d: 32 }, new FullMask([3, 200]), 'float32', 361);
+      const sinks = fromFloat32(Float32Array.from({ length: 8 }, (_, h) => h - 4), [8], 'float32');
+      const forward = (backend: 'cpu' | 'reference') =>
+        kernelFor(p, { backend }).forwardSync(p.q, p.k, p.v, undefined, { sinks }) as { out: Tensor; logsumexp: Tensor };
+      const on = withEnv(twoThreads, () => forward('cpu'));
+      assert.equal(lastCpuCallReport()?.headsPerTask, 4, 'heads per task');
+      const off = withEnv({ ...twoThreads, SPLASH_PACK_HEADS: '0' }, () => forward('cpu'));
+      assertBitwise(on.out, off.out, 'out');
+      assertBitwise(on.logsumexp, off.logsumexp, 'logsumexp');
+      const ref = forward('reference');
+      const tol = tolerances('float32');
+      assertClose(on.out, ref.out, tol.out, 'out against the reference');
+      assertClose(on.logsumexp, ref.logsumexp, tol.logsumexp, 'logsumexp against the reference');
     });
   });
 

@@ -14,15 +14,20 @@ import {
   nativeAddonFor, type CpuCallReport, type CpuKernelCall, type CpuTensorView, type HostScheduleHandle,
 } from './native';
 
-let lastIsa: string | null = null;
+let lastReport: CpuCallReport | null = null;
 
 /** The kernel table of the latest finished cpu call (diagnostics and tests; null before the first). */
 export function lastCpuKernelIsa(): string | null {
-  return lastIsa;
+  return lastReport === null ? null : lastReport.isa;
+}
+
+/** What the addon reported for the latest finished cpu call (diagnostics and tests; null before the first). */
+export function lastCpuCallReport(): CpuCallReport | null {
+  return lastReport;
 }
 
 function record(report: CpuCallReport): void {
-  lastIsa = report.isa;
+  lastReport = report;
 }
 
 /** Schedule handles per MaskInfo, made once and freed with it. */

@@ -169,6 +169,8 @@ export interface CpuKernelCall extends AddonCallSizes {
  *  'neon_bf16', 'neon' on AArch64; 'generic' anywhere). */
 export interface CpuCallReport {
   isa: string;
+  /** Forward calls: the query heads of one kv head that each task ran side by side (1: one per task). */
+  headsPerTask?: number;
 }
 
 /** The fields GPU forward and backward calls share (native/addon/gpu.cc reads them in one place). */

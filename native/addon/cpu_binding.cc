@@ -9,12 +9,12 @@
 //     blockKvCompute, blockKvDkvCompute, fusedBwd,
 //     fwdSchedule / dqSchedule / dkvSchedule        handles from prepareSchedule (host_schedule.h)
 //     numThreads (0 = default), headShards, cancel? (a token from cancelToken(), async calls only) }
-// Outputs are written into the caller's arrays; the call returns (resolves with) { isa }, the name of
-// the kernel table that ran. JS validated the user's arguments already; this file
-// re-checks every size, index and extent against the real buffers so that no call, however wrong,
-// can make a kernel read or write out of bounds: a mismatch is a RangeError (TypeError for a wrong
-// kind of value) naming the field. The async variants copy their inputs and keep their output arrays
-// alive until the job settles (see jobs.h).
+// Outputs are written into the caller's arrays; the call returns (resolves with) { isa, headsPerTask? },
+// the name of the kernel table that ran and, for a forward, the query heads each task ran together.
+// JS validated the user's arguments already; this file re-checks every size, index and extent against
+// the real buffers so that no call, however wrong, can make a kernel read or write out of bounds: a
+// mismatch is a RangeError (TypeError for a wrong kind of value) naming the field. The async variants
+// copy their inputs and keep their output arrays alive until the job settles (see jobs.h).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -307,10 +307,12 @@ class CpuJob : public Job {
   Call call;
 
   Outcome Run(const CancelFlag& cancel) override { return run_kernel(call, backward_, cancel); }
-  // Which kernel table ran, so that tests can tell a forced instruction set from a silent fallback.
+  // Which kernel table ran, so that tests can tell a forced instruction set from a silent fallback, and
+  // for a forward how many query heads shared a task.
   Napi::Value Result(Napi::Env env) override {
     Napi::Object r = Napi::Object::New(env);
     r.Set("isa", cpu::kernel_isa(call.options));
+    if (!backward_) r.Set("headsPerTask", static_cast<double>(cpu::forward_heads_per_task(call.params, call.options)));
     return r;
   }
 

@@ -152,14 +152,14 @@ DqScratch carve_dq(const Common& c, int64_t tile_q, int64_t tile_kv, int64_t nq_
 void pack_q_block(const Common& c, const DqScratch& s, int64_t b, int64_t h, int64_t q0, int64_t nq, int64_t nq_pad) {
   const AttentionParams& p = c.p;
   if (c.bf16_scores) {
-    pack_pairs_transposed(p.q, b, h, q0, nq, p.head_dim, s.qt_pairs, nq_pad);
+    pack_pairs_transposed(p.q, b, h, 1, q0, nq, p.head_dim, s.qt_pairs, nq_pad);
   } else {
-    pack_transposed(p.q, c.ops, b, h, q0, nq, p.head_dim, s.qt, nq_pad);
+    pack_transposed(p.q, c.ops, b, h, 1, q0, nq, p.head_dim, s.qt, nq_pad);
   }
   if (c.bf16_dp) {
-    pack_pairs_transposed(p.dout, b, h, q0, nq, p.head_dim_v, s.dot_pairs, nq_pad);
+    pack_pairs_transposed(p.dout, b, h, 1, q0, nq, p.head_dim_v, s.dot_pairs, nq_pad);
   } else {
-    pack_transposed(p.dout, c.ops, b, h, q0, nq, p.head_dim_v, s.dot, nq_pad);
+    pack_transposed(p.dout, c.ops, b, h, 1, q0, nq, p.head_dim_v, s.dot, nq_pad);
   }
 }
 
@@ -413,14 +413,14 @@ void pack_kv_block(const Common& c, const DkvShape& g, const DkvScratch& s, int6
   for (int64_t sub = 0; sub * g.block_kc < nkb; ++sub) {
     const int64_t k0 = k_start + sub * g.block_kc, nk = std::min(g.block_kc, k_start + nkb - k0);
     if (c.bf16_scores) {
-      pack_pairs_transposed(p.k, b, kvh, k0, nk, p.head_dim, s.kt_pairs + sub * g.kt_size, g.nk_pad);
+      pack_pairs_transposed(p.k, b, kvh, 1, k0, nk, p.head_dim, s.kt_pairs + sub * g.kt_size, g.nk_pad);
     } else {
-      pack_transposed(p.k, c.ops, b, kvh, k0, nk, p.head_dim, s.kt + sub * g.kt_size, g.nk_pad);
+      pack_transposed(p.k, c.ops, b, kvh, 1, k0, nk, p.head_dim, s.kt + sub * g.kt_size, g.nk_pad);
     }
     if (c.bf16_dp) {
-      pack_pairs_transposed(p.v, b, kvh, k0, nk, p.head_dim_v, s.vt_pairs + sub * g.vt_size, g.nk_pad);
+      pack_pairs_transposed(p.v, b, kvh, 1, k0, nk, p.head_dim_v, s.vt_pairs + sub * g.vt_size, g.nk_pad);
     } else {
-      pack_transposed(p.v, c.ops, b, kvh, k0, nk, p.head_dim_v, s.vt + sub * g.vt_size, g.nk_pad);
+      pack_transposed(p.v, c.ops, b, kvh, 1, k0, nk, p.head_dim_v, s.vt + sub * g.vt_size, g.nk_pad);
     }
   }
 }

@@ -3,11 +3,15 @@
 //
 // Scores are computed transposed, st = K·Qᵀ (kv rows x q columns): K is then read in place as the
 // broadcast operand, Qᵀ is packed once per task, and the per-query softmax statistics become plain
-// vector operations down the columns. The output accumulates acc += P·V with P read transposed in
+// vector operations down the columns. When q-blocks are short (decoding: a few queries against a long
+// cache), a task takes several query heads of one kv head side by side as its columns, so that each K
+// and V tile is read once for all of them instead of once per head; every column's arithmetic is
+// unchanged, so results are too. The output accumulates acc += P·V with P read transposed in
 // place. With bf16 inputs on a CPU with avx512_bf16 both products run on bf16 pairs (P rounded to
 // bf16, as GPU flash attention does), everything else stays f32.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -27,6 +31,9 @@ namespace cpu {
 
 namespace {
 
+// The most query columns a task with several heads may have: the default block's.
+constexpr int64_t kMaxPackedColumns = 128;
+
 struct ForwardPlan {
   const AttentionParams& p;
   const TileOps& ops;
@@ -34,6 +41,7 @@ struct ForwardPlan {
   int64_t block_q, block_kv, block_kc;  // block_kc: compute sub-block of keys
   int64_t tile_q, tile_kc;              // the most rows a tile really has (blocks may exceed the sequence)
   int64_t group;                        // query heads per kv head
+  int64_t heads_per_task;               // query heads of one kv head a task runs side by side
   int64_t nq_pad, dv_pad;
   int64_t d_words;                      // bf16 pairs per q / k row
   bool bf16_dots;
@@ -51,9 +59,9 @@ struct ForwardScratch {
   float* v_tile;       // V [tile_kc][dv_pad]
   uint32_t* v_pairs;   // [tile_kc / 2][dv_pad]
   uint32_t* p_pairs;   // [tile_kc / 2][nq_pad]
-  float* acc;          // [tile_q][dv_pad]
+  float* acc;          // [heads_per_task * tile_q][dv_pad]
   float *m, *l, *any, *alpha;  // [nq_pad] per query
-  float* lse;          // [tile_q]
+  float* lse;          // [heads_per_task * tile_q]
   SpanRun* kv_runs;    // kv rows and the q columns their scores are needed for
   SpanRun* q_runs;     // q rows and the kv rows their values are summed over
 };
@@ -73,12 +81,12 @@ ForwardScratch carve(const ForwardPlan& f, ScratchCarver& c) {
   }
   s.st = c.take<float>(kc * f.nq_pad);
   s.mask = c.take<uint8_t>(kc * f.nq_pad);
-  s.acc = c.take<float>(f.tile_q * f.dv_pad);
+  s.acc = c.take<float>(f.heads_per_task * f.tile_q * f.dv_pad);
   s.m = c.take<float>(f.nq_pad);
   s.l = c.take<float>(f.nq_pad);
   s.any = c.take<float>(f.nq_pad);
   s.alpha = c.take<float>(f.nq_pad);
-  s.lse = c.take<float>(f.tile_q);
+  s.lse = c.take<float>(f.heads_per_task * f.tile_q);
   s.kv_runs = c.take<SpanRun>(span_groups(kc));
   s.q_runs = c.take<SpanRun>(span_groups(f.nq_pad));
   return s;
@@ -136,7 +144,9 @@ void forward_task(const ForwardPlan& f, const QBlockTask& task) {
   const ScheduleView& sv = f.sv;
   const int64_t b = task.batch, h = task.head, qb = task.q_block;
   const int64_t q0 = qb * f.block_q;
-  const int64_t nq = std::min(f.block_q, p.q_seq - q0);
+  const int64_t nq = std::min(f.block_q, p.q_seq - q0);  // rows per head
+  const int64_t heads = f.heads_per_task;
+  const int64_t cols = heads * nq;  // query columns: head h + g's row i is column g * nq + i
   const int64_t kvh = h / f.group;
   const int32_t schedule = sv.head_schedule[sv.heads == 1 ? 0 : h];
   const int64_t row = static_cast<int64_t>(schedule) * sv.rows_per_schedule + qb;
@@ -149,18 +159,20 @@ void forward_task(const ForwardPlan& f, const QBlockTask& task) {
   const ForwardScratch s = carve(f, cut);
 
   if (f.bf16_dots) {
-    pack_pairs_transposed(p.q, b, h, q0, nq, p.head_dim, s.qt_pairs, f.nq_pad);
+    pack_pairs_transposed(p.q, b, h, heads, q0, nq, p.head_dim, s.qt_pairs, f.nq_pad);
   } else {
-    pack_transposed(p.q, f.ops, b, h, q0, nq, p.head_dim, s.qt, f.nq_pad);
+    pack_transposed(p.q, f.ops, b, h, heads, q0, nq, p.head_dim, s.qt, f.nq_pad);
   }
   // A sink enters as a first "key" with logit s_h and no value: m = s_h, l = exp(s_h - m) = 1, acc = 0.
-  const float sink = p.sinks != nullptr ? p.sinks[h] : -std::numeric_limits<float>::infinity();
+  const auto sink_of = [&](int64_t col) {
+    return p.sinks != nullptr ? p.sinks[h + std::min(col / nq, heads - 1)] : -std::numeric_limits<float>::infinity();
+  };
   for (int64_t i = 0; i < f.nq_pad; ++i) {
-    s.m[i] = sink;
+    s.m[i] = sink_of(i);
     s.l[i] = p.sinks != nullptr ? 1.0f : 0.0f;
     s.any[i] = 0.0f;
   }
-  for (int64_t i = 0; i < nq * f.dv_pad; ++i) s.acc[i] = 0.0f;
+  for (int64_t i = 0; i < cols * f.dv_pad; ++i) s.acc[i] = 0.0f;
 
   bool first = true;
   for (int64_t e = sv.row_ptr[row]; e < sv.row_ptr[row + 1]; ++e) {
@@ -179,38 +191,54 @@ void forward_task(const ForwardPlan& f, const QBlockTask& task) {
       }
       const TileRegion tile{schedule, e, qb, kb, q0, nq, k0, nk};
       const bool masked = build_tile_mask(sv, tile, seg_q, seg_kv, /*kv_major=*/true, s.mask, f.nq_pad);
+      if (masked) {
+        // The heads side by side share the mask: copy the first head's columns to the others.
+        for (int64_t j = 0; j < nk; ++j) {
+          uint8_t* row = s.mask + j * f.nq_pad;
+          for (int64_t g = 1; g < heads; ++g) std::memcpy(row + g * nq, row, static_cast<size_t>(nq));
+        }
+      }
       // Partial tiles compute only the sub-blocks that hold allowed pairs; others the whole tile.
-      const RunCounts runs = product_runs(masked && f.trim ? s.mask : nullptr, f.nq_pad, nk, nq, s.kv_runs, s.q_runs);
+      const RunCounts runs = product_runs(masked && f.trim ? s.mask : nullptr, f.nq_pad, nk, cols, s.kv_runs, s.q_runs);
       scores(f, s, b, kvh, k0, nk, s.kv_runs, runs.rows);
       if (!masked) {
-        for (int64_t i = 0; i < nq; ++i) s.any[i] = 1.0f;
+        for (int64_t i = 0; i < cols; ++i) s.any[i] = 1.0f;
       }
       f.ops.softmax_step(SoftmaxStep{s.st, f.nq_pad, nk, f.nq_pad, masked ? s.mask : nullptr, f.nq_pad, p.mask_value,
                                      p.soft_cap, logit_scale(p), s.m, s.l, s.any, s.alpha});
       // Nothing is accumulated before the first tile, so its rescale (by 0) can be skipped.
-      if (!first) f.ops.scale_rows(s.acc, f.dv_pad, nq, f.dv_pad, s.alpha);
+      if (!first) f.ops.scale_rows(s.acc, f.dv_pad, cols, f.dv_pad, s.alpha);
       first = false;
       accumulate_values(f, s, b, kvh, k0, nk, s.q_runs, runs.cols);
     }
   }
 
   // Normalise. A query that saw no allowed key gets out = 0 and logsumexp = its sink (-inf without).
-  for (int64_t i = 0; i < nq; ++i) {
+  for (int64_t i = 0; i < cols; ++i) {
     float* out = s.acc + i * f.dv_pad;
     if (s.any[i] == 0.0f) {
       for (int64_t c = 0; c < p.head_dim_v; ++c) out[c] = 0.0f;
-      s.lse[i] = sink;
+      s.lse[i] = sink_of(i);
       continue;
     }
     const float inv = 1.0f / s.l[i];
     for (int64_t c = 0; c < p.head_dim_v; ++c) out[c] *= inv;
     s.lse[i] = s.m[i] + std::log(s.l[i]);
   }
-  store_rows(p.out, f.ops, b, h, q0, nq, p.head_dim_v, s.acc, f.dv_pad);
-  if (p.save_lse && p.lse.ptr != nullptr) store_row_values(p.lse, b, h, q0, nq, s.lse);
+  for (int64_t g = 0; g < heads; ++g) {
+    store_rows(p.out, f.ops, b, h + g, q0, nq, p.head_dim_v, s.acc + g * nq * f.dv_pad, f.dv_pad);
+    if (p.save_lse && p.lse.ptr != nullptr) store_row_values(p.lse, b, h + g, q0, nq, s.lse + g * nq);
+  }
 }
 
 }  // namespace
+
+int64_t forward_heads_per_task(const AttentionParams& p, const RunOptions& options) {
+  if (options.pack_heads == 0) return 1;
+  // Only while the heads' columns fit one ordinary tile and every thread keeps two tasks.
+  const int64_t tile_q = std::min<int64_t>(p.fwd.block_q, p.q_seq);
+  return heads_per_task_for(p, p.fwd, tile_q, kMaxPackedColumns, 2 * int64_t{call_threads(p, options)});
+}
 
 void forward_with(const AttentionParams& p, const RunOptions& options) {
   const TileOps& ops = tile_ops(options.max_isa, options.bf16_dots != 0);
@@ -220,6 +248,7 @@ void forward_with(const AttentionParams& p, const RunOptions& options) {
   const bool bf16_dots = ops.gemm_bf16_nn != nullptr && p.q.dtype == DType::BF16 && p.k.dtype == DType::BF16 &&
                          p.v.dtype == DType::BF16;
   const int64_t tile_q = std::min<int64_t>(sv.block_q, p.q_seq);
+  const int64_t heads_per_task = forward_heads_per_task(p, options);
   const ForwardPlan f{p,
                       ops,
                       sv,
@@ -229,13 +258,14 @@ void forward_with(const AttentionParams& p, const RunOptions& options) {
                       tile_q,
                       std::min(kc, p.kv_seq),
                       p.heads / p.kv_heads,
-                      round_up(tile_q, ops.vec),
+                      heads_per_task,
+                      round_up(heads_per_task * tile_q, ops.vec),
                       round_up(p.head_dim_v, ops.vec),
                       (p.head_dim + 1) / 2,
                       bf16_dots,
                       p.mask_value < kTrimMaskValueBelow && options.trim_tiles != 0,
                       SegmentSkip(p, sv.block_q, block_kv, options.segment_skip != 0)};
-  const std::vector<QBlockTask> tasks = q_block_tasks(p, sv);
+  const std::vector<QBlockTask> tasks = q_block_tasks(p, sv, heads_per_task);
   advise_huge_pages(p.out, p.batch, p.heads, p.q_seq, p.head_dim_v);
   parallel_for(static_cast<int64_t>(tasks.size()), call_threads(p, options),
                [&](int64_t t) {

@@ -84,15 +84,18 @@ const float* b_operand(const TensorRef& t, const TileOps& ops, int64_t b, int64_
   return scratch;
 }
 
-void pack_transposed(const TensorRef& t, const TileOps& ops, int64_t b, int64_t h, int64_t row0, int64_t rows,
-                     int64_t cols, float* dst, int64_t dst_ld) {
-  const int64_t offset = slab_offset(t, b, h, row0);
-  if (t.dtype == DType::F32 && t.seq_stride == 1) {
-    // Seq-minor: each column of the tile is already contiguous.
-    for (int64_t c = 0; c < cols; ++c) {
-      std::memcpy(dst + c * dst_ld, element_ptr(t, offset + c * t.dim_stride), static_cast<size_t>(rows) * 4);
+void pack_transposed(const TensorRef& t, const TileOps& ops, int64_t b, int64_t h, int64_t heads, int64_t row0,
+                     int64_t rows, int64_t cols, float* dst, int64_t dst_ld) {
+  for (int64_t g = 0; g < heads; ++g) {
+    const int64_t offset = slab_offset(t, b, h + g, row0);
+    float* head_dst = dst + g * rows;
+    if (t.dtype == DType::F32 && t.seq_stride == 1) {
+      // Seq-minor: each column of the tile is already contiguous.
+      for (int64_t c = 0; c < cols; ++c) {
+        std::memcpy(head_dst + c * dst_ld, element_ptr(t, offset + c * t.dim_stride), static_cast<size_t>(rows) * 4);
+      }
+      continue;
     }
-  } else {
     // Blocks of rows are converted first, then written out column by column in runs of kRun.
     constexpr int64_t kRun = 16;
     thread_local std::vector<float> rows_f32;
@@ -101,13 +104,13 @@ void pack_transposed(const TensorRef& t, const TileOps& ops, int64_t b, int64_t 
       const int64_t n = rows - r0 < kRun ? rows - r0 : kRun;
       for (int64_t i = 0; i < n; ++i) gather_row(t, ops, offset + (r0 + i) * t.seq_stride, cols, &rows_f32[i * cols]);
       for (int64_t c = 0; c < cols; ++c) {
-        float* out = dst + c * dst_ld + r0;
+        float* out = head_dst + c * dst_ld + r0;
         for (int64_t i = 0; i < n; ++i) out[i] = rows_f32[i * cols + c];
       }
     }
   }
   for (int64_t c = 0; c < cols; ++c) {
-    for (int64_t r = rows; r < dst_ld; ++r) dst[c * dst_ld + r] = 0.0f;
+    for (int64_t r = heads * rows; r < dst_ld; ++r) dst[c * dst_ld + r] = 0.0f;
   }
 }
 
@@ -165,20 +168,23 @@ const uint32_t* pair_columns(const TensorRef& t, int64_t b, int64_t h, int64_t r
   return scratch;
 }
 
-void pack_pairs_transposed(const TensorRef& t, int64_t b, int64_t h, int64_t row0, int64_t rows, int64_t cols,
-                           uint32_t* dst, int64_t dst_ld) {
-  const int64_t offset = slab_offset(t, b, h, row0);
+void pack_pairs_transposed(const TensorRef& t, int64_t b, int64_t h, int64_t heads, int64_t row0, int64_t rows,
+                           int64_t cols, uint32_t* dst, int64_t dst_ld) {
   const int64_t words = (cols + 1) / 2;
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t row = offset + r * t.seq_stride;
-    for (int64_t p = 0; p < words; ++p) {
-      const uint32_t lo = load_bits(t, row + 2 * p * t.dim_stride);
-      const uint32_t hi = 2 * p + 1 < cols ? load_bits(t, row + (2 * p + 1) * t.dim_stride) : 0u;
-      dst[p * dst_ld + r] = lo | (hi << 16);
+  for (int64_t g = 0; g < heads; ++g) {
+    const int64_t offset = slab_offset(t, b, h + g, row0);
+    uint32_t* head_dst = dst + g * rows;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t row = offset + r * t.seq_stride;
+      for (int64_t p = 0; p < words; ++p) {
+        const uint32_t lo = load_bits(t, row + 2 * p * t.dim_stride);
+        const uint32_t hi = 2 * p + 1 < cols ? load_bits(t, row + (2 * p + 1) * t.dim_stride) : 0u;
+        head_dst[p * dst_ld + r] = lo | (hi << 16);
+      }
     }
   }
   for (int64_t p = 0; p < words; ++p) {
-    for (int64_t r = rows; r < dst_ld; ++r) dst[p * dst_ld + r] = 0u;
+    for (int64_t r = heads * rows; r < dst_ld; ++r) dst[p * dst_ld + r] = 0u;
   }
 }
 

@@ -35,9 +35,11 @@ AOperand a_operand(const TensorRef& t, const TileOps& ops, int64_t b, int64_t h,
 const float* b_operand(const TensorRef& t, const TileOps& ops, int64_t b, int64_t h, int64_t row0, int64_t rows,
                        int64_t cols, float* scratch, int64_t* ld);
 
-// dst[c * dst_ld + r] = tile[r][c] for r < rows, c < cols; entries r in [rows, dst_ld) are zero.
-void pack_transposed(const TensorRef& t, const TileOps& ops, int64_t b, int64_t h, int64_t row0, int64_t rows,
-                     int64_t cols, float* dst, int64_t dst_ld);
+// dst[c * dst_ld + g * rows + r] = tile of head h + g [r][c] for g < heads, r < rows, c < cols: the tiles of
+// `heads` consecutive heads side by side (grouped-query heads packed into one task); entries from
+// heads * rows to dst_ld are zero.
+void pack_transposed(const TensorRef& t, const TileOps& ops, int64_t b, int64_t h, int64_t heads, int64_t row0,
+                     int64_t rows, int64_t cols, float* dst, int64_t dst_ld);
 
 // Writes src rows (f32, src_ld) into the tensor rows [row0, row0 + rows), converted to its dtype.
 void store_rows(const TensorRef& t, const TileOps& ops, int64_t b, int64_t h, int64_t row0, int64_t rows,
@@ -58,9 +60,10 @@ void prefetch_rows(const TensorRef& t, int64_t b, int64_t h, int64_t row0, int64
 const uint32_t* pair_columns(const TensorRef& t, int64_t b, int64_t h, int64_t row0, int64_t rows, int64_t cols,
                              uint32_t* scratch, int64_t* ld);
 
-// Transposed words: dst[p * dst_ld + r] = (tile[r][2p], tile[r][2p+1]); r in [rows, dst_ld) zero.
-void pack_pairs_transposed(const TensorRef& t, int64_t b, int64_t h, int64_t row0, int64_t rows, int64_t cols,
-                           uint32_t* dst, int64_t dst_ld);
+// Transposed words: dst[p * dst_ld + g * rows + r] = (tile[r][2p], tile[r][2p+1]) of head h + g, for
+// `heads` heads side by side as pack_transposed; entries from heads * rows to dst_ld are zero.
+void pack_pairs_transposed(const TensorRef& t, int64_t b, int64_t h, int64_t heads, int64_t row0, int64_t rows,
+                           int64_t cols, uint32_t* dst, int64_t dst_ld);
 
 // Words of 2 consecutive rows: dst[p * dst_ld + c] = (tile[2p][c], tile[2p+1][c]) (0 past the last
 // row), columns [cols, dst_ld) zero. `ops` must have pack_pairs_bf16.

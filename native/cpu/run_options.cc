@@ -30,6 +30,7 @@ RunOptions options_from_environment() {
   o.bf16_dots = is(std::getenv("SPLASH_CPU_BF16"), "0") ? 0 : 1;
   o.segment_skip = is(std::getenv("SPLASH_SEGMENT_SKIP"), "0") ? 0 : 1;
   o.trim_tiles = is(std::getenv("SPLASH_TRIM_TILES"), "0") ? 0 : 1;
+  o.pack_heads = is(std::getenv("SPLASH_PACK_HEADS"), "0") ? 0 : 1;
   return o;
 }
 

@@ -25,6 +25,7 @@ struct RunOptions {
   int32_t bf16_dots;     // 1: all-bf16 forwards use bf16 dot products (avx512_bf16, BFDOT) where the CPU has them
   int32_t segment_skip;  // 1: skip block pairs whose segment ids cannot meet
   int32_t trim_tiles;    // 1: partial tiles skip their sub-blocks without an allowed pair (cpu/tile_spans.h)
+  int32_t pack_heads;    // 1: forwards with short q-blocks run the query heads of a kv head in one task
   // When set and it turns true, the call stops at its next block row (task) by throwing Cancelled;
   // the outputs are then partly written and must be discarded.
   const std::atomic<bool>* cancel;
@@ -40,12 +41,16 @@ inline void stop_if_cancelled(const RunOptions& options) {
 }
 
 // From SPLASH_NUM_THREADS, SPLASH_CPU_ISA (generic | avx2 | avx512 on x86-64, generic | neon on AArch64),
-// SPLASH_CPU_BF16=0, SPLASH_SEGMENT_SKIP=0 and SPLASH_TRIM_TILES=0. getenv races with a concurrent
+// SPLASH_CPU_BF16=0, SPLASH_SEGMENT_SKIP=0, SPLASH_TRIM_TILES=0 and SPLASH_PACK_HEADS=0. getenv races with a concurrent
 // setenv, so a host that changes its environment at run time (Node) reads this on the thread that owns
 // the environment and passes it along.
 RunOptions options_from_environment();
 
 void forward_with(const AttentionParams& p, const RunOptions& options);
+
+// How many query heads of one kv head each task of that forward runs side by side (1: one head per
+// task). Heads share a task when q-blocks are short, so that K and V are read once for all of them.
+int64_t forward_heads_per_task(const AttentionParams& p, const RunOptions& options);
 
 // The name of the kernel table ("avx512_bf16", "avx512", "avx2", "neon_bf16", "neon" or "generic") that
 // calls with these options run on this CPU.
