@@ -23,6 +23,10 @@ const BENCHES: Record<string, Entry> = {
     about: "the CPU kernel paths this CPU has (NEON, BFDOT, AVX2, AVX-512, portable) side by side  [--quick] [--heads 8] [--seq 2048] [--dim 128] [--json]",
   },
   js: { script: 'js.ts', about: 'JS backend forward throughput  [--heads 8] [--seq 2048] [--dim 128] [--repeats 3]' },
+  decode: {
+    script: 'decode.ts',
+    about: 'decoding-shaped forwards (few queries, long cache, grouped-query heads) against one query head per task  [--heads 32] [--kv-heads 8,32] [--queries 1,16] [--keys 1024,4096] [--dtypes …] [--json]',
+  },
   'small-calls': {
     script: 'small-calls.ts',
     about: 'time per call of small causal calls, sync and async, beside onnxruntime-node  [--backend cpu|js] [--seqs 16,128,512] [--heads 1,8] [--calls 1000] [--no-peer] [--json]',

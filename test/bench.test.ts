@@ -99,6 +99,18 @@ describe('benchmark scripts (tiny sizes)', function () {
     assert.match(out, /^causal\s+\|\s+2\s+\|\s+128\s+\|/m);
   });
 
+  it('decode times each case with heads sharing tasks and with one head per task', function () {
+    const { path: addonPath } = loadNative();
+    if (addonPath === null) this.skip(); // no native addon here
+    const { status, out } = bench(['decode', '--heads', '4', '--kv-heads', '1,4', '--dim', '32', '--queries', '1',
+      '--keys', '64', '--dtypes', 'float32', '--rounds', '1', '--calls', '1', '--json']);
+    assert.equal(status, 0, out);
+    const rows = out.trim().split('\n').map((l) => JSON.parse(l) as { kvHeads: number; headsPerTask: number; ms: number; onePerTaskMs: number });
+    assert.deepEqual(rows.map((r) => r.kvHeads), [1, 4]);
+    for (const r of rows) assert.ok(r.ms > 0 && r.onePerTaskMs > 0 && r.headsPerTask >= 1, JSON.stringify(r));
+    assert.equal(rows[1].headsPerTask, 1, 'one query head per kv head: nothing to share');
+  });
+
   it('small-calls times the four entry points per size (js here: it needs no addon)', () => {
     const { status, out } = bench(['small-calls', '--backend', 'js', '--seqs', '16', '--heads', '1', '--dim', '16',
       '--calls', '3', '--rounds', '1', '--json']);
