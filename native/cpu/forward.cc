@@ -3,12 +3,13 @@
 //
 // Scores are computed transposed, st = K·Qᵀ (kv rows x q columns): K is then read in place as the
 // broadcast operand, Qᵀ is packed once per task, and the per-query softmax statistics become plain
-// vector operations down the columns. When q-blocks are short (decoding: a few queries against a long
-// cache), a task takes several query heads of one kv head side by side as its columns, so that each K
-// and V tile is read once for all of them instead of once per head; every column's arithmetic is
-// unchanged, so results are too. The output accumulates acc += P·V with P read transposed in
+// vector operations down the columns. The output accumulates acc += P·V with P read transposed in
 // place. With bf16 inputs on a CPU with avx512_bf16 both products run on bf16 pairs (P rounded to
 // bf16, as GPU flash attention does), everything else stays f32.
+//
+// When q-blocks are short (decoding: a few queries against a long cache), a task takes several query
+// heads of one kv head side by side as its columns, so that each K and V tile is read once for all of
+// them instead of once per head. Every column's arithmetic is unchanged, so results are too.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
