@@ -580,9 +580,10 @@ describe('cpu backend', function () {
     it('every call hands the addon an object of one hidden class (sync, async, forward, backward, fused)', async () => {
       // A call object built with spreads got a hidden class of its own on every call: V8 then built a
       // new map for each call and the addon's property reads went the slow way, which cost several
-      // times a small call's kernel. %HaveSameMap is V8's own check.
+      // times a small call's kernel. %HaveSameMap and %HasFastProperties are V8's own checks.
       setFlagsFromString('--allow-natives-syntax');
       const sameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: object, b: object) => boolean;
+      const fastProperties = new Function('a', 'return %HasFastProperties(a)') as (a: object) => boolean;
       const entries = ['forwardSync', 'forward', 'backwardSync', 'backward'] as const;
       const native = addon() as unknown as Record<string, (call: object) => unknown>;
       const saved = entries.map((name) => native[name]);
@@ -610,6 +611,8 @@ describe('cpu backend', function () {
       }
       assert.equal(seen.length, 12, 'addon calls seen');
       for (const [name, call] of seen) assert.ok(sameMap(seen[0][1], call), `a ${name} call has a hidden class of its own`);
+      // Fields assigned one by one past V8's limit would make the object a dictionary: slow reads again.
+      assert.ok(fastProperties(seen[0][1]), 'the call object has fast properties');
     });
 
     it('50 concurrent forward() promises each return their own result', async () => {

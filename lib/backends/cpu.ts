@@ -77,27 +77,14 @@ function rowMajorView(data: Float32Array | Uint16Array, dtype: DType, heads: num
 }
 
 /** What differs between a forward and a backward call; null where a pass has none. */
-interface CallParts {
-  q: CpuTensorView;
-  k: CpuTensorView;
-  v: CpuTensorView;
-  out: CpuTensorView;
-  lse: CpuTensorView;
-  dout: CpuTensorView | null;
-  dq: CpuTensorView | null;
-  dk: CpuTensorView | null;
-  dv: CpuTensorView | null;
-  saveLse: boolean;
-  sinks: Float32Array | null;
-  fwdSchedule: HostScheduleHandle | null;
-  dqSchedule: HostScheduleHandle | null;
-  dkvSchedule: HostScheduleHandle | null;
-}
+type CallParts = Pick<CpuKernelCall, 'q' | 'k' | 'v' | 'out' | 'lse' | 'dout' | 'dq' | 'dk' | 'dv' | 'saveLse' | 'sinks' |
+  'fwdSchedule' | 'dqSchedule' | 'dkvSchedule'>;
 
 /**
  * The addon call: one object literal with every field, so that every call has the same hidden class.
  * Spreading the sizes and options into it made V8 build a new hidden class for each call, which cost
- * more than a small call's kernel (garbage, and slow property reads in the addon).
+ * more than a small call's kernel (garbage, and slow property reads in the addon). Assigning the fields
+ * onto a sizes object instead (Object.assign) turns it into a dictionary, which is slower still.
  */
 function kernelCall(cfg: KernelConfig, shape: CallShape, args: ForwardArgs, parts: CallParts): CpuKernelCall {
   const bs = cfg.blockSizes;
@@ -158,7 +145,7 @@ function forwardCall(cfg: KernelConfig, shape: CallShape, args: ForwardArgs): Fo
     dk: null,
     dv: null,
     saveLse: true,
-    sinks: args.sinks ?? null,
+    sinks: args.sinks,
     fwdSchedule: schedule(cfg.fwdMaskInfo),
     dqSchedule: null,
     dkvSchedule: null,

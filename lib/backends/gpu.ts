@@ -112,7 +112,7 @@ class GpuBackend implements Backend {
       maskValue: cfg.maskValue,
       softCap: cfg.attnLogitsSoftCap ?? 0,
       scale: cfg.scale,
-      sinks: args.sinks ?? null,
+      sinks: args.sinks,
       saveLse: true,
       outputOnDevice: onDevice,
       cancel: null,
@@ -178,7 +178,7 @@ class GpuBackend implements Backend {
       maskValue: cfg.maskValue,
       softCap: cfg.attnLogitsSoftCap ?? 0,
       scale: cfg.scale,
-      sinks: args.sinks ?? null,
+      sinks: args.sinks,
       outputOnDevice: device !== null,
       cancel: null,
     };
