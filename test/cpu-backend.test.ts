@@ -7,8 +7,10 @@
 // SPLASH_TEST_SCALE=small (used under AddressSanitizer) runs a smaller sample.
 
 import assert from 'node:assert/strict';
+import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Worker } from 'node:worker_threads';
 
 import { backends } from '../lib/backends/registry';
@@ -24,6 +26,7 @@ import {
   fromFloat32,
   makeSplashMHA,
   processMask,
+  tensor,
   toFloat32,
   type BlockSizes,
   type DType,
@@ -615,6 +618,36 @@ describe('cpu backend', function () {
       assert.ok(fastProperties(seen[0][1]), 'the call object has fast properties');
     });
 
+    it('inputs on a SharedArrayBuffer are read in place by async calls; any others are copied', async () => {
+      const onShared = (t: Tensor): Tensor => {
+        const data = new Float32Array(new SharedArrayBuffer(t.data.byteLength));
+        data.set(t.data as Float32Array);
+        return tensor(data, t.shape.slice(), 'float32');
+      };
+      const { q, k, v } = inputs(61);
+      const dout = randTensor([2, s, 64], 64, 'float32');
+      const want = kernel.forwardSync(q, k, v);
+      const wantGrads = kernel.backwardSync({ q, k, v, ...want, dout });
+      const bytes = (...ts: Tensor[]) => ts.reduce((n, t) => n + t.data.byteLength, 0);
+
+      const copied = await kernel.forward(q, k, v);
+      assert.equal(lastCpuCallReport()?.copiedBytes, bytes(q, k, v), 'forward: q, k and v copied');
+      const [sq, sk, sv, sdout] = [q, k, v, dout].map(onShared);
+      const inPlace = await kernel.forward(sq, sk, sv);
+      assert.equal(lastCpuCallReport()?.copiedBytes, 0, 'forward on shared memory: nothing copied');
+      for (const r of [copied, inPlace]) {
+        assertBitwise(r.out, want.out, 'out');
+        assertBitwise(r.logsumexp, want.logsumexp, 'logsumexp');
+      }
+      // The residuals are ordinary arrays here: only they are copied.
+      const g = await kernel.backward({ q: sq, k: sk, v: sv, ...inPlace, dout: sdout });
+      assert.equal(lastCpuCallReport()?.copiedBytes, bytes(inPlace.out, inPlace.logsumexp), 'backward: only out and logsumexp copied');
+      assertBitwise(g.dq, wantGrads.dq, 'dq');
+      assertBitwise(g.dk, wantGrads.dk, 'dk');
+      assertBitwise(g.dv, wantGrads.dv, 'dv');
+      assert.equal(kernel.forwardSync(sq, sk, sv).out.data.buffer instanceof SharedArrayBuffer, false, 'outputs stay ordinary arrays');
+    });
+
     it('50 concurrent forward() promises each return their own result', async () => {
       const calls = Array.from({ length: 50 }, (_, i) => inputs(1000 + 10 * i));
       const results = await Promise.all(calls.map(({ q, k, v }) => kernel.forward(q, k, v)));
@@ -761,6 +794,40 @@ describe('cpu backend', function () {
         assert.throws(() => addon().prepareSchedule(spoiled()), (e: unknown) => e instanceof RangeError && message.test(e.message));
       });
     }
+
+    it('an async call keeps the inputs it reads in place (on a SharedArrayBuffer) alive until it settles', async () => {
+      setFlagsFromString('--expose-gc');
+      const gc = runInNewContext('gc') as () => void;
+      const want = forwardCall();
+      addon().forwardSync(want);
+      // Long calls first, one per runner the dispatcher may have, so that the calls below wait in its
+      // queue while their inputs lose every JavaScript reference and are collected.
+      const big = 4096;
+      const busy = Array.from({ length: Math.max(2, availableParallelism()) }, () => addon().forward({
+        ...forwardCall(), qSeq: big, kvSeq: big, q: t(f32(big * d, 5), d, big), k: t(f32(big * d, 6), d, big),
+        v: t(f32(big * d, 7), d, big), out: t(new Float32Array(big * d), d, big), lse: t(new Float32Array(big), 1, big),
+        fwdSchedule: addon().prepareSchedule(processMask(new FullMask([big, big]), [64, 64])),
+      }));
+      const queued = Array.from({ length: 4 }, () => {
+        const c = forwardCall();
+        for (const name of ['q', 'k', 'v']) {
+          const view = c[name] as { data: Float32Array };
+          const shared = new Float32Array(new SharedArrayBuffer(view.data.byteLength));
+          shared.set(view.data);
+          view.data = shared;
+        }
+        return { out: (c.out as { data: Float32Array }).data, done: addon().forward(c) };
+      });
+      for (let i = 0; i < 3; i++) gc();
+      await new Promise((resolve) => setTimeout(resolve, 20)); // V8 frees collected buffers on its own time
+      gc();
+      await Promise.all(busy);
+      const expected = Buffer.from((want.out as { data: Float32Array }).data.buffer);
+      for (const { out, done } of queued) {
+        await done;
+        assert.ok(Buffer.from(out.buffer).equals(expected), 'out of a call whose inputs were read in place');
+      }
+    });
 
     it('a handle that is not a schedule → TypeError', () => {
       const c = forwardCall();

@@ -169,6 +169,8 @@ export interface CpuKernelCall extends AddonCallSizes {
  *  'neon_bf16', 'neon' on AArch64; 'generic' anywhere). */
 export interface CpuCallReport {
   isa: string;
+  /** Input bytes the call copied: those of an async call's inputs, except any on a SharedArrayBuffer. */
+  copiedBytes: number;
   /** Forward calls: the query heads of one kv head that each task ran side by side (1: one per task). */
   headsPerTask?: number;
 }

@@ -9,12 +9,14 @@
 //     blockKvCompute, blockKvDkvCompute, fusedBwd,
 //     fwdSchedule / dqSchedule / dkvSchedule        handles from prepareSchedule (host_schedule.h)
 //     numThreads (0 = default), headShards, cancel? (a token from cancelToken(), async calls only) }
-// Outputs are written into the caller's arrays; the call returns (resolves with) { isa, headsPerTask? },
-// the name of the kernel table that ran and, for a forward, the query heads each task ran together.
+// Outputs are written into the caller's arrays; the call returns (resolves with) { isa, copiedBytes,
+// headsPerTask? }: the name of the kernel table that ran, the input bytes copied, and for a forward the
+// query heads each task ran together.
 // JS validated the user's arguments already; this file re-checks every size, index and extent against
 // the real buffers so that no call, however wrong, can make a kernel read or write out of bounds: a
 // mismatch is a RangeError (TypeError for a wrong kind of value) naming the field. The async variants
-// copy their inputs and keep their output arrays alive until the job settles (see jobs.h).
+// copy their inputs (those on a SharedArrayBuffer are read in place) and keep their output arrays alive
+// until the job settles (see jobs.h); the result's copiedBytes says how much was copied.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -73,7 +75,8 @@ struct Call {
   AttentionParams params{};
   cpu::RunOptions options{};
   std::vector<OwnedBytes> copies;                           // async: the inputs, copied
-  std::vector<Napi::Value> outputs;                         // the output arrays (kept alive by async jobs)
+  std::vector<Napi::Value> kept;                            // outputs and in-place inputs (async jobs keep them)
+  int64_t copied_bytes = 0;                                 // async: input bytes copied into `copies`
   std::vector<std::shared_ptr<const HostSchedule>> schedules;
   int64_t temporaries = 0;                                  // bytes the kernel allocates for itself
 };
@@ -137,10 +140,12 @@ class CallReader {
 
  private:
   // Where the kernel finds an array: outputs in place (the job keeps them), inputs in place for a
-  // sync call or copied for an async one.
+  // sync call or copied for an async one. An async call reads a tensor on a SharedArrayBuffer in place
+  // too, keeping it alive: such a buffer can be neither detached nor transferred, and copying a long
+  // key/value cache on every call can cost more than the kernel.
   void* place(const Span& span, const Napi::Value& value, const std::string& path, bool output) {
     if (output) {
-      call_->outputs.push_back(value);
+      call_->kept.push_back(value);
       check_overlap(span);
       outputs_.push_back(span);
       return span.data;
@@ -148,8 +153,23 @@ class CallReader {
     inputs_.push_back(span);
     for (const Span& o : outputs_) check_disjoint(o, span);
     if (!copy_ || span.data == nullptr) return span.data;
+    if (on_shared_memory(value)) {
+      call_->kept.push_back(value);
+      return span.data;
+    }
     call_->copies.push_back(OwnedBytes::copy_of(span, path));
+    call_->copied_bytes += static_cast<int64_t>(span.bytes);
     return call_->copies.back().data();
+  }
+
+  // A typed array's buffer is an ArrayBuffer or a SharedArrayBuffer; nothing else is read in place.
+  static bool on_shared_memory(const Napi::Value& value) {
+    if (value.IsEmpty() || !value.IsTypedArray()) return false;
+    napi_value buffer = nullptr;
+    bool is_array_buffer = true;
+    return napi_get_typedarray_info(value.Env(), value, nullptr, nullptr, nullptr, &buffer, nullptr) == napi_ok &&
+           buffer != nullptr && napi_is_arraybuffer(value.Env(), buffer, &is_array_buffer) == napi_ok &&
+           !is_array_buffer;
   }
 
   // Outputs may not share memory with anything else the call reads or writes.
@@ -312,6 +332,7 @@ class CpuJob : public Job {
   Napi::Value Result(Napi::Env env) override {
     Napi::Object r = Napi::Object::New(env);
     r.Set("isa", cpu::kernel_isa(call.options));
+    r.Set("copiedBytes", static_cast<double>(call.copied_bytes));
     if (!backward_) r.Set("headsPerTask", static_cast<double>(cpu::forward_heads_per_task(call.params, call.options)));
     return r;
   }
@@ -332,8 +353,8 @@ Napi::Value RunAsync(const Napi::CallbackInfo& info, bool backward) {
   auto job = std::make_unique<CpuJob>(backward);
   read_call(info[0], backward, /*copy_inputs=*/true, &job->call);
   job->working_set_bytes = job->call.temporaries;
-  for (const Napi::Value& v : job->call.outputs) job->keep(env, v);
-  job->call.outputs.clear();
+  for (const Napi::Value& v : job->call.kept) job->keep(env, v);
+  job->call.kept.clear();
   const Napi::Value token = info[0].As<Napi::Object>().Get("cancel");
   return submit(env, std::move(job), token);
 }

@@ -7,8 +7,9 @@
 // cleanup hook cancels its running jobs, waits for them to stop (they poll the cancel flag at
 // block-row boundaries), and abandons its queued and unsettled ones, so a job never touches the memory
 // of a dead environment and nothing throws across the N-API boundary. Jobs copy their inputs when they
-// are made (Job::keep holds only outputs the call itself allocated), so detaching an input's buffer
-// while a call runs cannot pull memory from under a kernel.
+// are made, so detaching an input's buffer while a call runs cannot pull memory from under a kernel;
+// Job::keep holds the outputs the call itself allocated, and inputs on a SharedArrayBuffer, which
+// cannot be detached and are read in place.
 #pragma once
 
 #include <napi.h>
@@ -53,8 +54,9 @@ class Job {
   // returns). Exceptions reject the promise.
   virtual Napi::Value Result(Napi::Env env) = 0;
 
-  // Keeps a JS value alive until the job settles (an output array the kernel writes into). Only for
-  // values the call created itself: user-visible inputs are copied instead.
+  // Keeps a JS value alive until the job settles: an output array the kernel writes into, or an input
+  // on a SharedArrayBuffer that it reads in place. Any other input is copied instead, since its buffer
+  // could be detached while the job runs.
   // Returns the index to read it back with kept().
   size_t keep(Napi::Env env, const Napi::Value& v);
   // The value keep() returned index i for (in Result, on the JS thread).
