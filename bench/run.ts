@@ -25,7 +25,7 @@ const BENCHES: Record<string, Entry> = {
   js: { script: 'js.ts', about: 'JS backend forward throughput  [--heads 8] [--seq 2048] [--dim 128] [--repeats 3]' },
   decode: {
     script: 'decode.ts',
-    about: 'decoding-shaped forwards (few queries, long cache, grouped-query heads) against one query head per task  [--heads 32] [--kv-heads 8,32] [--queries 1,16] [--keys 1024,4096] [--dtypes …] [--json]',
+    about: 'decoding-shaped forwards (few queries, long cache, grouped-query heads) against one query head per task  [--heads 32] [--kv-heads 8,32] [--queries 1,16] [--keys 1024,4096] [--dtypes …] [--async] [--json]',
   },
   'small-calls': {
     script: 'small-calls.ts',
