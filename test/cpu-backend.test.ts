@@ -1,8 +1,9 @@
 // The native 'cpu' backend against the float64 reference: a seeded sample of JAX's splash test grid
 // (every value of every axis appears), all three dtypes and layouts, odd sizes, every instruction-set
-// path, then the guarantees around it: segment skipping, the skipping of empty sub-blocks and the
-// thread count never change a bit, async calls (50 at once, and in worker threads) agree with sync
-// ones, and a wrong call straight to the addon is a RangeError, never a crash.
+// path, then the guarantees around it: segment skipping, the skipping of empty sub-blocks, query heads
+// sharing a forward task and the thread count never change a bit; async calls (50 at once, in worker
+// threads, on inputs in shared memory that they read in place) agree with sync ones; every call hands
+// the addon one hidden class; and a wrong call straight to the addon is a RangeError, never a crash.
 //
 // SPLASH_TEST_SCALE=small (used under AddressSanitizer) runs a smaller sample.
 
