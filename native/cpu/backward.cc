@@ -591,7 +591,7 @@ void backward_with(const AttentionParams& p, const RunOptions& options) {
   const Common c{p,
                  ops,
                  options.segment_skip != 0,
-                 p.mask_value < kTrimMaskValueBelow && options.trim_tiles != 0,
+                 trims_tiles(p, options),
                  p.heads / p.kv_heads,
                  round_up(p.head_dim, ops.vec),
                  round_up(p.head_dim_v, ops.vec),

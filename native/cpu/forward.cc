@@ -264,7 +264,7 @@ void forward_with(const AttentionParams& p, const RunOptions& options) {
                       round_up(p.head_dim_v, ops.vec),
                       (p.head_dim + 1) / 2,
                       bf16_dots,
-                      p.mask_value < kTrimMaskValueBelow && options.trim_tiles != 0,
+                      trims_tiles(p, options),
                       SegmentSkip(p, sv.block_q, block_kv, options.segment_skip != 0)};
   const std::vector<QBlockTask> tasks = q_block_tasks(p, sv, heads_per_task);
   advise_huge_pages(p.out, p.batch, p.heads, p.q_seq, p.head_dim_v);

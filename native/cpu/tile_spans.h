@@ -12,6 +12,9 @@
 
 #include <cstdint>
 
+#include "splash/cpu_kernels.h"
+#include "splash/params.h"
+
 namespace splash {
 namespace cpu {
 
@@ -19,6 +22,12 @@ constexpr int64_t kSpan = 16;
 constexpr float kTrimMaskValueBelow = -1e30f;
 
 inline int64_t span_groups(int64_t n) { return (n + kSpan - 1) / kSpan; }
+
+// Whether a call's partial tiles leave out their sub-blocks without an allowed pair: only with a mask
+// value below kTrimMaskValueBelow, and unless SPLASH_TRIM_TILES=0 switched it off.
+inline bool trims_tiles(const AttentionParams& p, const RunOptions& options) {
+  return p.mask_value < kTrimMaskValueBelow && options.trim_tiles != 0;
+}
 
 // Lines [first, first + count) of one side of a tile (its rows, or its columns) that need the same range
 // [lo, hi) of the other side.
