@@ -58,6 +58,7 @@ if (!files.includes("prebuilds/linux-arm64/splash-attention.node")) {
 # Its dependencies are plain JavaScript, so the host npm installs it; the arm64 Node then loads it.
 # --ignore-scripts: the install script (node-gyp-build) would look for a host (x64) addon; grid.js asks
 # node-gyp-build on arm64 instead.
+cache_dependencies "$ROOT"
 mkdir -p "$WORK/project"
 cd "$WORK/project"
 echo '{ "name": "arm64-check", "version": "1.0.0", "private": true }' > package.json

@@ -7,8 +7,8 @@
 # Writes <workdir>/pack.json (npm pack --json, with the file list), <workdir>/install.log and
 # <workdir>/load.json (what the installed package loaded). Reuses prebuilds/<platform>-<arch>/ when the repo has them (CI runs
 # `npm run prebuildify` first); otherwise builds them in a scratch copy, leaving the repo untouched.
-# Needs node-gyp-build and node-addon-api in the npm cache (a normal `npm install` of the repo puts
-# them there): the install runs with --offline.
+# The install itself runs with --offline; the package's dependencies are put in the npm cache first
+# (from the registry once, from the cache after that).
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -49,7 +49,10 @@ fi
 npm pack --ignore-scripts --json --pack-destination "$WORK" > "$WORK/pack.json"
 TARBALL="$WORK/$(node -p "require('$WORK/pack.json')[0].filename")"
 
-# ---- 4. install it with no compiler on PATH ---------------------------------------------------------
+# ---- 4. its dependencies in the npm cache, for the offline install ---------------------------------
+cache_dependencies "$STAGE"
+
+# ---- 5. install it with no compiler on PATH ---------------------------------------------------------
 BIN="$WORK/bin"
 tools_only "$BIN" node npm npx sh bash env cat ls mkdir rm cp mv ln chmod uname dirname basename sed grep tar gzip
 for tool in cc c++ gcc g++ clang clang++ make cmake ninja nvcc hipcc; do
@@ -69,7 +72,7 @@ PATH="$BIN" npm install --offline --no-audit --no-fund --foreground-scripts --lo
 cat "$WORK/install.log"
 if [ "$status" != 0 ]; then echo "pack-install: npm install failed ($status)" >&2; exit "$status"; fi
 
-# ---- 5. what the installed package loads ------------------------------------------------------------
+# ---- 6. what the installed package loads ------------------------------------------------------------
 PATH="$BIN" node -e '
 const fs = require("fs");
 const path = require("path");

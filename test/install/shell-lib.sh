@@ -24,3 +24,15 @@ tools_only() {
     if [ -n "$p" ]; then ln -sf "$p" "$bin/$tool"; fi
   done
 }
+
+# cache_dependencies <package dir>: puts the runtime dependencies of <package dir>/package.json in the
+# npm cache (from the registry once, from the cache after that), so that installing the packed tarball
+# with --offline can resolve them: npm resolves a tarball's dependency ranges from their full registry
+# metadata, which installing the repo from its lockfile does not leave in the cache.
+cache_dependencies() {
+  deps=$(cd "$1" && node -p "Object.entries(require('./package.json').dependencies || {}).map(([n, r]) => n + '@' + r).join(' ')")
+  if [ -n "$deps" ] && ! npm cache add --prefer-offline $deps; then
+    printf 'cannot put %s in the npm cache (the registry is needed once)\n' "$deps" >&2
+    return 1
+  fi
+}
