@@ -19,7 +19,7 @@ interface LoadResult {
 }
 
 describe('npm pack + install from prebuilds', function () {
-  this.timeout(6 * 60_000);  // builds the prebuilds first when the repo has none (CUDA: about a minute)
+  this.timeout(6 * 60_000);  // builds a CPU-only prebuild first when the repo has none
   let work: string;
   let run: ReturnType<typeof spawnSync>;
   let files: string[];

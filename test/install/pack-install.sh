@@ -6,7 +6,8 @@
 #
 # Writes <workdir>/pack.json (npm pack --json, with the file list), <workdir>/install.log and
 # <workdir>/load.json (what the installed package loaded). Reuses prebuilds/<platform>-<arch>/ when the repo has them (CI runs
-# `npm run prebuildify` first); otherwise builds them in a scratch copy, leaving the repo untouched.
+# `npm run prebuildify` first); otherwise builds a CPU-only one in a scratch copy, leaving the repo
+# untouched.
 # The install itself runs with --offline; the package's dependencies are put in the npm cache first
 # (from the registry once, from the cache after that).
 set -eu
@@ -31,8 +32,10 @@ cd "$STAGE"
 if ls "prebuilds/$PLATFORM/"*.node >/dev/null 2>&1; then
   echo "pack-install: reusing prebuilds/$PLATFORM from the repo"
 else
+  # CPU only unless SPLASH_CUDA / SPLASH_HIP say otherwise: the GPU parts took minutes of a fresh
+  # machine's `npm test` on 2 cores, and CI checks them by prebuilding with CUDA and HIP before npm test.
   echo "pack-install: no prebuilds/$PLATFORM in the repo; building them (npm run prebuildify)"
-  npm run prebuildify
+  SPLASH_CUDA="${SPLASH_CUDA:-0}" SPLASH_HIP="${SPLASH_HIP:-0}" npm run prebuildify
 fi
 
 # ---- 2. dist/: the real TypeScript build, or a throwaway entry while lib/index.ts does not exist --
