@@ -55,10 +55,10 @@ if (!files.includes("prebuilds/linux-arm64/splash-attention.node")) {
   console.error("run-qemu: the tarball lacks prebuilds/linux-arm64/splash-attention.node"); process.exit(1);
 }' "$WORK/pack.json"
 
+cache_dependencies "$ROOT"  # for the offline install below
 # Its dependencies are plain JavaScript, so the host npm installs it; the arm64 Node then loads it.
 # --ignore-scripts: the install script (node-gyp-build) would look for a host (x64) addon; grid.js asks
 # node-gyp-build on arm64 instead.
-cache_dependencies "$ROOT"
 mkdir -p "$WORK/project"
 cd "$WORK/project"
 echo '{ "name": "arm64-check", "version": "1.0.0", "private": true }' > package.json
